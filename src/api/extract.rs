@@ -1,0 +1,191 @@
+//! Our own extractors, so every rejection is a problem+json `ApiError`
+//! rather than axum's plain-text default.
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, FromRequestParts, Path, Request},
+    http::{HeaderMap, header, request::Parts},
+};
+use serde_json::Value;
+use std::collections::HashMap;
+
+use crate::{app::AppState, auth::AuthUser, db::Precondition, error::ApiError};
+
+/// Largest accepted request body, in bytes (exactly this many is accepted).
+pub const MAX_BODY_BYTES: usize = 65_536;
+
+/// A JSON request body: media type checked, size capped, syntax checked.
+/// Field validation is the handler's, so it can rank 404 above 422.
+pub struct JsonBody(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _: &S) -> Result<Self, ApiError> {
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        let is_json = is_json(request.headers());
+        let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
+            .await
+            .map_err(|err| {
+                let too_large = std::error::Error::source(&err)
+                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+                if too_large {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::malformed_json("the request body could not be read")
+                }
+            })?;
+        parse_json(&bytes, is_json).map(Self)
+    }
+}
+
+fn parse_json(bytes: &Bytes, is_json: bool) -> Result<Value, ApiError> {
+    if bytes.is_empty() {
+        return Err(ApiError::malformed_json(
+            "the request body is empty; a JSON object is expected",
+        ));
+    }
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|err| ApiError::malformed_json(format!("the request body is not valid JSON: {err}")))
+}
+
+/// `application/json`, with any parameters (such as `charset`).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// The `{id}` of a task route: a positive 64-bit integer, or no task at all.
+pub struct TaskId(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for TaskId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let params = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::NotFound)?;
+        params
+            .get("id")
+            .and_then(|raw| raw.parse::<i64>().ok())
+            .filter(|id| *id > 0)
+            .map(Self)
+            .ok_or(ApiError::NotFound)
+    }
+}
+
+/// The caller of a `/api/{user_id}/…` route, who must be the user the path
+/// names (403 otherwise), checked right after authentication.
+pub struct CompatUser(pub AuthUser);
+
+impl FromRequestParts<AppState> for CompatUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let user = AuthUser::from_request_parts(parts, state).await?;
+        let params = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::Forbidden)?;
+        if params.get("user_id").map(String::as_str) != Some(user.identity.sub.as_str()) {
+            return Err(ApiError::Forbidden);
+        }
+        Ok(Self(user))
+    }
+}
+
+/// The `If-Match` condition (RFC 9110 §13.1.1, strong comparison).
+pub struct IfMatch(pub Precondition);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Ok(Self(parse_if_match(&parts.headers)))
+    }
+}
+
+fn parse_if_match(headers: &HeaderMap) -> Precondition {
+    let values: Vec<_> = headers.get_all(header::IF_MATCH).iter().collect();
+    if values.is_empty() {
+        return Precondition::None;
+    }
+    let mut versions = Vec::new();
+    for value in values {
+        // A header that is not even ASCII matches nothing.
+        let Ok(value) = value.to_str() else { continue };
+        for member in value.split(',').map(str::trim) {
+            if member == "*" {
+                return Precondition::Any;
+            }
+            // Weak tags (W/"n") never match under strong comparison.
+            if let Some(version) = member
+                .strip_prefix('"')
+                .and_then(|m| m.strip_suffix('"'))
+                .and_then(|m| m.parse::<i64>().ok())
+            {
+                versions.push(version);
+            }
+        }
+    }
+    Precondition::Versions(versions)
+}
+
+/// A validated `Idempotency-Key` header, when present.
+pub struct IdempotencyKey(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let Some(value) = parts.headers.get("idempotency-key") else {
+            return Ok(Self(None));
+        };
+        let bad = || {
+            ApiError::bad_param(
+                "Idempotency-Key",
+                "must be 1-255 printable ASCII characters",
+            )
+        };
+        let bytes = value.as_bytes();
+        if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(|b| (0x20..=0x7e).contains(b)) {
+            return Err(bad());
+        }
+        let key = std::str::from_utf8(bytes).map_err(|_| bad())?;
+        Ok(Self(Some(key.to_owned())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn if_match(v: &str) -> Precondition {
+        let mut h = HeaderMap::new();
+        h.insert(header::IF_MATCH, HeaderValue::from_str(v).unwrap());
+        parse_if_match(&h)
+    }
+
+    #[test]
+    fn if_match_uses_strong_comparison() {
+        assert_eq!(if_match("*"), Precondition::Any);
+        assert_eq!(if_match("\"3\""), Precondition::Versions(vec![3]));
+        assert_eq!(if_match("\"1\", \"4\""), Precondition::Versions(vec![1, 4]));
+        assert_eq!(if_match("W/\"3\""), Precondition::Versions(vec![]));
+        assert_eq!(if_match("3"), Precondition::Versions(vec![]));
+        assert_eq!(parse_if_match(&HeaderMap::new()), Precondition::None);
+    }
+}

@@ -1,0 +1,39 @@
+//! The caller's own user record: `GET` and `DELETE /api/v1/me`.
+
+use axum::{
+    Json,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+
+use crate::{app::AppState, auth::AuthUser, error::ApiError, task::format_ts};
+
+/// `GET /api/v1/me`: the user row and task counts.
+pub async fn get_me(State(state): State<AppState>, user: AuthUser) -> Result<Response, ApiError> {
+    let Some(me) = state.store.get_user(user.id()).await? else {
+        // Deleted between authentication and this read.
+        return Err(ApiError::NotFound);
+    };
+    Ok(Json(json!({
+        "id": me.id,
+        "email": me.email,
+        "name": me.name,
+        "created_at": format_ts(&me.created_at),
+        "updated_at": format_ts(&me.updated_at),
+        "task_counts": {
+            "total": me.total,
+            "pending": me.total - me.completed,
+            "completed": me.completed,
+        },
+    }))
+    .into_response())
+}
+
+/// `DELETE /api/v1/me`: the user and all their data, in one statement.
+pub async fn delete_me(State(state): State<AppState>, user: AuthUser) -> Result<Response, ApiError> {
+    state.store.delete_user(user.id()).await?;
+    state.known_users.forget(user.id());
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

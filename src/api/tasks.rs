@@ -1,0 +1,360 @@
+//! The task resource under `/api/v1/tasks`. The operations are written once
+//! here and shared with the compatibility routes, which differ only in the
+//! list's shape and in where `Location` points.
+
+use axum::{
+    Json,
+    extract::{OriginalUri, RawQuery, State},
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::extract::{IdempotencyKey, IfMatch, JsonBody, TaskId};
+use crate::{
+    app::AppState,
+    auth::AuthUser,
+    db::{Change, Created, IdempotentRequest, Precondition, WriteOutcome},
+    error::ApiError,
+    listing::{COMPAT_LIMITS, ListQuery, ListSpec, V1_LIMITS},
+    task::{self, Task, TaskPatch},
+};
+
+/// Which family of routes is being served.
+#[derive(Clone, Copy)]
+pub(super) enum Flavor {
+    V1,
+    Compat,
+}
+
+impl Flavor {
+    /// Where the task `id` of `user` lives under this family of routes.
+    fn location(self, user: &AuthUser, id: i64) -> String {
+        match self {
+            Self::V1 => format!("/api/v1/tasks/{id}"),
+            Self::Compat => {
+                let user = percent_encoding::utf8_percent_encode(
+                    user.id(),
+                    percent_encoding::NON_ALPHANUMERIC,
+                );
+                format!("/api/{user}/tasks/{id}")
+            }
+        }
+    }
+}
+
+/// A task body with its `ETag` (and `Location` for creates).
+fn task_response(status: StatusCode, body: Vec<u8>, version: i64, location: Option<String>) -> Response {
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{version}\"")) {
+        headers.insert(header::ETAG, etag);
+    }
+    if let Some(location) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        headers.insert(header::LOCATION, location);
+    }
+    response
+}
+
+fn render(task: &Task) -> Vec<u8> {
+    // A Task is strings, numbers and booleans: serialisation cannot fail.
+    serde_json::to_vec(task).unwrap_or_default()
+}
+
+fn render_string(task: &Task) -> String {
+    String::from_utf8(render(task)).unwrap_or_default()
+}
+
+fn ok_task(task: &Task) -> Response {
+    task_response(StatusCode::OK, render(task), task.version, None)
+}
+
+/// 404 when the task is not the caller's; otherwise the validation errors.
+async fn rank_invalid_body(
+    state: &AppState,
+    user: &AuthUser,
+    id: i64,
+    errors: Vec<crate::error::FieldError>,
+) -> ApiError {
+    match state.store.task_exists(user.id(), id).await {
+        Ok(true) => ApiError::Validation(errors),
+        Ok(false) => ApiError::NotFound,
+        Err(err) => err.into(),
+    }
+}
+
+fn outcome(result: WriteOutcome<Task>) -> Result<Response, ApiError> {
+    match result {
+        WriteOutcome::Done(task) => Ok(ok_task(&task)),
+        WriteOutcome::NotFound => Err(ApiError::NotFound),
+        WriteOutcome::PreconditionFailed => Err(ApiError::PreconditionFailed),
+    }
+}
+
+/// The v1 list body.
+#[derive(Serialize)]
+struct Page<'a> {
+    items: &'a [Task],
+    next_cursor: Option<String>,
+}
+
+pub(super) async fn list_tasks(
+    state: &AppState,
+    user: &AuthUser,
+    raw_query: Option<&str>,
+    path: &str,
+    flavor: Flavor,
+) -> Result<Response, ApiError> {
+    let (limits, compat) = match flavor {
+        Flavor::V1 => (V1_LIMITS, false),
+        Flavor::Compat => (COMPAT_LIMITS, true),
+    };
+    let query = ListQuery::parse(raw_query, limits, compat)?;
+    let after = query
+        .cursor
+        .as_deref()
+        .map(|c| state.cursor_key.decode(user.id(), &query, c))
+        .transpose()?;
+    let spec = ListSpec {
+        user_id: user.id().to_owned(),
+        filters: query.filters.clone(),
+        sort: query.sort,
+        limit: query.limit,
+        offset: query.offset.unwrap_or(0),
+        after,
+    };
+    let mut items = state.store.list_tasks(&spec).await?;
+    let more = items.len() > query.limit as usize;
+    items.truncate(query.limit as usize);
+    let next_cursor = more
+        .then(|| items.last().map(|last| state.cursor_key.encode(user.id(), &query, last)))
+        .flatten();
+    match flavor {
+        Flavor::V1 => Ok(Json(Page {
+            items: &items,
+            next_cursor,
+        })
+        .into_response()),
+        Flavor::Compat => {
+            let mut response = Json(&items).into_response();
+            if let Some(cursor) = next_cursor {
+                let link = format!("<{}>; rel=\"next\"", next_page_url(path, raw_query, &cursor));
+                if let Ok(link) = HeaderValue::from_str(&link) {
+                    response.headers_mut().insert(header::LINK, link);
+                }
+            }
+            Ok(response)
+        }
+    }
+}
+
+/// The same path and query with `cursor` replacing any cursor or offset.
+fn next_page_url(path: &str, raw_query: Option<&str>, cursor: &str) -> String {
+    let mut pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(raw_query.unwrap_or("")).unwrap_or_default();
+    pairs.retain(|(k, _)| k != "cursor" && k != "offset");
+    pairs.push(("cursor".to_owned(), cursor.to_owned()));
+    let query = serde_urlencoded::to_string(&pairs).unwrap_or_default();
+    format!("{path}?{query}")
+}
+
+pub(super) async fn create_task(
+    state: &AppState,
+    user: &AuthUser,
+    key: Option<String>,
+    body: &Value,
+    flavor: Flavor,
+) -> Result<Response, ApiError> {
+    let input = task::parse_input(body).map_err(ApiError::Validation)?;
+    let now = task::now();
+    let ttl = chrono::Duration::from_std(state.idempotency_ttl).unwrap_or(chrono::Duration::days(1));
+    let idempotency = key.map(|key| IdempotentRequest {
+        key,
+        fingerprint: task::sha256_hex(input.fingerprint_json().as_bytes()),
+        not_before: now - ttl,
+    });
+    // At most one retry: after re-creating a user row that vanished.
+    for attempt in 0..2 {
+        let created = state
+            .store
+            .create_task(user.id(), &input, now, idempotency.as_ref(), render_string)
+            .await?;
+        match created {
+            Created::New(task) => {
+                let location = flavor.location(user, task.id);
+                return Ok(task_response(StatusCode::CREATED, render(&task), task.version, Some(location)));
+            }
+            Created::Replay(body) => {
+                let stored: Value = serde_json::from_str(&body)
+                    .map_err(|e| ApiError::Internal(anyhow::anyhow!("corrupt idempotent response: {e}")))?;
+                let id = stored["id"].as_i64().unwrap_or_default();
+                let version = stored["version"].as_i64().unwrap_or(1);
+                return Ok(task_response(
+                    StatusCode::CREATED,
+                    body.into_bytes(),
+                    version,
+                    Some(flavor.location(user, id)),
+                ));
+            }
+            Created::KeyReused => {
+                return Err(ApiError::Conflict(
+                    "Idempotency-Key was already used with a different request body".to_owned(),
+                ));
+            }
+            Created::UserMissing if attempt == 0 => user.recreate(state).await?,
+            Created::UserMissing => break,
+        }
+    }
+    Err(ApiError::Internal(anyhow::anyhow!("user row vanished twice during create")))
+}
+
+pub(super) async fn get_task(state: &AppState, user: &AuthUser, id: i64) -> Result<Response, ApiError> {
+    match state.store.get_task(user.id(), id).await? {
+        Some(task) => Ok(ok_task(&task)),
+        None => Err(ApiError::NotFound),
+    }
+}
+
+pub(super) async fn replace_task(
+    state: &AppState,
+    user: &AuthUser,
+    id: i64,
+    condition: &Precondition,
+    body: &Value,
+) -> Result<Response, ApiError> {
+    let input = match task::parse_input(body) {
+        Ok(input) => input,
+        Err(errors) => return Err(rank_invalid_body(state, user, id, errors).await),
+    };
+    // A full replace is a patch that names every field.
+    let patch = TaskPatch {
+        title: Some(input.title),
+        description: Some(input.description),
+        completed: Some(input.completed),
+        priority: Some(input.priority),
+        tags: Some(input.tags),
+        due_date: Some(input.due_date),
+    };
+    let result = state
+        .store
+        .update_task(user.id(), id, &Change::Patch(patch), condition, task::now())
+        .await?;
+    outcome(result)
+}
+
+pub(super) async fn patch_task(
+    state: &AppState,
+    user: &AuthUser,
+    id: i64,
+    condition: &Precondition,
+    body: &Value,
+) -> Result<Response, ApiError> {
+    let patch = match task::parse_patch(body) {
+        Ok(patch) => patch,
+        Err(errors) => return Err(rank_invalid_body(state, user, id, errors).await),
+    };
+    let result = state
+        .store
+        .update_task(user.id(), id, &Change::Patch(patch), condition, task::now())
+        .await?;
+    outcome(result)
+}
+
+pub(super) async fn toggle_task(
+    state: &AppState,
+    user: &AuthUser,
+    id: i64,
+    condition: &Precondition,
+) -> Result<Response, ApiError> {
+    let result = state
+        .store
+        .update_task(user.id(), id, &Change::Toggle, condition, task::now())
+        .await?;
+    outcome(result)
+}
+
+pub(super) async fn delete_task(
+    state: &AppState,
+    user: &AuthUser,
+    id: i64,
+    condition: &Precondition,
+) -> Result<Response, ApiError> {
+    match state.store.delete_task(user.id(), id, condition).await? {
+        WriteOutcome::Done(()) => Ok(StatusCode::NO_CONTENT.into_response()),
+        WriteOutcome::NotFound => Err(ApiError::NotFound),
+        WriteOutcome::PreconditionFailed => Err(ApiError::PreconditionFailed),
+    }
+}
+
+/// `GET /api/v1/tasks`
+pub async fn list(
+    State(state): State<AppState>,
+    user: AuthUser,
+    OriginalUri(uri): OriginalUri,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    list_tasks(&state, &user, query.as_deref(), uri.path(), Flavor::V1).await
+}
+
+/// `POST /api/v1/tasks`
+pub async fn create(
+    State(state): State<AppState>,
+    user: AuthUser,
+    IdempotencyKey(key): IdempotencyKey,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    create_task(&state, &user, key, &body, Flavor::V1).await
+}
+
+/// `GET /api/v1/tasks/{id}`
+pub async fn get_one(
+    State(state): State<AppState>,
+    user: AuthUser,
+    TaskId(id): TaskId,
+) -> Result<Response, ApiError> {
+    get_task(&state, &user, id).await
+}
+
+/// `PUT /api/v1/tasks/{id}`
+pub async fn replace(
+    State(state): State<AppState>,
+    user: AuthUser,
+    TaskId(id): TaskId,
+    IfMatch(condition): IfMatch,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    replace_task(&state, &user, id, &condition, &body).await
+}
+
+/// `PATCH /api/v1/tasks/{id}`
+pub async fn update(
+    State(state): State<AppState>,
+    user: AuthUser,
+    TaskId(id): TaskId,
+    IfMatch(condition): IfMatch,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    patch_task(&state, &user, id, &condition, &body).await
+}
+
+/// `PATCH /api/v1/tasks/{id}/complete`
+pub async fn toggle(
+    State(state): State<AppState>,
+    user: AuthUser,
+    TaskId(id): TaskId,
+    IfMatch(condition): IfMatch,
+) -> Result<Response, ApiError> {
+    toggle_task(&state, &user, id, &condition).await
+}
+
+/// `DELETE /api/v1/tasks/{id}`
+pub async fn delete(
+    State(state): State<AppState>,
+    user: AuthUser,
+    TaskId(id): TaskId,
+    IfMatch(condition): IfMatch,
+) -> Result<Response, ApiError> {
+    delete_task(&state, &user, id, &condition).await
+}

@@ -1,0 +1,191 @@
+//! Assembly: shared state, the middleware stack, and the server's lifecycle.
+//! `Application::build` binds the listener and connects the database, so
+//! tests can start the real server on port 0 and learn the port it got.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use axum::{
+    Router,
+    extract::{MatchedPath, Request},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+};
+use tokio::net::TcpListener;
+use tower_http::{catch_panic::CatchPanicLayer, cors::CorsLayer};
+
+use crate::{
+    api,
+    auth::{KnownUsers, Verifier},
+    config::{Config, Secret},
+    db::{self, Store},
+    error::ApiError,
+    listing::CursorKey,
+    request_id,
+};
+
+/// How many users' profiles the auth layer remembers (see `KnownUsers`).
+const KNOWN_USERS_CAPACITY: usize = 100_000;
+/// How often expired idempotency keys are deleted.
+const IDEMPOTENCY_PURGE_EVERY: Duration = Duration::from_secs(600);
+
+/// Everything a handler may need, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The storage backend chosen at start-up.
+    pub store: Arc<dyn Store>,
+    /// Token verification keys and rules.
+    pub verifier: Arc<Verifier>,
+    /// Which users are already in the database with which claims.
+    pub known_users: Arc<KnownUsers>,
+    /// Signs list cursors.
+    pub cursor_key: CursorKey,
+    /// How long idempotency keys are remembered.
+    pub idempotency_ttl: Duration,
+}
+
+/// A built server: bound, connected, migrated, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+    local_addr: SocketAddr,
+}
+
+impl Application {
+    /// Connects and migrates the database, then binds `HOST:PORT`.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let store = db::connect(&config).await?;
+        let secret = config
+            .auth_secret
+            .clone()
+            .unwrap_or_else(|| Secret::new(random_secret()));
+        let state = AppState {
+            store,
+            verifier: Arc::new(Verifier::new(
+                config.auth_secret.as_ref(),
+                config.jwt_leeway,
+                config.jwt_issuer.clone(),
+                config.jwt_audience.clone(),
+            )),
+            known_users: Arc::new(KnownUsers::new(KNOWN_USERS_CAPACITY)),
+            cursor_key: CursorKey::derive(secret.expose().as_bytes()),
+            idempotency_ttl: config.idempotency_ttl,
+        };
+        let router = router(state.clone(), &config);
+        let addr = SocketAddr::new(config.host, config.port);
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let local_addr = listener.local_addr()?;
+        Ok(Self {
+            listener,
+            router,
+            state,
+            local_addr,
+        })
+    }
+
+    /// The address actually bound (the real port when PORT=0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let purge = tokio::spawn(purge_idempotency_keys(self.state.clone()));
+        let served = axum::serve(
+            self.listener,
+            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        purge.abort();
+        served.context("server error")
+    }
+}
+
+/// A fresh random secret, for dev mode and for signing cursors when no
+/// shared secret is configured.
+pub fn random_secret() -> String {
+    let bytes: [u8; 32] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn router(state: AppState, config: &Config) -> Router {
+    let origins: Vec<_> = config
+        .cors_origins
+        .iter()
+        .filter_map(|o| o.parse().ok())
+        .collect();
+    let cors = CorsLayer::new()
+        .allow_origin(origins)
+        .allow_credentials(true)
+        .allow_methods([
+            axum::http::Method::GET,
+            axum::http::Method::POST,
+            axum::http::Method::PUT,
+            axum::http::Method::PATCH,
+            axum::http::Method::DELETE,
+        ])
+        .allow_headers([
+            axum::http::header::AUTHORIZATION,
+            axum::http::header::CONTENT_TYPE,
+            axum::http::header::IF_MATCH,
+            axum::http::HeaderName::from_static("idempotency-key"),
+            request_id::X_REQUEST_ID.clone(),
+        ])
+        .expose_headers([
+            axum::http::header::ETAG,
+            axum::http::header::LOCATION,
+            axum::http::header::LINK,
+            axum::http::header::RETRY_AFTER,
+            request_id::X_REQUEST_ID.clone(),
+        ])
+        .max_age(Duration::from_secs(600));
+    api::routes()
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state)
+        .layer(middleware::from_fn(log_request))
+        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
+            ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+        }))
+        .layer(middleware::from_fn(request_id::layer))
+        .layer(cors)
+}
+
+/// One log line per request: route template (never the query, which may
+/// hold search text), status and latency. Headers are never logged.
+async fn log_request(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "(unmatched)".to_owned());
+    let method = request.method().clone();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(
+        %method,
+        route,
+        status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}
+
+async fn purge_idempotency_keys(state: AppState) {
+    let mut tick = tokio::time::interval(IDEMPOTENCY_PURGE_EVERY);
+    loop {
+        tick.tick().await;
+        let ttl = chrono::Duration::from_std(state.idempotency_ttl).unwrap_or(chrono::Duration::days(1));
+        let cutoff = crate::task::now() - ttl;
+        match state.store.purge_idempotency_keys(cutoff).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "purged expired idempotency keys"),
+            Err(err) => tracing::warn!(error = %err, "could not purge idempotency keys"),
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! Authentication: the `AuthUser` extractor, which turns a bearer token into
+//! the id of a user that exists in the database. A handler that takes
+//! `AuthUser` cannot run for an unauthenticated request.
+
+mod known_users;
+mod token;
+
+pub use known_users::KnownUsers;
+pub use token::{Identity, Verifier, mint_hs256};
+
+use axum::{
+    extract::FromRequestParts,
+    http::{header, request::Parts},
+};
+
+use crate::{app::AppState, error::ApiError};
+
+/// The authenticated caller, known to exist in the database.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    /// The verified token's identity; `identity.sub` scopes every query.
+    pub identity: Identity,
+}
+
+impl AuthUser {
+    /// The user id every query of this request is scoped by.
+    pub fn id(&self) -> &str {
+        &self.identity.sub
+    }
+
+    /// Re-creates the user row after it vanished under us (deleted through
+    /// another instance while this one still remembered it).
+    pub async fn recreate(&self, state: &AppState) -> Result<(), ApiError> {
+        state.known_users.forget(self.id());
+        state.store.upsert_user(&self.identity, crate::task::now()).await?;
+        state.known_users.remember(&self.identity);
+        Ok(())
+    }
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer_token(parts)?;
+        let identity = state.verifier.verify(token).inspect_err(|err| {
+            // The reason is worth logging; the token never is.
+            tracing::info!(reason = %err, "token rejected");
+        })?;
+        if !state.known_users.is_current(&identity) {
+            state.store.upsert_user(&identity, crate::task::now()).await?;
+            state.known_users.remember(&identity);
+        }
+        Ok(Self { identity })
+    }
+}
+
+/// Pulls the token out of `Authorization: Bearer …`. No header, another
+/// scheme or an empty token count as "no credentials" (no `error` attribute
+/// in the challenge); anything else goes on to verification.
+fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
+    let missing = ApiError::Unauthorized {
+        invalid_token: false,
+        detail: "a bearer token is required",
+    };
+    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        return Err(missing);
+    };
+    let Ok(value) = value.to_str() else {
+        return Err(ApiError::invalid_token("the Authorization header is not valid ASCII"));
+    };
+    let value = value.trim();
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(missing);
+    }
+    let token = rest.trim();
+    if token.is_empty() {
+        return Err(missing);
+    }
+    Ok(token)
+}

@@ -1,0 +1,211 @@
+//! Configuration from the environment (and an optional `.env` file, loaded by
+//! the binary before this runs). Everything is validated up front and every
+//! problem is reported as one sentence, so a misconfigured deployment fails at
+//! start-up instead of on the first request.
+
+use std::{fmt, net::IpAddr, time::Duration};
+
+/// A value that must never reach a log line or an error body.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the few places that need the bytes.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// Shortest accepted `BETTER_AUTH_SECRET`: HS256 keys shorter than the hash
+/// output are brute-forceable, and Better Auth itself asks for 32+ characters.
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// Where the embedded default database lives, relative to the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://tasks.db";
+
+/// Every setting of the service.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `sqlite://…` or `postgres(ql)://…`; may carry a password, hence secret.
+    pub database_url: Secret,
+    /// The HS* signing secret shared with the Better Auth front end.
+    pub auth_secret: Option<Secret>,
+    /// Interface to listen on.
+    pub host: IpAddr,
+    /// Port to listen on; 0 picks a free one (tests).
+    pub port: u16,
+    /// Origins allowed by CORS (the Next.js front ends).
+    pub cors_origins: Vec<String>,
+    /// Most database connections the pool opens.
+    pub db_pool_size: u32,
+    /// How long a request waits for a database connection before a 503.
+    pub db_acquire_timeout: Duration,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`.
+    pub jwt_leeway: Duration,
+    /// Required `iss`, when set.
+    pub jwt_issuer: Option<String>,
+    /// Required `aud`, when set.
+    pub jwt_audience: Option<String>,
+    /// How long an `Idempotency-Key` is remembered.
+    pub idempotency_ttl: Duration,
+}
+
+/// Reads a variable, treating an empty value as unset (as `.env` files and
+/// shells commonly produce `VAR=`).
+fn var(lookup: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+fn parse_num<T: std::str::FromStr>(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+    default: T,
+    problems: &mut Vec<String>,
+) -> T {
+    match var(lookup, name) {
+        None => default,
+        Some(raw) => raw.parse().unwrap_or_else(|_| {
+            problems.push(format!("{name} must be a whole number, got {raw:?}."));
+            default
+        }),
+    }
+}
+
+impl Config {
+    /// Builds the configuration from a variable lookup (the process
+    /// environment in production, a map in tests). `dev` allows a missing
+    /// secret; the caller then supplies a random one.
+    pub fn from_lookup(
+        lookup: &dyn Fn(&str) -> Option<String>,
+        dev: bool,
+    ) -> Result<Self, Vec<String>> {
+        let mut problems = Vec::new();
+
+        let database_url =
+            var(lookup, "DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        if let Err(why) = crate::db::DatabaseKind::of(&database_url) {
+            problems.push(why);
+        }
+
+        let auth_secret = var(lookup, "BETTER_AUTH_SECRET").map(Secret::new);
+        match &auth_secret {
+            None if !dev => problems.push(
+                "BETTER_AUTH_SECRET is not set: set it to the secret your Better Auth front end uses (at least 32 characters), or run `tasks-api serve --dev` to use a random one for this run.".to_owned(),
+            ),
+            Some(s) if s.expose().len() < MIN_SECRET_LEN => problems.push(format!(
+                "BETTER_AUTH_SECRET is {} bytes long; it must be at least {MIN_SECRET_LEN} bytes.",
+                s.expose().len()
+            )),
+            _ => {}
+        }
+
+        let host = match var(lookup, "HOST") {
+            None => IpAddr::from([127, 0, 0, 1]),
+            Some(raw) => raw.parse().unwrap_or_else(|_| {
+                problems.push(format!("HOST must be an IP address such as 127.0.0.1 or 0.0.0.0, got {raw:?}."));
+                IpAddr::from([127, 0, 0, 1])
+            }),
+        };
+        let port = parse_num(lookup, "PORT", 8000u16, &mut problems);
+
+        let cors_origins: Vec<String> = var(lookup, "CORS_ORIGINS")
+            .unwrap_or_else(|| "http://localhost:3000".to_owned())
+            .split(',')
+            .map(|o| o.trim().trim_end_matches('/').to_owned())
+            .filter(|o| !o.is_empty())
+            .collect();
+        for origin in &cors_origins {
+            if origin == "*" {
+                problems.push("CORS_ORIGINS must list origins explicitly; `*` cannot be combined with credentialed requests.".to_owned());
+            } else if !(origin.starts_with("http://") || origin.starts_with("https://"))
+                || axum::http::HeaderValue::from_str(origin).is_err()
+            {
+                problems.push(format!("CORS_ORIGINS entry {origin:?} is not an origin such as https://app.example.com."));
+            }
+        }
+
+        let db_pool_size = parse_num(lookup, "DB_POOL_SIZE", 10u32, &mut problems);
+        if db_pool_size == 0 {
+            problems.push("DB_POOL_SIZE must be at least 1.".to_owned());
+        }
+        let acquire_ms = parse_num(lookup, "DB_ACQUIRE_TIMEOUT_MS", 5_000u64, &mut problems);
+        let leeway = parse_num(lookup, "JWT_LEEWAY_SECONDS", 60u64, &mut problems);
+        let idem_hours = parse_num(lookup, "IDEMPOTENCY_TTL_HOURS", 24u64, &mut problems);
+        if idem_hours == 0 {
+            problems.push("IDEMPOTENCY_TTL_HOURS must be at least 1.".to_owned());
+        }
+
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Self {
+            database_url: Secret::new(database_url),
+            auth_secret,
+            host,
+            port,
+            cors_origins,
+            db_pool_size,
+            db_acquire_timeout: Duration::from_millis(acquire_ms.max(1)),
+            jwt_leeway: Duration::from_secs(leeway),
+            jwt_issuer: var(lookup, "JWT_ISSUER"),
+            jwt_audience: var(lookup, "JWT_AUDIENCE"),
+            idempotency_ttl: Duration::from_secs(idem_hours * 3600),
+        })
+    }
+
+    /// Builds the configuration from the process environment.
+    pub fn from_env(dev: bool) -> Result<Self, Vec<String>> {
+        Self::from_lookup(&|name| std::env::var(name).ok(), dev)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(vars: &[(&str, &str)], dev: bool) -> Result<Config, Vec<String>> {
+        let map: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(&|k| map.get(k).cloned(), dev)
+    }
+
+    #[test]
+    fn missing_secret_is_an_error_outside_dev_mode() {
+        let problems = load(&[], false).unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].starts_with("BETTER_AUTH_SECRET is not set"));
+        assert!(load(&[], true).is_ok());
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let problems = load(
+            &[("BETTER_AUTH_SECRET", "short"), ("DATABASE_URL", "mysql://x"), ("PORT", "eighty")],
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+    }
+
+    #[test]
+    fn defaults_match_the_readme() {
+        let config = load(&[("BETTER_AUTH_SECRET", &"s".repeat(32))], false).unwrap();
+        assert_eq!(config.port, 8000);
+        assert_eq!(config.host.to_string(), "127.0.0.1");
+        assert_eq!(config.database_url.expose(), DEFAULT_DATABASE_URL);
+        assert_eq!(config.cors_origins, ["http://localhost:3000"]);
+        assert!(!format!("{config:?}").contains(&"s".repeat(32)));
+    }
+}

@@ -1,0 +1,178 @@
+//! Storage: one `Store` trait, one implementation per backend, chosen once at
+//! start-up from the URL scheme. Every method takes the caller's user id and
+//! every statement filters by it in SQL, so isolation does not depend on the
+//! handlers remembering to check ownership.
+
+mod sql;
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::{
+    auth::Identity,
+    config::Config,
+    listing::ListSpec,
+    task::{Task, TaskInput, TaskPatch},
+};
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// Why a storage call failed, in the two ways the HTTP layer distinguishes.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached right now (503, retry later).
+    #[error("database unavailable: {0:#}")]
+    Unavailable(anyhow::Error),
+    /// Anything else: a bug or a corrupt row (500).
+    #[error("database error: {0:#}")]
+    Other(anyhow::Error),
+}
+
+/// Shorthand for storage results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The `users` row and its task counts, for `GET /api/v1/me`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserProfile {
+    pub id: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub total: i64,
+    pub completed: i64,
+}
+
+/// The `If-Match` condition of a write, already parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    /// No `If-Match`: unconditional.
+    None,
+    /// `If-Match: *`: any existing task.
+    Any,
+    /// Strong tags: one of these versions (an empty list never matches).
+    Versions(Vec<i64>),
+}
+
+/// A change to an existing task. PUT is a patch that names every field.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    Patch(TaskPatch),
+    Toggle,
+}
+
+/// The result of a conditional write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteOutcome<T> {
+    Done(T),
+    NotFound,
+    PreconditionFailed,
+}
+
+/// An `Idempotency-Key` with the fingerprint of the body it came with.
+#[derive(Debug, Clone)]
+pub struct IdempotentRequest {
+    pub key: String,
+    pub fingerprint: String,
+    /// Keys older than this are treated as never seen.
+    pub not_before: DateTime<Utc>,
+}
+
+/// The result of a create.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Created {
+    /// A new task.
+    New(Task),
+    /// The key was used before with the same body: the original response.
+    Replay(String),
+    /// The key was used before with another body.
+    KeyReused,
+    /// The user row is gone (deleted through another instance): re-create it.
+    UserMissing,
+}
+
+/// The storage seam. Both implementations run the same HTTP test suite.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync {
+    /// Reachable and fully migrated.
+    async fn ready(&self) -> StoreResult<()>;
+    /// Creates the user or brings `email`/`name` up to date; writes nothing
+    /// when the row already matches.
+    async fn upsert_user(&self, who: &Identity, now: DateTime<Utc>) -> StoreResult<()>;
+    /// The user's row and task counts.
+    async fn get_user(&self, user_id: &str) -> StoreResult<Option<UserProfile>>;
+    /// Deletes the user and, by cascade in the same statement, all their data.
+    async fn delete_user(&self, user_id: &str) -> StoreResult<bool>;
+    /// Inserts a task; with a key, atomically with the key's record.
+    /// `render` produces the response body stored for replays.
+    async fn create_task(
+        &self,
+        user_id: &str,
+        input: &TaskInput,
+        now: DateTime<Utc>,
+        idempotency: Option<&IdempotentRequest>,
+        render: for<'t> fn(&'t Task) -> String,
+    ) -> StoreResult<Created>;
+    /// One task of this user.
+    async fn get_task(&self, user_id: &str, id: i64) -> StoreResult<Option<Task>>;
+    /// Whether the task exists for this user (for 404-before-422 ordering).
+    async fn task_exists(&self, user_id: &str, id: i64) -> StoreResult<bool>;
+    /// Applies a change in one conditional statement.
+    async fn update_task(
+        &self,
+        user_id: &str,
+        id: i64,
+        change: &Change,
+        condition: &Precondition,
+        now: DateTime<Utc>,
+    ) -> StoreResult<WriteOutcome<Task>>;
+    /// Deletes in one conditional statement.
+    async fn delete_task(
+        &self,
+        user_id: &str,
+        id: i64,
+        condition: &Precondition,
+    ) -> StoreResult<WriteOutcome<()>>;
+    /// One page (plus one look-ahead row) of the user's tasks.
+    async fn list_tasks(&self, spec: &ListSpec) -> StoreResult<Vec<Task>>;
+    /// Drops idempotency records created before `cutoff`.
+    async fn purge_idempotency_keys(&self, cutoff: DateTime<Utc>) -> StoreResult<u64>;
+}
+
+/// The backend a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Sqlite,
+    Postgres,
+}
+
+impl DatabaseKind {
+    /// Classifies a `DATABASE_URL`, with a sentence for anything else.
+    pub fn of(url: &str) -> Result<Self, String> {
+        let scheme = url.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
+        match scheme.as_deref() {
+            Some("sqlite") => Ok(Self::Sqlite),
+            Some("postgres" | "postgresql") => Ok(Self::Postgres),
+            _ => Err("DATABASE_URL must start with sqlite:// or postgres:// (or postgresql://).".to_owned()),
+        }
+    }
+}
+
+/// Opens the configured database and applies pending migrations.
+pub async fn connect(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let url = config.database_url.expose();
+    match DatabaseKind::of(url).map_err(anyhow::Error::msg)? {
+        DatabaseKind::Sqlite => Ok(Arc::new(SqliteStore::connect(url, config).await?)),
+        DatabaseKind::Postgres => Ok(Arc::new(PostgresStore::connect(url, config).await?)),
+    }
+}
+
+/// Applies migrations and returns, for the `migrate` command.
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    // Both constructors migrate before returning.
+    connect(config).await.map(drop)
+}

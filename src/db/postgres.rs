@@ -1,0 +1,416 @@
+//! PostgreSQL backend on tokio-postgres + deadpool.
+//!
+//! Why not sqlx here: sqlx ignores `channel_binding=require` (Neon's
+//! copy-paste URLs carry it) and, through PgBouncer in transaction mode
+//! without prepared-statement support, its named prepared statements were
+//! measured returning wrong rows. Every statement here goes through
+//! `query_typed`, which uses the unnamed statement with explicit parameter
+//! types: one round trip, and correct through any pooler.
+
+use std::str::FromStr;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::{
+    Row,
+    types::{ToSql, Type},
+};
+
+use super::{
+    Change, Created, IdempotentRequest, Precondition, Store, StoreError, StoreResult,
+    UserProfile, WriteOutcome,
+    sql::{self, Dialect, Param, SqlBuilder},
+};
+use crate::{
+    auth::Identity,
+    config::Config,
+    listing::ListSpec,
+    task::{Priority, Task, TaskInput},
+};
+
+/// Embedded migrations: (version, name, SQL). Append-only.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../../migrations/postgres/0001_init.sql"),
+)];
+
+/// Arbitrary constant naming the advisory lock that serialises migrations
+/// across instances starting at once.
+const MIGRATION_LOCK: i64 = 0x7461_736b_7361_7069; // "tasksapi"
+
+/// The PostgreSQL store: a pool of tokio-postgres clients.
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+fn unavailable(err: impl Into<anyhow::Error>) -> StoreError {
+    StoreError::Unavailable(err.into())
+}
+
+/// Connection-level failures are 503s; statement failures are bugs.
+fn classify(err: tokio_postgres::Error) -> StoreError {
+    let transient = err.is_closed()
+        || err.code().is_none_or(|code| {
+            let code = code.code();
+            // 08: connection exception; 57P0x: shutdown; 53300: too many connections.
+            code.starts_with("08") || code.starts_with("57P") || code == "53300"
+        }) && err.as_db_error().is_none();
+    if transient {
+        StoreError::Unavailable(err.into())
+    } else {
+        StoreError::Other(err.into())
+    }
+}
+
+fn pool_error(err: deadpool_postgres::PoolError) -> StoreError {
+    match err {
+        deadpool_postgres::PoolError::Backend(err) => classify(err),
+        other => unavailable(anyhow::anyhow!("{other}")),
+    }
+}
+
+/// The driver's view of one parameter.
+fn to_pg(param: &Param) -> (Box<dyn ToSql + Sync + Send>, Type) {
+    match param {
+        Param::Text(v) => (Box::new(v.clone()), Type::TEXT),
+        Param::Int(v) => (Box::new(*v), Type::INT8),
+        Param::SmallInt(v) => (Box::new(*v), Type::INT2),
+        Param::Bool(v) => (Box::new(*v), Type::BOOL),
+        Param::Timestamp(v) => (Box::new(*v), Type::TIMESTAMPTZ),
+        Param::TextList(v) => (Box::new(v.clone()), Type::TEXT_ARRAY),
+        Param::IntList(v) => (Box::new(v.clone()), Type::INT8_ARRAY),
+        Param::OptText(v) => (Box::new(v.clone()), Type::TEXT),
+        Param::OptTimestamp(v) => (Box::new(*v), Type::TIMESTAMPTZ),
+    }
+}
+
+/// Runs one statement on any client or transaction.
+async fn query(
+    client: &impl tokio_postgres::GenericClient,
+    b: &SqlBuilder,
+) -> StoreResult<Vec<Row>> {
+    let owned: Vec<_> = b.params.iter().map(to_pg).collect();
+    let params: Vec<(&(dyn ToSql + Sync), Type)> = owned
+        .iter()
+        .map(|(v, t)| (v.as_ref() as &(dyn ToSql + Sync), t.clone()))
+        .collect();
+    client.query_typed(&b.sql, &params).await.map_err(classify)
+}
+
+fn task_from_row(row: &Row) -> StoreResult<Task> {
+    let corrupt = |what: &str| StoreError::Other(anyhow::anyhow!("corrupt task row: {what}"));
+    let rank: i16 = row.try_get(5).map_err(|e| StoreError::Other(e.into()))?;
+    let task = (|| -> Result<Task, tokio_postgres::Error> {
+        Ok(Task {
+            id: row.try_get(0)?,
+            user_id: row.try_get(1)?,
+            title: row.try_get(2)?,
+            description: row.try_get(3)?,
+            completed: row.try_get(4)?,
+            priority: Priority::Medium,
+            tags: row.try_get(6)?,
+            due_date: row.try_get(7)?,
+            completed_at: row.try_get(8)?,
+            created_at: row.try_get(9)?,
+            updated_at: row.try_get(10)?,
+            version: row.try_get(11)?,
+        })
+    })()
+    .map_err(|e| StoreError::Other(e.into()))?;
+    Ok(Task {
+        priority: Priority::from_rank(rank.into()).ok_or_else(|| corrupt("priority"))?,
+        ..task
+    })
+}
+
+fn tasks_from_rows(rows: &[Row]) -> StoreResult<Vec<Task>> {
+    rows.iter().map(task_from_row).collect()
+}
+
+/// Whether the error is the tasks → users foreign key (user row missing).
+fn is_missing_user(err: &StoreError) -> bool {
+    match err {
+        StoreError::Other(e) => e
+            .downcast_ref::<tokio_postgres::Error>()
+            .and_then(|e| e.code())
+            .is_some_and(|c| *c == tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION),
+        StoreError::Unavailable(_) => false,
+    }
+}
+
+impl PostgresStore {
+    /// Opens the pool, checks the database answers, and migrates.
+    pub async fn connect(url: &str, config: &Config) -> anyhow::Result<Self> {
+        let pg_config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| anyhow::anyhow!("DATABASE_URL is not a valid PostgreSQL URL: {e}"))?;
+        let tls = tls_connector();
+        let manager = Manager::from_config(
+            pg_config,
+            tls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let timeout = Some(config.db_acquire_timeout);
+        let pool = Pool::builder(manager)
+            .max_size(config.db_pool_size as usize)
+            .wait_timeout(timeout)
+            .create_timeout(timeout)
+            .recycle_timeout(timeout)
+            .runtime(Runtime::Tokio1)
+            .build()
+            .context("could not build the PostgreSQL pool")?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> anyhow::Result<()> {
+        let mut client = self.pool.get().await.map_err(|e| {
+            anyhow::anyhow!("cannot reach the PostgreSQL database in DATABASE_URL: {e}")
+        })?;
+        client
+            .batch_execute(
+                "create table if not exists schema_migrations (
+                     version bigint primary key,
+                     name text not null,
+                     checksum text not null,
+                     applied_at timestamptz not null default now())",
+            )
+            .await
+            .context("could not create schema_migrations")?;
+        client
+            .query_typed("select pg_advisory_lock($1)", &[(&MIGRATION_LOCK, Type::INT8)])
+            .await
+            .context("could not take the migration lock")?;
+        let result = apply_migrations(&mut client).await;
+        // Released explicitly: the pooled connection outlives this function.
+        let unlock = client
+            .query_typed("select pg_advisory_unlock($1)", &[(&MIGRATION_LOCK, Type::INT8)])
+            .await;
+        result?;
+        unlock.context("could not release the migration lock")?;
+        Ok(())
+    }
+
+    async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(pool_error)
+    }
+}
+
+
+async fn apply_migrations(client: &mut deadpool_postgres::Object) -> anyhow::Result<()> {
+    let applied = client
+        .query("select version, checksum from schema_migrations", &[])
+        .await?;
+    for (version, name, sql) in MIGRATIONS {
+        let sum = crate::task::sha256_hex(sql.as_bytes());
+        if let Some(row) = applied.iter().find(|r| r.get::<_, i64>(0) == *version) {
+            anyhow::ensure!(
+                row.get::<_, String>(1) == sum,
+                "migration {version} ({name}) was changed after it was applied"
+            );
+            continue;
+        }
+        let tx = client.transaction().await?;
+        tx.batch_execute(sql)
+            .await
+            .with_context(|| format!("migration {version} ({name}) failed"))?;
+        tx.query_typed(
+            "insert into schema_migrations (version, name, checksum) values ($1, $2, $3)",
+            &[(version, Type::INT8), (name, Type::TEXT), (&sum, Type::TEXT)],
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(version, name, "applied migration");
+    }
+    Ok(())
+}
+
+/// TLS for `sslmode=prefer|require`: rustls with the Mozilla roots, which
+/// also provides `tls-server-end-point` channel binding for SCRAM-SHA-256-PLUS.
+fn tls_connector() -> tokio_postgres_rustls::MakeRustlsConnect {
+    let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+        .unwrap_or_else(|_| unreachable!("ring supports the default protocol versions"));
+    tokio_postgres_rustls::MakeRustlsConnect::new(config)
+}
+
+#[async_trait::async_trait]
+impl Store for PostgresStore {
+    async fn ready(&self) -> StoreResult<()> {
+        let client = self.client().await?;
+        let rows = client
+            .query_typed("select coalesce(max(version), 0) from schema_migrations", &[])
+            .await
+            .map_err(classify)?;
+        let current: i64 = rows.first().map(|r| r.get(0)).unwrap_or(0);
+        let latest = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+        if current < latest {
+            return Err(unavailable(anyhow::anyhow!("database is not migrated")));
+        }
+        Ok(())
+    }
+
+    async fn upsert_user(&self, who: &Identity, now: DateTime<Utc>) -> StoreResult<()> {
+        let client = self.client().await?;
+        query(&**client, &sql::upsert_user(who, now, Dialect::Postgres)).await?;
+        Ok(())
+    }
+
+    async fn get_user(&self, user_id: &str) -> StoreResult<Option<UserProfile>> {
+        let client = self.client().await?;
+        let rows = query(&**client, &sql::select_user(user_id)).await?;
+        rows.first()
+            .map(|r| {
+                Ok(UserProfile {
+                    id: r.try_get(0)?,
+                    email: r.try_get(1)?,
+                    name: r.try_get(2)?,
+                    created_at: r.try_get(3)?,
+                    updated_at: r.try_get(4)?,
+                    total: r.try_get(5)?,
+                    completed: r.try_get(6)?,
+                })
+            })
+            .transpose()
+            .map_err(|e: tokio_postgres::Error| StoreError::Other(e.into()))
+    }
+
+    async fn delete_user(&self, user_id: &str) -> StoreResult<bool> {
+        let client = self.client().await?;
+        let b = sql::delete_user(user_id);
+        let rows = query(&**client, &b).await?;
+        Ok(!rows.is_empty())
+    }
+
+    async fn create_task(
+        &self,
+        user_id: &str,
+        input: &TaskInput,
+        now: DateTime<Utc>,
+        idempotency: Option<&IdempotentRequest>,
+        render: for<'t> fn(&'t Task) -> String,
+    ) -> StoreResult<Created> {
+        let mut client = self.client().await?;
+        let insert = sql::insert_task(user_id, input, now);
+        let Some(idem) = idempotency else {
+            return match query(&**client, &insert).await {
+                Ok(rows) => Ok(Created::New(
+                    rows.first()
+                        .map(task_from_row)
+                        .transpose()?
+                        .ok_or_else(|| StoreError::Other(anyhow::anyhow!("insert returned no row")))?,
+                )),
+                Err(e) if is_missing_user(&e) => Ok(Created::UserMissing),
+                Err(e) => Err(e),
+            };
+        };
+        let tx = client.transaction().await.map_err(classify)?;
+        query(&*tx, &sql::expire_idempotency_key(user_id, &idem.key, idem.not_before)).await?;
+        let claim = sql::claim_idempotency_key(user_id, &idem.key, &idem.fingerprint, now);
+        let claimed = query(&*tx, &claim).await;
+        match claimed {
+            Ok(rows) if !rows.is_empty() => {}
+            Ok(_) => {
+                // Taken (possibly by a concurrent request that just committed).
+                tx.rollback().await.map_err(classify)?;
+                let rows = query(&**client, &sql::select_idempotency_key(user_id, &idem.key)).await?;
+                let Some(row) = rows.first() else {
+                    return Ok(Created::KeyReused);
+                };
+                let fingerprint: String = row.get(0);
+                let response: Option<String> = row.get(1);
+                return Ok(match response {
+                    Some(body) if fingerprint == idem.fingerprint => Created::Replay(body),
+                    _ => Created::KeyReused,
+                });
+            }
+            Err(e) if is_missing_user(&e) => return Ok(Created::UserMissing),
+            Err(e) => return Err(e),
+        }
+        let task = match query(&*tx, &insert).await {
+            Ok(rows) => rows
+                .first()
+                .map(task_from_row)
+                .transpose()?
+                .ok_or_else(|| StoreError::Other(anyhow::anyhow!("insert returned no row")))?,
+            Err(e) if is_missing_user(&e) => return Ok(Created::UserMissing),
+            Err(e) => return Err(e),
+        };
+        query(&*tx, &sql::finish_idempotency_key(user_id, &idem.key, &render(&task))).await?;
+        tx.commit().await.map_err(classify)?;
+        Ok(Created::New(task))
+    }
+
+    async fn get_task(&self, user_id: &str, id: i64) -> StoreResult<Option<Task>> {
+        let client = self.client().await?;
+        let rows = query(&**client, &sql::select_task(user_id, id)).await?;
+        rows.first().map(task_from_row).transpose()
+    }
+
+    async fn task_exists(&self, user_id: &str, id: i64) -> StoreResult<bool> {
+        let client = self.client().await?;
+        Ok(!query(&**client, &sql::task_exists(user_id, id)).await?.is_empty())
+    }
+
+    async fn update_task(
+        &self,
+        user_id: &str,
+        id: i64,
+        change: &Change,
+        condition: &Precondition,
+        now: DateTime<Utc>,
+    ) -> StoreResult<WriteOutcome<Task>> {
+        let client = self.client().await?;
+        let b = sql::update_task(user_id, id, change, condition, now, Dialect::Postgres);
+        let rows = query(&**client, &b).await?;
+        if let Some(row) = rows.first() {
+            return Ok(WriteOutcome::Done(task_from_row(row)?));
+        }
+        let exists = !query(&**client, &sql::task_exists(user_id, id)).await?.is_empty();
+        Ok(if exists {
+            WriteOutcome::PreconditionFailed
+        } else {
+            WriteOutcome::NotFound
+        })
+    }
+
+    async fn delete_task(
+        &self,
+        user_id: &str,
+        id: i64,
+        condition: &Precondition,
+    ) -> StoreResult<WriteOutcome<()>> {
+        let client = self.client().await?;
+        let b = sql::delete_task(user_id, id, condition, Dialect::Postgres);
+        let rows = query(&**client, &b).await?;
+        if !rows.is_empty() {
+            return Ok(WriteOutcome::Done(()));
+        }
+        let exists = !query(&**client, &sql::task_exists(user_id, id)).await?.is_empty();
+        Ok(if exists {
+            WriteOutcome::PreconditionFailed
+        } else {
+            WriteOutcome::NotFound
+        })
+    }
+
+    async fn list_tasks(&self, spec: &ListSpec) -> StoreResult<Vec<Task>> {
+        let client = self.client().await?;
+        let rows = query(&**client, &sql::list_query(spec, Dialect::Postgres)).await?;
+        tasks_from_rows(&rows)
+    }
+
+    async fn purge_idempotency_keys(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
+        let client = self.client().await?;
+        let b = sql::purge_idempotency_keys(cutoff);
+        let rows = query(&**client, &b).await?;
+        Ok(rows.len() as u64)
+    }
+}

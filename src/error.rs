@@ -1,0 +1,232 @@
+//! The one error type of the HTTP layer and its RFC 9457 problem+json rendering.
+//!
+//! Handlers and extractors return `Result<_, ApiError>`; this module is the only
+//! place that decides status codes, headers and bodies of failures, so every
+//! error a client sees has the same shape and no internals leak into 5xx bodies.
+
+use axum::{
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+
+use crate::request_id;
+
+/// One field-level complaint, rendered in the problem's `errors` array.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// The body field (`title`, `tags[3]`) or query parameter at fault.
+    pub field: String,
+    /// What is wrong with it, phrased to follow the field name.
+    pub message: String,
+}
+
+impl FieldError {
+    /// Shorthand used by the validators.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Every way a request can fail, each mapped to exactly one status code.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed JSON or a bad query parameter (400).
+    #[error("bad request: {detail}")]
+    BadRequest {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
+    /// Missing or failed credentials (401). `invalid_token` distinguishes a
+    /// presented-but-bad token from no credentials at all (RFC 6750 §3).
+    #[error("unauthorized: {detail}")]
+    Unauthorized {
+        invalid_token: bool,
+        detail: &'static str,
+    },
+    /// The compatibility route names another user (403).
+    #[error("forbidden")]
+    Forbidden,
+    /// Unknown route, unknown task, or another user's task (404, same body).
+    #[error("not found")]
+    NotFound,
+    /// Known path, wrong method (405); axum adds the `Allow` header.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// Idempotency key reused with another body (409).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// `If-Match` did not match the current version (412).
+    #[error("precondition failed")]
+    PreconditionFailed,
+    /// Body over the size limit (413).
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// Non-empty body that is not `application/json` (415).
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    /// Well-formed JSON that fails validation (422).
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    /// The database (or another dependency) cannot be reached (503).
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or an unexpected failure (500); the cause is logged, never sent.
+    #[error("internal error: {0:#}")]
+    Internal(anyhow::Error),
+}
+
+/// The RFC 9457 body. `detail` is always present because FastAPI-era front
+/// ends read `.detail`.
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    title: &'static str,
+    status: u16,
+    detail: String,
+    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
+    errors: &'a [FieldError],
+    request_id: String,
+}
+
+/// Seconds a client should wait before retrying a 503.
+const RETRY_AFTER_UNAVAILABLE: &str = "2";
+
+impl ApiError {
+    /// Shorthand for a 400 naming one query parameter.
+    pub fn bad_param(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self::BadRequest {
+            detail: format!("{field} {message}"),
+            errors: vec![FieldError::new(field, message)],
+        }
+    }
+
+    /// Shorthand for a 400 about the request body itself.
+    pub fn malformed_json(detail: impl Into<String>) -> Self {
+        Self::BadRequest {
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// A 401 for a token that was presented but failed verification.
+    pub fn invalid_token(detail: &'static str) -> Self {
+        Self::Unauthorized {
+            invalid_token: true,
+            detail,
+        }
+    }
+
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Self::BadRequest { detail, .. } => detail.clone(),
+            Self::Unauthorized { detail, .. } => (*detail).to_owned(),
+            Self::Forbidden => "the path names another user".to_owned(),
+            Self::NotFound => "no such resource".to_owned(),
+            Self::MethodNotAllowed => "method not allowed on this path".to_owned(),
+            Self::Conflict(detail) => detail.clone(),
+            Self::PreconditionFailed => {
+                "If-Match does not match the task's current version".to_owned()
+            }
+            Self::PayloadTooLarge => "request body exceeds 65536 bytes".to_owned(),
+            Self::UnsupportedMediaType => "request body must be application/json".to_owned(),
+            Self::Validation(errors) => errors
+                .iter()
+                .map(|e| format!("{} {}", e.field, e.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+            Self::Unavailable(_) => "service temporarily unavailable, retry later".to_owned(),
+            Self::Internal(_) => "internal server error".to_owned(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            Self::Internal(cause) => tracing::error!(error = %format!("{cause:#}"), "request failed"),
+            Self::Unavailable(cause) => tracing::warn!(%cause, "dependency unavailable"),
+            _ => tracing::debug!(error = %self, "request rejected"),
+        }
+        let empty: Vec<FieldError> = Vec::new();
+        let errors = match &self {
+            Self::BadRequest { errors, .. } | Self::Validation(errors) => errors,
+            _ => &empty,
+        };
+        let body = Problem {
+            kind: "about:blank",
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail: self.detail(),
+            errors,
+            request_id: request_id::current().unwrap_or_default(),
+        };
+        let mut response = problem_response(status, &body);
+        let headers = response.headers_mut();
+        match &self {
+            Self::Unauthorized { invalid_token, .. } => {
+                let value = if *invalid_token {
+                    "Bearer error=\"invalid_token\""
+                } else {
+                    "Bearer"
+                };
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
+            }
+            Self::Unavailable(_) => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(RETRY_AFTER_UNAVAILABLE),
+                );
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+fn problem_response(status: StatusCode, body: &Problem<'_>) -> Response {
+    // Serialising this struct cannot fail (only strings and integers), but a
+    // request path must not panic, so fall back to a minimal literal body.
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| {
+        br#"{"type":"about:blank","title":"Internal Server Error","status":500,"detail":"internal server error"}"#.to_vec()
+    });
+    let mut response = (status, bytes).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    response
+}
+
+impl From<crate::db::StoreError> for ApiError {
+    fn from(err: crate::db::StoreError) -> Self {
+        match err {
+            crate::db::StoreError::Unavailable(cause) => Self::Unavailable(format!("{cause:#}")),
+            crate::db::StoreError::Other(cause) => Self::Internal(cause),
+        }
+    }
+}

@@ -1,0 +1,464 @@
+//! What a list request asks for: filters, sort, page size and position,
+//! parsed from the query string (every mistake a 400 naming the parameter),
+//! and the keyset cursor that carries a position between pages.
+//!
+//! The cursor is `base64url(payload).base64url(mac)`. The MAC covers the
+//! user id and the payload, and the payload names the sort and a digest of the
+//! filters, so a cursor that was edited, belongs to another user, or is used
+//! with another sort or other filters is refused instead of returning a wrong
+//! page.
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    error::ApiError,
+    task::{Priority, Task, format_ts, parse_timestamp},
+};
+
+/// Columns a list can be ordered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    CreatedAt,
+    UpdatedAt,
+    DueDate,
+    Priority,
+    Title,
+}
+
+impl SortKey {
+    fn name(self) -> &'static str {
+        match self {
+            Self::CreatedAt => "created_at",
+            Self::UpdatedAt => "updated_at",
+            Self::DueDate => "due_date",
+            Self::Priority => "priority",
+            Self::Title => "title",
+        }
+    }
+}
+
+/// A sort key and direction; ties are always broken by `id` the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sort {
+    pub key: SortKey,
+    pub descending: bool,
+}
+
+impl Sort {
+    /// API.md's default: newest first.
+    pub const DEFAULT: Self = Self {
+        key: SortKey::CreatedAt,
+        descending: true,
+    };
+
+    /// Parses `key` or `-key`; `compat` also accepts the spelling of the
+    /// `/api/{user_id}/tasks` front ends (`created`).
+    pub fn parse(raw: &str, compat: bool) -> Option<Self> {
+        let (descending, name) = match raw.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, raw),
+        };
+        let key = match name {
+            "created_at" => SortKey::CreatedAt,
+            "created" if compat => SortKey::CreatedAt,
+            "updated_at" => SortKey::UpdatedAt,
+            "due_date" => SortKey::DueDate,
+            "priority" => SortKey::Priority,
+            "title" => SortKey::Title,
+            _ => return None,
+        };
+        Some(Self { key, descending })
+    }
+
+    fn canonical(self) -> String {
+        format!("{}{}", if self.descending { "-" } else { "" }, self.key.name())
+    }
+}
+
+/// Which tasks by completion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    All,
+    Pending,
+    Completed,
+}
+
+/// Row filters; all combine with AND.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filters {
+    pub status: Status,
+    pub priority: Option<Priority>,
+    /// Every tag a task must carry; sorted and deduplicated.
+    pub tags: Vec<String>,
+    /// Lower-cased substring to look for in title or description.
+    pub q: Option<String>,
+    pub due_before: Option<DateTime<Utc>>,
+    pub due_after: Option<DateTime<Utc>>,
+}
+
+impl Filters {
+    /// A digest that changes whenever the set of matching rows could.
+    fn digest(&self) -> String {
+        let canonical = serde_json::json!([
+            match self.status {
+                Status::All => "all",
+                Status::Pending => "pending",
+                Status::Completed => "completed",
+            },
+            self.priority.map(Priority::as_str),
+            self.tags,
+            self.q,
+            self.due_before.as_ref().map(format_ts),
+            self.due_after.as_ref().map(format_ts),
+        ]);
+        let hash = Sha256::digest(canonical.to_string().as_bytes());
+        B64.encode(&hash[..12])
+    }
+}
+
+/// The sort-key value of the last row of a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SortValue {
+    Timestamp(Option<DateTime<Utc>>),
+    Rank(i16),
+    Text(String),
+}
+
+impl SortValue {
+    /// The value of `key` in `task`.
+    pub fn of(key: SortKey, task: &Task) -> Self {
+        match key {
+            SortKey::CreatedAt => Self::Timestamp(Some(task.created_at)),
+            SortKey::UpdatedAt => Self::Timestamp(Some(task.updated_at)),
+            SortKey::DueDate => Self::Timestamp(task.due_date),
+            SortKey::Priority => Self::Rank(task.priority.rank()),
+            SortKey::Title => Self::Text(task.title.clone()),
+        }
+    }
+}
+
+/// A keyset position: rows strictly after `(value, id)` in the sort order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct After {
+    pub value: SortValue,
+    pub id: i64,
+}
+
+/// Everything the store needs to fetch one page of one user's tasks.
+#[derive(Debug, Clone)]
+pub struct ListSpec {
+    pub user_id: String,
+    pub filters: Filters,
+    pub sort: Sort,
+    /// Rows to return; the store fetches one more to learn whether more follow.
+    pub limit: u32,
+    pub offset: u64,
+    pub after: Option<After>,
+}
+
+/// A parsed list query string, before the cursor is opened.
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    pub filters: Filters,
+    pub sort: Sort,
+    pub limit: u32,
+    pub offset: Option<u64>,
+    pub cursor: Option<String>,
+}
+
+/// Page-size bounds, which differ between v1 and the compatibility list.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub default: u32,
+    pub max: u32,
+}
+
+/// v1: 20 by default, at most 100.
+pub const V1_LIMITS: Limits = Limits {
+    default: 20,
+    max: 100,
+};
+/// Compatibility list: 100 by default, at most 100.
+pub const COMPAT_LIMITS: Limits = Limits {
+    default: 100,
+    max: 100,
+};
+
+impl ListQuery {
+    /// Parses a raw query string. Unknown parameters are ignored; a repeated
+    /// single-valued parameter uses its last value.
+    pub fn parse(raw: Option<&str>, limits: Limits, compat: bool) -> Result<Self, ApiError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
+            .map_err(|_| ApiError::bad_param("query", "is not a valid query string"))?;
+        let mut query = Self {
+            filters: Filters {
+                status: Status::All,
+                priority: None,
+                tags: Vec::new(),
+                q: None,
+                due_before: None,
+                due_after: None,
+            },
+            sort: Sort::DEFAULT,
+            limit: limits.default,
+            offset: None,
+            cursor: None,
+        };
+        for (name, value) in pairs {
+            match name.as_str() {
+                "status" => {
+                    query.filters.status = match value.as_str() {
+                        "all" => Status::All,
+                        "pending" => Status::Pending,
+                        "completed" => Status::Completed,
+                        _ => {
+                            return Err(ApiError::bad_param(
+                                "status",
+                                "must be one of all, pending, completed",
+                            ));
+                        }
+                    }
+                }
+                "priority" => {
+                    query.filters.priority = Some(Priority::parse(&value).ok_or_else(|| {
+                        ApiError::bad_param("priority", "must be one of low, medium, high")
+                    })?)
+                }
+                "tag" => query.filters.tags.push(value),
+                "q" => {
+                    if value.contains('\0') {
+                        return Err(ApiError::bad_param("q", "must not contain the NUL character"));
+                    }
+                    query.filters.q = (!value.is_empty()).then(|| value.to_lowercase());
+                }
+                "due_before" | "due_after" => {
+                    let ts = parse_timestamp(&value).ok_or_else(|| {
+                        ApiError::bad_param(
+                            &name,
+                            "must be an RFC 3339 date-time with seconds and an offset",
+                        )
+                    })?;
+                    if name == "due_before" {
+                        query.filters.due_before = Some(ts);
+                    } else {
+                        query.filters.due_after = Some(ts);
+                    }
+                }
+                "sort" => {
+                    query.sort = Sort::parse(&value, compat).ok_or_else(|| {
+                        let keys = if compat {
+                            "created_at, created, updated_at, due_date, priority, title"
+                        } else {
+                            "created_at, updated_at, due_date, priority, title"
+                        };
+                        ApiError::bad_param(
+                            "sort",
+                            format!("must be one of {keys}, optionally prefixed with -"),
+                        )
+                    })?
+                }
+                "limit" => {
+                    query.limit = value
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|l| (1..=limits.max).contains(l))
+                        .ok_or_else(|| {
+                            ApiError::bad_param(
+                                "limit",
+                                format!("must be a whole number from 1 to {}", limits.max),
+                            )
+                        })?
+                }
+                "offset" => {
+                    query.offset = Some(value.parse::<u64>().ok().filter(|o| *o <= i64::MAX as u64).ok_or_else(
+                        || ApiError::bad_param("offset", "must be a whole number of 0 or more"),
+                    )?)
+                }
+                "cursor" => query.cursor = Some(value),
+                _ => {}
+            }
+        }
+        if query.filters.tags.iter().any(|t| t.contains('\0')) {
+            return Err(ApiError::bad_param("tag", "must not contain the NUL character"));
+        }
+        query.filters.tags.sort();
+        query.filters.tags.dedup();
+        if query.cursor.is_some() && query.offset.is_some() {
+            return Err(ApiError::bad_param("cursor", "cannot be combined with offset"));
+        }
+        Ok(query)
+    }
+}
+
+/// The key that signs cursors; derived from the service secret so cursors
+/// stay valid across restarts and across instances.
+#[derive(Clone)]
+pub struct CursorKey([u8; 32]);
+
+impl CursorKey {
+    /// Derives the cursor key from `secret` with a purpose label, so the key
+    /// is never the JWT secret itself.
+    pub fn derive(secret: &[u8]) -> Self {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret)
+            .unwrap_or_else(|_| unreachable_hmac());
+        mac.update(b"tasks-api list cursor v1");
+        Self(mac.finalize().into_bytes().into())
+    }
+
+    fn mac(&self, user_id: &str, payload: &[u8]) -> Hmac<Sha256> {
+        let mut mac =
+            <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable_hmac());
+        mac.update(user_id.as_bytes());
+        mac.update(&[0]);
+        mac.update(payload);
+        mac
+    }
+
+    /// The cursor that continues after `last` in this list.
+    pub fn encode(&self, user_id: &str, query: &ListQuery, last: &Task) -> String {
+        let value = match SortValue::of(query.sort.key, last) {
+            SortValue::Timestamp(ts) => serde_json::json!(ts.as_ref().map(format_ts)),
+            SortValue::Rank(rank) => serde_json::json!(rank),
+            SortValue::Text(text) => serde_json::json!(text),
+        };
+        let payload = CursorPayload {
+            sort: query.sort.canonical(),
+            filters: query.filters.digest(),
+            value,
+            id: last.id,
+        };
+        let payload = serde_json::to_vec(&payload).unwrap_or_default();
+        let tag = self.mac(user_id, &payload).finalize().into_bytes();
+        format!("{}.{}", B64.encode(&payload), B64.encode(&tag[..16]))
+    }
+
+    /// Opens a cursor issued by [`CursorKey::encode`] for this user and query.
+    pub fn decode(&self, user_id: &str, query: &ListQuery, cursor: &str) -> Result<After, ApiError> {
+        let bad = || ApiError::bad_param("cursor", "is not a cursor issued for this list");
+        let (payload, tag) = cursor.split_once('.').ok_or_else(bad)?;
+        let payload = B64.decode(payload).map_err(|_| bad())?;
+        let tag = B64.decode(tag).map_err(|_| bad())?;
+        if tag.len() != 16 {
+            return Err(bad());
+        }
+        self.mac(user_id, &payload)
+            .verify_truncated_left(&tag)
+            .map_err(|_| bad())?;
+        let payload: CursorPayload = serde_json::from_slice(&payload).map_err(|_| bad())?;
+        if payload.sort != query.sort.canonical() || payload.filters != query.filters.digest() {
+            return Err(ApiError::bad_param(
+                "cursor",
+                "was issued for another sort or other filters",
+            ));
+        }
+        let value = match query.sort.key {
+            SortKey::CreatedAt | SortKey::UpdatedAt | SortKey::DueDate => match &payload.value {
+                serde_json::Value::Null if query.sort.key == SortKey::DueDate => {
+                    SortValue::Timestamp(None)
+                }
+                serde_json::Value::String(s) => {
+                    SortValue::Timestamp(Some(parse_timestamp(s).ok_or_else(bad)?))
+                }
+                _ => return Err(bad()),
+            },
+            SortKey::Priority => SortValue::Rank(
+                payload
+                    .value
+                    .as_i64()
+                    .and_then(|r| i16::try_from(r).ok())
+                    .ok_or_else(bad)?,
+            ),
+            SortKey::Title => SortValue::Text(payload.value.as_str().ok_or_else(bad)?.to_owned()),
+        };
+        Ok(After {
+            value,
+            id: payload.id,
+        })
+    }
+}
+
+/// HMAC-SHA256 accepts keys of any length, so construction cannot fail.
+fn unreachable_hmac() -> ! {
+    unreachable!("HMAC accepts keys of every length")
+}
+
+#[derive(Serialize, Deserialize)]
+struct CursorPayload {
+    #[serde(rename = "s")]
+    sort: String,
+    #[serde(rename = "f")]
+    filters: String,
+    #[serde(rename = "v")]
+    value: serde_json::Value,
+    #[serde(rename = "i")]
+    id: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_rejects_each_bad_parameter_by_name() {
+        for (qs, field) in [
+            ("status=done", "status"),
+            ("priority=urgent", "priority"),
+            ("sort=colour", "sort"),
+            ("limit=0", "limit"),
+            ("limit=101", "limit"),
+            ("offset=-1", "offset"),
+            ("due_before=tomorrow", "due_before"),
+            ("cursor=x&offset=0", "cursor"),
+        ] {
+            match ListQuery::parse(Some(qs), V1_LIMITS, false) {
+                Err(ApiError::BadRequest { errors, .. }) => assert_eq!(errors[0].field, field, "{qs}"),
+                other => panic!("{qs}: {other:?}"),
+            }
+        }
+        assert!(ListQuery::parse(Some("sort=created"), V1_LIMITS, false).is_err());
+        assert!(ListQuery::parse(Some("sort=-created"), COMPAT_LIMITS, true).is_ok());
+        assert!(ListQuery::parse(Some("whatever=1"), V1_LIMITS, false).is_ok());
+    }
+
+    fn task(id: i64) -> Task {
+        let now = crate::task::now();
+        Task {
+            id,
+            user_id: "u".into(),
+            title: "t".into(),
+            description: None,
+            completed: false,
+            priority: Priority::High,
+            tags: vec![],
+            due_date: None,
+            completed_at: None,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn cursor_round_trips_and_is_bound_to_user_sort_and_filters() {
+        let key = CursorKey::derive(b"secret");
+        let query = ListQuery::parse(Some("sort=-due_date&tag=a"), V1_LIMITS, false).unwrap();
+        let cursor = key.encode("u1", &query, &task(7));
+        let after = key.decode("u1", &query, &cursor).unwrap();
+        assert_eq!(after, After { value: SortValue::Timestamp(None), id: 7 });
+        assert!(key.decode("u2", &query, &cursor).is_err());
+        let other_sort = ListQuery::parse(Some("sort=due_date&tag=a"), V1_LIMITS, false).unwrap();
+        assert!(key.decode("u1", &other_sort, &cursor).is_err());
+        let other_filter = ListQuery::parse(Some("sort=-due_date&tag=b"), V1_LIMITS, false).unwrap();
+        assert!(key.decode("u1", &other_filter, &cursor).is_err());
+        let mut tampered = cursor.clone().into_bytes();
+        tampered[3] ^= 1;
+        assert!(key.decode("u1", &query, &String::from_utf8(tampered).unwrap()).is_err());
+        // limit may change between pages
+        let bigger = ListQuery::parse(Some("sort=-due_date&tag=a&limit=50"), V1_LIMITS, false).unwrap();
+        assert!(key.decode("u1", &bigger, &cursor).is_ok());
+    }
+}
