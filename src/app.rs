@@ -91,12 +91,21 @@ impl Application {
         self.local_addr
     }
 
+    /// The store this application serves from (tests inspect it directly).
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.state.store.clone()
+    }
+
     /// Serves until `shutdown` resolves, then lets in-flight requests finish.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let purge = tokio::spawn(purge_idempotency_keys(self.state.clone()));
         let served = axum::serve(
             self.listener,
-            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
         .await;
@@ -113,6 +122,17 @@ pub fn random_secret() -> String {
 }
 
 fn router(state: AppState, config: &Config) -> Router {
+    let routes = api::routes()
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state);
+    with_middleware(routes, config)
+}
+
+/// The middleware stack around any router: request ids, panics as 500
+/// problems, one log line per request, CORS. Public so tests can check the
+/// stack's behaviour around handlers the API does not have (a panicking one).
+pub fn with_middleware(routes: Router, config: &Config) -> Router {
     let origins: Vec<_> = config
         .cors_origins
         .iter()
@@ -143,14 +163,13 @@ fn router(state: AppState, config: &Config) -> Router {
             request_id::X_REQUEST_ID.clone(),
         ])
         .max_age(Duration::from_secs(600));
-    api::routes()
-        .fallback(|| async { ApiError::NotFound })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .with_state(state)
+    routes
         .layer(middleware::from_fn(log_request))
-        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
-            ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
-        }))
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+            },
+        ))
         .layer(middleware::from_fn(request_id::layer))
         .layer(cors)
 }
@@ -180,7 +199,8 @@ async fn purge_idempotency_keys(state: AppState) {
     let mut tick = tokio::time::interval(IDEMPOTENCY_PURGE_EVERY);
     loop {
         tick.tick().await;
-        let ttl = chrono::Duration::from_std(state.idempotency_ttl).unwrap_or(chrono::Duration::days(1));
+        let ttl =
+            chrono::Duration::from_std(state.idempotency_ttl).unwrap_or(chrono::Duration::days(1));
         let cutoff = crate::task::now() - ttl;
         match state.store.purge_idempotency_keys(cutoff).await {
             Ok(0) => {}

@@ -13,7 +13,11 @@ use crate::{
 
 /// Command-line interface of `tasks-api`.
 #[derive(Debug, Parser)]
-#[command(name = "tasks-api", version, about = "Multi-user task API for Better Auth front ends")]
+#[command(
+    name = "tasks-api",
+    version,
+    about = "Multi-user task API for Better Auth front ends"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -70,14 +74,17 @@ fn parse_ttl(raw: &str) -> Result<Duration, String> {
 /// Runs the parsed command; the process exit code says how it went.
 pub fn main(cli: Cli) -> ExitCode {
     // A missing .env is normal; a malformed one is worth saying.
-    if let Err(err) = dotenvy::dotenv() {
-        if !err.not_found() {
-            eprintln!("error: could not read .env: {err}");
-            return ExitCode::from(2);
-        }
+    if let Err(err) = dotenvy::dotenv()
+        && !err.not_found()
+    {
+        eprintln!("error: could not read .env: {err}");
+        return ExitCode::from(2);
     }
     init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("error: could not start the async runtime: {err}");
@@ -86,7 +93,12 @@ pub fn main(cli: Cli) -> ExitCode {
     };
     let command = cli.command.unwrap_or(Command::Serve { dev: false });
     match command {
-        Command::Token { sub, email, name, ttl } => token(&sub, email.as_deref(), name.as_deref(), ttl),
+        Command::Token {
+            sub,
+            email,
+            name,
+            ttl,
+        } => token(&sub, email.as_deref(), name.as_deref(), ttl),
         Command::Migrate => match load_config(false) {
             Some(config) => report(runtime.block_on(db::migrate(&config)).map(|()| {
                 println!("migrations applied");
@@ -103,7 +115,10 @@ pub fn main(cli: Cli) -> ExitCode {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
 }
 
 fn load_config(dev: bool) -> Option<Config> {
@@ -137,10 +152,8 @@ async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
     let app = Application::build(config).await?;
     let addr = app.local_addr();
     tracing::info!(%addr, "listening");
-    if dev {
-        if let Some(secret) = &secret {
-            print_dev_banner(secret, addr, random)?;
-        }
+    if dev && let Some(secret) = &secret {
+        print_dev_banner(secret, addr, random)?;
     }
     app.run_until(shutdown_signal()).await?;
     tracing::info!("stopped");
@@ -148,8 +161,18 @@ async fn serve(mut config: Config, dev: bool) -> anyhow::Result<()> {
 }
 
 /// Dev mode's welcome: a token for a demo user and a curl line that works.
-fn print_dev_banner(secret: &Secret, addr: std::net::SocketAddr, random: bool) -> anyhow::Result<()> {
-    let token = mint_hs256(secret, "dev-user", Some("dev@example.com"), Some("Dev User"), Duration::from_secs(24 * 3600))?;
+fn print_dev_banner(
+    secret: &Secret,
+    addr: std::net::SocketAddr,
+    random: bool,
+) -> anyhow::Result<()> {
+    let token = mint_hs256(
+        secret,
+        "dev-user",
+        Some("dev@example.com"),
+        Some("Dev User"),
+        Duration::from_secs(24 * 3600),
+    )?;
     if random {
         println!("dev mode: BETTER_AUTH_SECRET is not set; using a random secret for this run.");
     }
@@ -163,8 +186,13 @@ fn print_dev_banner(secret: &Secret, addr: std::net::SocketAddr, random: bool) -
 }
 
 fn token(sub: &str, email: Option<&str>, name: Option<&str>, ttl: Duration) -> ExitCode {
-    let Some(secret) = std::env::var("BETTER_AUTH_SECRET").ok().filter(|s| !s.trim().is_empty()) else {
-        eprintln!("error: BETTER_AUTH_SECRET is not set (in the environment or .env); the token is signed with it.");
+    let Some(secret) = std::env::var("BETTER_AUTH_SECRET")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+    else {
+        eprintln!(
+            "error: BETTER_AUTH_SECRET is not set (in the environment or .env); the token is signed with it."
+        );
         return ExitCode::from(2);
     };
     let secret = Secret::new(secret.trim());

@@ -64,7 +64,9 @@ pub struct Config {
 /// Reads a variable, treating an empty value as unset (as `.env` files and
 /// shells commonly produce `VAR=`).
 fn var(lookup: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<String> {
-    lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    lookup(name)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
 }
 
 fn parse_num<T: std::str::FromStr>(
@@ -113,7 +115,9 @@ impl Config {
         let host = match var(lookup, "HOST") {
             None => IpAddr::from([127, 0, 0, 1]),
             Some(raw) => raw.parse().unwrap_or_else(|_| {
-                problems.push(format!("HOST must be an IP address such as 127.0.0.1 or 0.0.0.0, got {raw:?}."));
+                problems.push(format!(
+                    "HOST must be an IP address such as 127.0.0.1 or 0.0.0.0, got {raw:?}."
+                ));
                 IpAddr::from([127, 0, 0, 1])
             }),
         };
@@ -176,8 +180,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn load(vars: &[(&str, &str)], dev: bool) -> Result<Config, Vec<String>> {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(&|k| map.get(k).cloned(), dev)
     }
 
@@ -192,7 +198,11 @@ mod tests {
     #[test]
     fn every_problem_is_reported_at_once() {
         let problems = load(
-            &[("BETTER_AUTH_SECRET", "short"), ("DATABASE_URL", "mysql://x"), ("PORT", "eighty")],
+            &[
+                ("BETTER_AUTH_SECRET", "short"),
+                ("DATABASE_URL", "mysql://x"),
+                ("PORT", "eighty"),
+            ],
             false,
         )
         .unwrap_err();

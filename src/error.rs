@@ -168,7 +168,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         match &self {
-            Self::Internal(cause) => tracing::error!(error = %format!("{cause:#}"), "request failed"),
+            Self::Internal(cause) => {
+                tracing::error!(error = %format!("{cause:#}"), "request failed")
+            }
             Self::Unavailable(cause) => tracing::warn!(%cause, "dependency unavailable"),
             _ => tracing::debug!(error = %self, "request rejected"),
         }

@@ -75,7 +75,11 @@ impl Sort {
     }
 
     fn canonical(self) -> String {
-        format!("{}{}", if self.descending { "-" } else { "" }, self.key.name())
+        format!(
+            "{}{}",
+            if self.descending { "-" } else { "" },
+            self.key.name()
+        )
     }
 }
 
@@ -231,7 +235,10 @@ impl ListQuery {
                 "tag" => query.filters.tags.push(value),
                 "q" => {
                     if value.contains('\0') {
-                        return Err(ApiError::bad_param("q", "must not contain the NUL character"));
+                        return Err(ApiError::bad_param(
+                            "q",
+                            "must not contain the NUL character",
+                        ));
                     }
                     query.filters.q = (!value.is_empty()).then(|| value.to_lowercase());
                 }
@@ -274,21 +281,33 @@ impl ListQuery {
                         })?
                 }
                 "offset" => {
-                    query.offset = Some(value.parse::<u64>().ok().filter(|o| *o <= i64::MAX as u64).ok_or_else(
-                        || ApiError::bad_param("offset", "must be a whole number of 0 or more"),
-                    )?)
+                    query.offset = Some(
+                        value
+                            .parse::<u64>()
+                            .ok()
+                            .filter(|o| *o <= i64::MAX as u64)
+                            .ok_or_else(|| {
+                                ApiError::bad_param("offset", "must be a whole number of 0 or more")
+                            })?,
+                    )
                 }
                 "cursor" => query.cursor = Some(value),
                 _ => {}
             }
         }
         if query.filters.tags.iter().any(|t| t.contains('\0')) {
-            return Err(ApiError::bad_param("tag", "must not contain the NUL character"));
+            return Err(ApiError::bad_param(
+                "tag",
+                "must not contain the NUL character",
+            ));
         }
         query.filters.tags.sort();
         query.filters.tags.dedup();
         if query.cursor.is_some() && query.offset.is_some() {
-            return Err(ApiError::bad_param("cursor", "cannot be combined with offset"));
+            return Err(ApiError::bad_param(
+                "cursor",
+                "cannot be combined with offset",
+            ));
         }
         Ok(query)
     }
@@ -310,8 +329,8 @@ impl CursorKey {
     }
 
     fn mac(&self, user_id: &str, payload: &[u8]) -> Hmac<Sha256> {
-        let mut mac =
-            <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable_hmac());
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable_hmac());
         mac.update(user_id.as_bytes());
         mac.update(&[0]);
         mac.update(payload);
@@ -337,7 +356,12 @@ impl CursorKey {
     }
 
     /// Opens a cursor issued by [`CursorKey::encode`] for this user and query.
-    pub fn decode(&self, user_id: &str, query: &ListQuery, cursor: &str) -> Result<After, ApiError> {
+    pub fn decode(
+        &self,
+        user_id: &str,
+        query: &ListQuery,
+        cursor: &str,
+    ) -> Result<After, ApiError> {
         let bad = || ApiError::bad_param("cursor", "is not a cursor issued for this list");
         let (payload, tag) = cursor.split_once('.').ok_or_else(bad)?;
         let payload = B64.decode(payload).map_err(|_| bad())?;
@@ -415,7 +439,9 @@ mod tests {
             ("cursor=x&offset=0", "cursor"),
         ] {
             match ListQuery::parse(Some(qs), V1_LIMITS, false) {
-                Err(ApiError::BadRequest { errors, .. }) => assert_eq!(errors[0].field, field, "{qs}"),
+                Err(ApiError::BadRequest { errors, .. }) => {
+                    assert_eq!(errors[0].field, field, "{qs}")
+                }
                 other => panic!("{qs}: {other:?}"),
             }
         }
@@ -448,17 +474,28 @@ mod tests {
         let query = ListQuery::parse(Some("sort=-due_date&tag=a"), V1_LIMITS, false).unwrap();
         let cursor = key.encode("u1", &query, &task(7));
         let after = key.decode("u1", &query, &cursor).unwrap();
-        assert_eq!(after, After { value: SortValue::Timestamp(None), id: 7 });
+        assert_eq!(
+            after,
+            After {
+                value: SortValue::Timestamp(None),
+                id: 7
+            }
+        );
         assert!(key.decode("u2", &query, &cursor).is_err());
         let other_sort = ListQuery::parse(Some("sort=due_date&tag=a"), V1_LIMITS, false).unwrap();
         assert!(key.decode("u1", &other_sort, &cursor).is_err());
-        let other_filter = ListQuery::parse(Some("sort=-due_date&tag=b"), V1_LIMITS, false).unwrap();
+        let other_filter =
+            ListQuery::parse(Some("sort=-due_date&tag=b"), V1_LIMITS, false).unwrap();
         assert!(key.decode("u1", &other_filter, &cursor).is_err());
         let mut tampered = cursor.clone().into_bytes();
         tampered[3] ^= 1;
-        assert!(key.decode("u1", &query, &String::from_utf8(tampered).unwrap()).is_err());
+        assert!(
+            key.decode("u1", &query, &String::from_utf8(tampered).unwrap())
+                .is_err()
+        );
         // limit may change between pages
-        let bigger = ListQuery::parse(Some("sort=-due_date&tag=a&limit=50"), V1_LIMITS, false).unwrap();
+        let bigger =
+            ListQuery::parse(Some("sort=-due_date&tag=a&limit=50"), V1_LIMITS, false).unwrap();
         assert!(key.decode("u1", &bigger, &cursor).is_ok());
     }
 }

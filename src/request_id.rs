@@ -41,11 +41,8 @@ pub async fn layer(request: Request, next: Next) -> Response {
         route = tracing::field::Empty,
     );
     let header = HeaderValue::from_str(&id).ok();
-    let mut response = tracing::Instrument::instrument(
-        REQUEST_ID.scope(id, next.run(request)),
-        span,
-    )
-    .await;
+    let mut response =
+        tracing::Instrument::instrument(REQUEST_ID.scope(id, next.run(request)), span).await;
     if let Some(header) = header {
         response.headers_mut().insert(X_REQUEST_ID.clone(), header);
     }

@@ -316,7 +316,10 @@ impl Checker {
             }
         }
         if ok && tags.len() > TAGS_MAX {
-            self.fail("tags", format!("must hold at most {TAGS_MAX} distinct tags"));
+            self.fail(
+                "tags",
+                format!("must hold at most {TAGS_MAX} distinct tags"),
+            );
             ok = false;
         }
         ok.then_some(tags)
@@ -379,20 +382,20 @@ pub fn parse_input(body: &Value) -> Result<TaskInput, Vec<FieldError>> {
     if let Some(v) = map.get("description") {
         input.description = c.description(v).flatten();
     }
-    if let Some(v) = map.get("completed") {
-        if c.not_null("completed", v) {
-            input.completed = c.completed(v).unwrap_or_default();
-        }
+    if let Some(v) = map.get("completed")
+        && c.not_null("completed", v)
+    {
+        input.completed = c.completed(v).unwrap_or_default();
     }
-    if let Some(v) = map.get("priority") {
-        if c.not_null("priority", v) {
-            input.priority = c.priority(v).unwrap_or_default();
-        }
+    if let Some(v) = map.get("priority")
+        && c.not_null("priority", v)
+    {
+        input.priority = c.priority(v).unwrap_or_default();
     }
-    if let Some(v) = map.get("tags") {
-        if c.not_null("tags", v) {
-            input.tags = c.tags(v).unwrap_or_default();
-        }
+    if let Some(v) = map.get("tags")
+        && c.not_null("tags", v)
+    {
+        input.tags = c.tags(v).unwrap_or_default();
     }
     if let Some(v) = map.get("due_date") {
         input.due_date = c.due_date(v).flatten();
@@ -407,28 +410,28 @@ pub fn parse_patch(body: &Value) -> Result<TaskPatch, Vec<FieldError>> {
         return c.finish(TaskPatch::default());
     };
     let mut patch = TaskPatch::default();
-    if let Some(v) = map.get("title") {
-        if c.not_null("title", v) {
-            patch.title = c.title(v);
-        }
+    if let Some(v) = map.get("title")
+        && c.not_null("title", v)
+    {
+        patch.title = c.title(v);
     }
     if let Some(v) = map.get("description") {
         patch.description = c.description(v);
     }
-    if let Some(v) = map.get("completed") {
-        if c.not_null("completed", v) {
-            patch.completed = c.completed(v);
-        }
+    if let Some(v) = map.get("completed")
+        && c.not_null("completed", v)
+    {
+        patch.completed = c.completed(v);
     }
-    if let Some(v) = map.get("priority") {
-        if c.not_null("priority", v) {
-            patch.priority = c.priority(v);
-        }
+    if let Some(v) = map.get("priority")
+        && c.not_null("priority", v)
+    {
+        patch.priority = c.priority(v);
     }
-    if let Some(v) = map.get("tags") {
-        if c.not_null("tags", v) {
-            patch.tags = c.tags(v);
-        }
+    if let Some(v) = map.get("tags")
+        && c.not_null("tags", v)
+    {
+        patch.tags = c.tags(v);
     }
     if let Some(v) = map.get("due_date") {
         patch.due_date = c.due_date(v);
@@ -457,7 +460,12 @@ mod tests {
     #[test]
     fn title_counts_scalar_values_after_trimming() {
         let ok = "é".repeat(200);
-        assert_eq!(parse_input(&json!({"title": format!("  {ok}\u{3000}")})).unwrap().title, ok);
+        assert_eq!(
+            parse_input(&json!({"title": format!("  {ok}\u{3000}")}))
+                .unwrap()
+                .title,
+            ok
+        );
         let too_long = "é".repeat(201);
         assert!(parse_input(&json!({"title": too_long})).is_err());
         assert!(parse_input(&json!({"title": " \t\u{2003} "})).is_err());
@@ -470,7 +478,13 @@ mod tests {
         let many: Vec<String> = (0..21).map(|i| format!("t{i}")).collect();
         assert!(parse_input(&json!({"title": "t", "tags": many})).is_err());
         let dup_heavy: Vec<String> = (0..40).map(|i| format!("t{}", i % 20)).collect();
-        assert_eq!(parse_input(&json!({"title": "t", "tags": dup_heavy})).unwrap().tags.len(), 20);
+        assert_eq!(
+            parse_input(&json!({"title": "t", "tags": dup_heavy}))
+                .unwrap()
+                .tags
+                .len(),
+            20
+        );
     }
 
     #[test]
@@ -493,7 +507,8 @@ mod tests {
 
     #[test]
     fn due_date_needs_an_offset_and_is_normalised_to_utc() {
-        let input = parse_input(&json!({"title": "t", "due_date": "2026-12-01T10:00:00+01:00"})).unwrap();
+        let input =
+            parse_input(&json!({"title": "t", "due_date": "2026-12-01T10:00:00+01:00"})).unwrap();
         assert_eq!(format_ts(&input.due_date.unwrap()), "2026-12-01T09:00:00Z");
         assert!(parse_input(&json!({"title": "t", "due_date": "2026-12-01T10:00:00"})).is_err());
         assert!(parse_input(&json!({"title": "t", "due_date": "2026-12-01"})).is_err());

@@ -55,8 +55,9 @@ fn parse_json(bytes: &Bytes, is_json: bool) -> Result<Value, ApiError> {
     if !is_json {
         return Err(ApiError::UnsupportedMediaType);
     }
-    serde_json::from_slice(bytes)
-        .map_err(|err| ApiError::malformed_json(format!("the request body is not valid JSON: {err}")))
+    serde_json::from_slice(bytes).map_err(|err| {
+        ApiError::malformed_json(format!("the request body is not valid JSON: {err}"))
+    })
 }
 
 /// `application/json`, with any parameters (such as `charset`).
@@ -160,7 +161,8 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
             )
         };
         let bytes = value.as_bytes();
-        if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(|b| (0x20..=0x7e).contains(b)) {
+        if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(|b| (0x20..=0x7e).contains(b))
+        {
             return Err(bad());
         }
         let key = std::str::from_utf8(bytes).map_err(|_| bad())?;

@@ -32,7 +32,10 @@ pub async fn get_me(State(state): State<AppState>, user: AuthUser) -> Result<Res
 }
 
 /// `DELETE /api/v1/me`: the user and all their data, in one statement.
-pub async fn delete_me(State(state): State<AppState>, user: AuthUser) -> Result<Response, ApiError> {
+pub async fn delete_me(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<Response, ApiError> {
     state.store.delete_user(user.id()).await?;
     state.known_users.forget(user.id());
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -29,7 +29,10 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/v1/tasks/{id}/complete", patch(tasks::toggle))
         .route("/api/v1/me", get(me::get_me).delete(me::delete_me))
-        .route("/api/{user_id}/tasks", get(compat::list).post(compat::create))
+        .route(
+            "/api/{user_id}/tasks",
+            get(compat::list).post(compat::create),
+        )
         .route(
             "/api/{user_id}/tasks/{id}",
             get(compat::get_one)

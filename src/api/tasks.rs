@@ -45,10 +45,18 @@ impl Flavor {
 }
 
 /// A task body with its `ETag` (and `Location` for creates).
-fn task_response(status: StatusCode, body: Vec<u8>, version: i64, location: Option<String>) -> Response {
+fn task_response(
+    status: StatusCode,
+    body: Vec<u8>,
+    version: i64,
+    location: Option<String>,
+) -> Response {
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if let Ok(etag) = HeaderValue::from_str(&format!("\"{version}\"")) {
         headers.insert(header::ETAG, etag);
     }
@@ -129,7 +137,11 @@ pub(super) async fn list_tasks(
     let more = items.len() > query.limit as usize;
     items.truncate(query.limit as usize);
     let next_cursor = more
-        .then(|| items.last().map(|last| state.cursor_key.encode(user.id(), &query, last)))
+        .then(|| {
+            items
+                .last()
+                .map(|last| state.cursor_key.encode(user.id(), &query, last))
+        })
         .flatten();
     match flavor {
         Flavor::V1 => Ok(Json(Page {
@@ -140,7 +152,10 @@ pub(super) async fn list_tasks(
         Flavor::Compat => {
             let mut response = Json(&items).into_response();
             if let Some(cursor) = next_cursor {
-                let link = format!("<{}>; rel=\"next\"", next_page_url(path, raw_query, &cursor));
+                let link = format!(
+                    "<{}>; rel=\"next\"",
+                    next_page_url(path, raw_query, &cursor)
+                );
                 if let Ok(link) = HeaderValue::from_str(&link) {
                     response.headers_mut().insert(header::LINK, link);
                 }
@@ -169,7 +184,8 @@ pub(super) async fn create_task(
 ) -> Result<Response, ApiError> {
     let input = task::parse_input(body).map_err(ApiError::Validation)?;
     let now = task::now();
-    let ttl = chrono::Duration::from_std(state.idempotency_ttl).unwrap_or(chrono::Duration::days(1));
+    let ttl =
+        chrono::Duration::from_std(state.idempotency_ttl).unwrap_or(chrono::Duration::days(1));
     let idempotency = key.map(|key| IdempotentRequest {
         key,
         fingerprint: task::sha256_hex(input.fingerprint_json().as_bytes()),
@@ -184,11 +200,17 @@ pub(super) async fn create_task(
         match created {
             Created::New(task) => {
                 let location = flavor.location(user, task.id);
-                return Ok(task_response(StatusCode::CREATED, render(&task), task.version, Some(location)));
+                return Ok(task_response(
+                    StatusCode::CREATED,
+                    render(&task),
+                    task.version,
+                    Some(location),
+                ));
             }
             Created::Replay(body) => {
-                let stored: Value = serde_json::from_str(&body)
-                    .map_err(|e| ApiError::Internal(anyhow::anyhow!("corrupt idempotent response: {e}")))?;
+                let stored: Value = serde_json::from_str(&body).map_err(|e| {
+                    ApiError::Internal(anyhow::anyhow!("corrupt idempotent response: {e}"))
+                })?;
                 let id = stored["id"].as_i64().unwrap_or_default();
                 let version = stored["version"].as_i64().unwrap_or(1);
                 return Ok(task_response(
@@ -207,10 +229,16 @@ pub(super) async fn create_task(
             Created::UserMissing => break,
         }
     }
-    Err(ApiError::Internal(anyhow::anyhow!("user row vanished twice during create")))
+    Err(ApiError::Internal(anyhow::anyhow!(
+        "user row vanished twice during create"
+    )))
 }
 
-pub(super) async fn get_task(state: &AppState, user: &AuthUser, id: i64) -> Result<Response, ApiError> {
+pub(super) async fn get_task(
+    state: &AppState,
+    user: &AuthUser,
+    id: i64,
+) -> Result<Response, ApiError> {
     match state.store.get_task(user.id(), id).await? {
         Some(task) => Ok(ok_task(&task)),
         None => Err(ApiError::NotFound),

@@ -31,7 +31,8 @@ impl KnownUsers {
     pub fn is_current(&self, who: &Identity) -> bool {
         let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         map.get(&who.sub).is_some_and(|(email, name)| {
-            (who.email.is_none() || who.email == *email) && (who.name.is_none() || who.name == *name)
+            (who.email.is_none() || who.email == *email)
+                && (who.name.is_none() || who.name == *name)
         })
     }
 
@@ -87,7 +88,11 @@ mod tests {
     fn memory_is_bounded() {
         let known = KnownUsers::new(2);
         for i in 0..5 {
-            known.remember(&Identity { sub: format!("u{i}"), email: None, name: None });
+            known.remember(&Identity {
+                sub: format!("u{i}"),
+                email: None,
+                name: None,
+            });
         }
         assert!(known.map.lock().unwrap().len() <= 2);
     }

@@ -32,7 +32,10 @@ impl AuthUser {
     /// another instance while this one still remembered it).
     pub async fn recreate(&self, state: &AppState) -> Result<(), ApiError> {
         state.known_users.forget(self.id());
-        state.store.upsert_user(&self.identity, crate::task::now()).await?;
+        state
+            .store
+            .upsert_user(&self.identity, crate::task::now())
+            .await?;
         state.known_users.remember(&self.identity);
         Ok(())
     }
@@ -48,7 +51,10 @@ impl FromRequestParts<AppState> for AuthUser {
             tracing::info!(reason = %err, "token rejected");
         })?;
         if !state.known_users.is_current(&identity) {
-            state.store.upsert_user(&identity, crate::task::now()).await?;
+            state
+                .store
+                .upsert_user(&identity, crate::task::now())
+                .await?;
             state.known_users.remember(&identity);
         }
         Ok(Self { identity })
@@ -67,7 +73,9 @@ fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
         return Err(missing);
     };
     let Ok(value) = value.to_str() else {
-        return Err(ApiError::invalid_token("the Authorization header is not valid ASCII"));
+        return Err(ApiError::invalid_token(
+            "the Authorization header is not valid ASCII",
+        ));
     };
     let value = value.trim();
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));

@@ -74,12 +74,14 @@ impl Verifier {
         validation.validate_exp = false;
         validation.validate_nbf = false;
         validation.validate_aud = false;
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation)
-            .map_err(|err| match err.kind() {
-                jsonwebtoken::errors::ErrorKind::InvalidSignature => {
-                    ApiError::invalid_token("token signature is invalid")
+        let data =
+            jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation).map_err(|err| {
+                match err.kind() {
+                    jsonwebtoken::errors::ErrorKind::InvalidSignature => {
+                        ApiError::invalid_token("token signature is invalid")
+                    }
+                    _ => ApiError::invalid_token("token is malformed"),
                 }
-                _ => ApiError::invalid_token("token is malformed"),
             })?;
         self.check_claims(&data.claims, unix_now())
     }
@@ -107,10 +109,10 @@ impl Verifier {
         if number("iat")?.is_some_and(|iat| iat > now + leeway) {
             return Err(ApiError::invalid_token("token was issued in the future"));
         }
-        if let Some(expected) = &self.issuer {
-            if claims.get("iss").and_then(Value::as_str) != Some(expected.as_str()) {
-                return Err(ApiError::invalid_token("token issuer is not accepted"));
-            }
+        if let Some(expected) = &self.issuer
+            && claims.get("iss").and_then(Value::as_str) != Some(expected.as_str())
+        {
+            return Err(ApiError::invalid_token("token issuer is not accepted"));
         }
         if let Some(expected) = &self.audience {
             let ok = match claims.get("aud") {
@@ -135,7 +137,11 @@ impl Verifier {
             {
                 s.clone()
             }
-            _ => return Err(ApiError::invalid_token("token subject is not a valid user id")),
+            _ => {
+                return Err(ApiError::invalid_token(
+                    "token subject is not a valid user id",
+                ));
+            }
         };
         Ok(Identity {
             sub,
@@ -183,7 +189,11 @@ pub fn mint_hs256(
     claims.insert("iat".into(), now.into());
     claims.insert("exp".into(), (now + ttl.as_secs()).into());
     let key = EncodingKey::from_secret(secret.expose().as_bytes())?;
-    Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key)?)
+    Ok(jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &key,
+    )?)
 }
 
 #[cfg(test)]
@@ -211,17 +221,44 @@ mod tests {
     #[test]
     fn leeway_applies_to_exp_nbf_and_iat() {
         let v = verifier();
-        assert!(v.check_claims(&claims(json!({"exp": 1000, "sub": "u"})), 1059.0).is_ok());
-        assert!(v.check_claims(&claims(json!({"exp": 1000, "sub": "u"})), 1061.0).is_err());
-        assert!(v.check_claims(&claims(json!({"exp": 9e9, "nbf": 1100, "sub": "u"})), 1000.0).is_err());
-        assert!(v.check_claims(&claims(json!({"exp": 9e9, "iat": 1050, "sub": "u"})), 1000.0).is_ok());
-        assert!(v.check_claims(&claims(json!({"exp": "9e9", "sub": "u"})), 1000.0).is_err());
+        assert!(
+            v.check_claims(&claims(json!({"exp": 1000, "sub": "u"})), 1059.0)
+                .is_ok()
+        );
+        assert!(
+            v.check_claims(&claims(json!({"exp": 1000, "sub": "u"})), 1061.0)
+                .is_err()
+        );
+        assert!(
+            v.check_claims(
+                &claims(json!({"exp": 9e9, "nbf": 1100, "sub": "u"})),
+                1000.0
+            )
+            .is_err()
+        );
+        assert!(
+            v.check_claims(
+                &claims(json!({"exp": 9e9, "iat": 1050, "sub": "u"})),
+                1000.0
+            )
+            .is_ok()
+        );
+        assert!(
+            v.check_claims(&claims(json!({"exp": "9e9", "sub": "u"})), 1000.0)
+                .is_err()
+        );
     }
 
     #[test]
     fn audience_may_be_a_string_or_a_list() {
-        let v = Verifier::new(None, Duration::ZERO, Some("https://a".into()), Some("https://a".into()));
-        let ok = claims(json!({"exp": 9e9, "sub": "u", "iss": "https://a", "aud": ["x", "https://a"]}));
+        let v = Verifier::new(
+            None,
+            Duration::ZERO,
+            Some("https://a".into()),
+            Some("https://a".into()),
+        );
+        let ok =
+            claims(json!({"exp": 9e9, "sub": "u", "iss": "https://a", "aud": ["x", "https://a"]}));
         assert!(v.check_claims(&ok, 1.0).is_ok());
         let bad = claims(json!({"exp": 9e9, "sub": "u", "iss": "https://a", "aud": "https://b"}));
         assert!(v.check_claims(&bad, 1.0).is_err());

@@ -3,8 +3,9 @@
 //! every statement filters by it in SQL, so isolation does not depend on the
 //! handlers remembering to check ownership.
 
-mod sql;
+mod pg_tls;
 mod postgres;
+mod sql;
 mod sqlite;
 
 use std::sync::Arc;
@@ -157,7 +158,10 @@ impl DatabaseKind {
         match scheme.as_deref() {
             Some("sqlite") => Ok(Self::Sqlite),
             Some("postgres" | "postgresql") => Ok(Self::Postgres),
-            _ => Err("DATABASE_URL must start with sqlite:// or postgres:// (or postgresql://).".to_owned()),
+            _ => Err(
+                "DATABASE_URL must start with sqlite:// or postgres:// (or postgresql://)."
+                    .to_owned(),
+            ),
         }
     }
 }

@@ -7,8 +7,6 @@
 //! `query_typed`, which uses the unnamed statement with explicit parameter
 //! types: one round trip, and correct through any pooler.
 
-use std::str::FromStr;
-
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -18,8 +16,8 @@ use tokio_postgres::{
 };
 
 use super::{
-    Change, Created, IdempotentRequest, Precondition, Store, StoreError, StoreResult,
-    UserProfile, WriteOutcome,
+    Change, Created, IdempotentRequest, Precondition, Store, StoreError, StoreResult, UserProfile,
+    WriteOutcome,
     sql::{self, Dialect, Param, SqlBuilder},
 };
 use crate::{
@@ -143,12 +141,10 @@ fn is_missing_user(err: &StoreError) -> bool {
 impl PostgresStore {
     /// Opens the pool, checks the database answers, and migrates.
     pub async fn connect(url: &str, config: &Config) -> anyhow::Result<Self> {
-        let pg_config = tokio_postgres::Config::from_str(url)
-            .map_err(|e| anyhow::anyhow!("DATABASE_URL is not a valid PostgreSQL URL: {e}"))?;
-        let tls = tls_connector();
+        let settings = super::pg_tls::parse(url).map_err(anyhow::Error::msg)?;
         let manager = Manager::from_config(
-            pg_config,
-            tls,
+            settings.config,
+            settings.tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -182,13 +178,19 @@ impl PostgresStore {
             .await
             .context("could not create schema_migrations")?;
         client
-            .query_typed("select pg_advisory_lock($1)", &[(&MIGRATION_LOCK, Type::INT8)])
+            .query_typed(
+                "select pg_advisory_lock($1)",
+                &[(&MIGRATION_LOCK, Type::INT8)],
+            )
             .await
             .context("could not take the migration lock")?;
         let result = apply_migrations(&mut client).await;
         // Released explicitly: the pooled connection outlives this function.
         let unlock = client
-            .query_typed("select pg_advisory_unlock($1)", &[(&MIGRATION_LOCK, Type::INT8)])
+            .query_typed(
+                "select pg_advisory_unlock($1)",
+                &[(&MIGRATION_LOCK, Type::INT8)],
+            )
             .await;
         result?;
         unlock.context("could not release the migration lock")?;
@@ -199,7 +201,6 @@ impl PostgresStore {
         self.pool.get().await.map_err(pool_error)
     }
 }
-
 
 async fn apply_migrations(client: &mut deadpool_postgres::Object) -> anyhow::Result<()> {
     let applied = client
@@ -220,7 +221,11 @@ async fn apply_migrations(client: &mut deadpool_postgres::Object) -> anyhow::Res
             .with_context(|| format!("migration {version} ({name}) failed"))?;
         tx.query_typed(
             "insert into schema_migrations (version, name, checksum) values ($1, $2, $3)",
-            &[(version, Type::INT8), (name, Type::TEXT), (&sum, Type::TEXT)],
+            &[
+                (version, Type::INT8),
+                (name, Type::TEXT),
+                (&sum, Type::TEXT),
+            ],
         )
         .await?;
         tx.commit().await?;
@@ -229,24 +234,15 @@ async fn apply_migrations(client: &mut deadpool_postgres::Object) -> anyhow::Res
     Ok(())
 }
 
-/// TLS for `sslmode=prefer|require`: rustls with the Mozilla roots, which
-/// also provides `tls-server-end-point` channel binding for SCRAM-SHA-256-PLUS.
-fn tls_connector() -> tokio_postgres_rustls::MakeRustlsConnect {
-    let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-        .unwrap_or_else(|_| unreachable!("ring supports the default protocol versions"));
-    tokio_postgres_rustls::MakeRustlsConnect::new(config)
-}
-
 #[async_trait::async_trait]
 impl Store for PostgresStore {
     async fn ready(&self) -> StoreResult<()> {
         let client = self.client().await?;
         let rows = client
-            .query_typed("select coalesce(max(version), 0) from schema_migrations", &[])
+            .query_typed(
+                "select coalesce(max(version), 0) from schema_migrations",
+                &[],
+            )
             .await
             .map_err(classify)?;
         let current: i64 = rows.first().map(|r| r.get(0)).unwrap_or(0);
@@ -305,14 +301,20 @@ impl Store for PostgresStore {
                     rows.first()
                         .map(task_from_row)
                         .transpose()?
-                        .ok_or_else(|| StoreError::Other(anyhow::anyhow!("insert returned no row")))?,
+                        .ok_or_else(|| {
+                            StoreError::Other(anyhow::anyhow!("insert returned no row"))
+                        })?,
                 )),
                 Err(e) if is_missing_user(&e) => Ok(Created::UserMissing),
                 Err(e) => Err(e),
             };
         };
         let tx = client.transaction().await.map_err(classify)?;
-        query(&*tx, &sql::expire_idempotency_key(user_id, &idem.key, idem.not_before)).await?;
+        query(
+            &*tx,
+            &sql::expire_idempotency_key(user_id, &idem.key, idem.not_before),
+        )
+        .await?;
         let claim = sql::claim_idempotency_key(user_id, &idem.key, &idem.fingerprint, now);
         let claimed = query(&*tx, &claim).await;
         match claimed {
@@ -320,7 +322,8 @@ impl Store for PostgresStore {
             Ok(_) => {
                 // Taken (possibly by a concurrent request that just committed).
                 tx.rollback().await.map_err(classify)?;
-                let rows = query(&**client, &sql::select_idempotency_key(user_id, &idem.key)).await?;
+                let rows =
+                    query(&**client, &sql::select_idempotency_key(user_id, &idem.key)).await?;
                 let Some(row) = rows.first() else {
                     return Ok(Created::KeyReused);
                 };
@@ -343,7 +346,11 @@ impl Store for PostgresStore {
             Err(e) if is_missing_user(&e) => return Ok(Created::UserMissing),
             Err(e) => return Err(e),
         };
-        query(&*tx, &sql::finish_idempotency_key(user_id, &idem.key, &render(&task))).await?;
+        query(
+            &*tx,
+            &sql::finish_idempotency_key(user_id, &idem.key, &render(&task)),
+        )
+        .await?;
         tx.commit().await.map_err(classify)?;
         Ok(Created::New(task))
     }
@@ -356,7 +363,9 @@ impl Store for PostgresStore {
 
     async fn task_exists(&self, user_id: &str, id: i64) -> StoreResult<bool> {
         let client = self.client().await?;
-        Ok(!query(&**client, &sql::task_exists(user_id, id)).await?.is_empty())
+        Ok(!query(&**client, &sql::task_exists(user_id, id))
+            .await?
+            .is_empty())
     }
 
     async fn update_task(
@@ -373,7 +382,9 @@ impl Store for PostgresStore {
         if let Some(row) = rows.first() {
             return Ok(WriteOutcome::Done(task_from_row(row)?));
         }
-        let exists = !query(&**client, &sql::task_exists(user_id, id)).await?.is_empty();
+        let exists = !query(&**client, &sql::task_exists(user_id, id))
+            .await?
+            .is_empty();
         Ok(if exists {
             WriteOutcome::PreconditionFailed
         } else {
@@ -393,7 +404,9 @@ impl Store for PostgresStore {
         if !rows.is_empty() {
             return Ok(WriteOutcome::Done(()));
         }
-        let exists = !query(&**client, &sql::task_exists(user_id, id)).await?.is_empty();
+        let exists = !query(&**client, &sql::task_exists(user_id, id))
+            .await?
+            .is_empty();
         Ok(if exists {
             WriteOutcome::PreconditionFailed
         } else {

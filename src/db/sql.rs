@@ -79,7 +79,10 @@ pub fn list_query(spec: &ListSpec, dialect: Dialect) -> SqlBuilder {
         Status::Completed => conds.push(format!("completed = {}", b.bind(Param::Bool(true)))),
     }
     if let Some(priority) = f.priority {
-        conds.push(format!("priority = {}", b.bind(Param::SmallInt(priority.rank()))));
+        conds.push(format!(
+            "priority = {}",
+            b.bind(Param::SmallInt(priority.rank()))
+        ));
     }
     if !f.tags.is_empty() {
         match dialect {
@@ -115,11 +118,20 @@ pub fn list_query(spec: &ListSpec, dialect: Dialect) -> SqlBuilder {
     }
     let column = sort_column(spec.sort.key, dialect);
     if let Some(after) = &spec.after {
-        conds.push(keyset_condition(&mut b, column, spec.sort.descending, after));
+        conds.push(keyset_condition(
+            &mut b,
+            column,
+            spec.sort.descending,
+            after,
+        ));
     }
     let dir = if spec.sort.descending { "desc" } else { "asc" };
     // Null due dates sort after every date, so first under descending order.
-    let nulls = if spec.sort.descending { "nulls first" } else { "nulls last" };
+    let nulls = if spec.sort.descending {
+        "nulls first"
+    } else {
+        "nulls last"
+    };
     let order = if spec.sort.key == SortKey::DueDate {
         format!("{column} {dir} {nulls}, id {dir}")
     } else {
@@ -189,7 +201,9 @@ pub fn insert_task(user_id: &str, input: &TaskInput, now: DateTime<Utc>) -> SqlB
         b.bind(Param::Text(input.title.clone())),
         b.bind(Param::Text(search_copy(&input.title))),
         b.bind(Param::OptText(input.description.clone())),
-        b.bind(Param::OptText(input.description.as_deref().map(search_copy))),
+        b.bind(Param::OptText(
+            input.description.as_deref().map(search_copy),
+        )),
         b.bind(Param::Bool(input.completed)),
         b.bind(Param::SmallInt(input.priority.rank())),
         b.bind(Param::TextList(input.tags.clone())),
@@ -210,7 +224,10 @@ pub fn insert_task(user_id: &str, input: &TaskInput, now: DateTime<Utc>) -> SqlB
 /// One task of one user.
 pub fn select_task(user_id: &str, id: i64) -> SqlBuilder {
     let mut b = SqlBuilder::default();
-    let (id, user) = (b.bind(Param::Int(id)), b.bind(Param::Text(user_id.to_owned())));
+    let (id, user) = (
+        b.bind(Param::Int(id)),
+        b.bind(Param::Text(user_id.to_owned())),
+    );
     b.sql = format!("select {TASK_COLUMNS} from tasks where id = {id} and user_id = {user}");
     b
 }
@@ -233,15 +250,24 @@ pub fn update_task(
         Change::Patch(patch) => {
             if let Some(title) = &patch.title {
                 sets.push(format!("title = {}", b.bind(Param::Text(title.clone()))));
-                sets.push(format!("title_lc = {}", b.bind(Param::Text(search_copy(title)))));
+                sets.push(format!(
+                    "title_lc = {}",
+                    b.bind(Param::Text(search_copy(title)))
+                ));
             }
             if let Some(description) = &patch.description {
                 let lc = description.as_deref().map(search_copy);
-                sets.push(format!("description = {}", b.bind(Param::OptText(description.clone()))));
+                sets.push(format!(
+                    "description = {}",
+                    b.bind(Param::OptText(description.clone()))
+                ));
                 sets.push(format!("description_lc = {}", b.bind(Param::OptText(lc))));
             }
             if let Some(priority) = patch.priority {
-                sets.push(format!("priority = {}", b.bind(Param::SmallInt(priority.rank()))));
+                sets.push(format!(
+                    "priority = {}",
+                    b.bind(Param::SmallInt(priority.rank()))
+                ));
             }
             if let Some(tags) = &patch.tags {
                 sets.push(format!("tags = {}", b.bind(Param::TextList(tags.clone()))));
@@ -268,7 +294,10 @@ pub fn update_task(
         }
         Dialect::Sqlite => format!("updated_at = max({now_p}, updated_at)"),
     });
-    let (id, user) = (b.bind(Param::Int(id)), b.bind(Param::Text(user_id.to_owned())));
+    let (id, user) = (
+        b.bind(Param::Int(id)),
+        b.bind(Param::Text(user_id.to_owned())),
+    );
     let cond = precondition(&mut b, condition, dialect);
     b.sql = format!(
         "update tasks set {} where id = {id} and user_id = {user}{cond} returning {TASK_COLUMNS}",
@@ -278,9 +307,17 @@ pub fn update_task(
 }
 
 /// Deletes one task under the `If-Match` condition.
-pub fn delete_task(user_id: &str, id: i64, condition: &Precondition, dialect: Dialect) -> SqlBuilder {
+pub fn delete_task(
+    user_id: &str,
+    id: i64,
+    condition: &Precondition,
+    dialect: Dialect,
+) -> SqlBuilder {
     let mut b = SqlBuilder::default();
-    let (id, user) = (b.bind(Param::Int(id)), b.bind(Param::Text(user_id.to_owned())));
+    let (id, user) = (
+        b.bind(Param::Int(id)),
+        b.bind(Param::Text(user_id.to_owned())),
+    );
     let cond = precondition(&mut b, condition, dialect);
     b.sql = format!("delete from tasks where id = {id} and user_id = {user}{cond} returning 1");
     b
@@ -289,7 +326,10 @@ pub fn delete_task(user_id: &str, id: i64, condition: &Precondition, dialect: Di
 /// Whether the user has this task (one row of `1`, or none).
 pub fn task_exists(user_id: &str, id: i64) -> SqlBuilder {
     let mut b = SqlBuilder::default();
-    let (id, user) = (b.bind(Param::Int(id)), b.bind(Param::Text(user_id.to_owned())));
+    let (id, user) = (
+        b.bind(Param::Int(id)),
+        b.bind(Param::Text(user_id.to_owned())),
+    );
     b.sql = format!("select 1 from tasks where id = {id} and user_id = {user}");
     b
 }
@@ -398,7 +438,10 @@ pub fn finish_idempotency_key(user_id: &str, key: &str, response: &str) -> SqlBu
 /// The fingerprint and stored response of a claimed key.
 pub fn select_idempotency_key(user_id: &str, key: &str) -> SqlBuilder {
     let mut b = SqlBuilder::default();
-    let (user, key) = (b.bind(Param::Text(user_id.to_owned())), b.bind(Param::Text(key.to_owned())));
+    let (user, key) = (
+        b.bind(Param::Text(user_id.to_owned())),
+        b.bind(Param::Text(key.to_owned())),
+    );
     b.sql = format!(
         "select fingerprint, response from idempotency_keys where user_id = {user} and key = {key}"
     );
@@ -430,15 +473,25 @@ mod tests {
                 due_before: None,
                 due_after: None,
             },
-            sort: Sort { key: SortKey::Title, descending: false },
+            sort: Sort {
+                key: SortKey::Title,
+                descending: false,
+            },
             limit: 20,
             offset: 0,
-            after: Some(After { value: SortValue::Text("m".into()), id: 4 }),
+            after: Some(After {
+                value: SortValue::Text("m".into()),
+                id: 4,
+            }),
         };
         for dialect in [Dialect::Postgres, Dialect::Sqlite] {
             let b = list_query(&spec, dialect);
             for i in 1..=b.params.len() {
-                assert!(b.sql.contains(&format!("${i}")), "{dialect:?}: ${i} in {}", b.sql);
+                assert!(
+                    b.sql.contains(&format!("${i}")),
+                    "{dialect:?}: ${i} in {}",
+                    b.sql
+                );
             }
             assert!(!b.sql.contains(&format!("${}", b.params.len() + 1)));
         }

@@ -17,8 +17,8 @@ use sqlx::{
 };
 
 use super::{
-    Change, Created, IdempotentRequest, Precondition, Store, StoreError, StoreResult,
-    UserProfile, WriteOutcome,
+    Change, Created, IdempotentRequest, Precondition, Store, StoreError, StoreResult, UserProfile,
+    WriteOutcome,
     sql::{self, Dialect, Param, SqlBuilder},
 };
 use crate::{
@@ -171,14 +171,17 @@ impl SqliteStore {
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     async fn ready(&self) -> StoreResult<()> {
-        let row = sqlx::query("select coalesce(max(version), 0) from _sqlx_migrations where success")
-            .fetch_one(&self.reader)
-            .await
-            .map_err(classify)?;
+        let row =
+            sqlx::query("select coalesce(max(version), 0) from _sqlx_migrations where success")
+                .fetch_one(&self.reader)
+                .await
+                .map_err(classify)?;
         let current: i64 = row.try_get(0).map_err(|e| StoreError::Other(e.into()))?;
         let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
         if current < latest {
-            return Err(StoreError::Unavailable(anyhow::anyhow!("database is not migrated")));
+            return Err(StoreError::Unavailable(anyhow::anyhow!(
+                "database is not migrated"
+            )));
         }
         Ok(())
     }
@@ -207,7 +210,9 @@ impl Store for SqliteStore {
     }
 
     async fn delete_user(&self, user_id: &str) -> StoreResult<bool> {
-        Ok(!fetch_pool(&self.writer, &sql::delete_user(user_id)).await?.is_empty())
+        Ok(!fetch_pool(&self.writer, &sql::delete_user(user_id))
+            .await?
+            .is_empty())
     }
 
     async fn create_task(
@@ -229,7 +234,11 @@ impl Store for SqliteStore {
         };
         // The single writer connection serialises this whole transaction.
         let mut tx = self.writer.begin().await.map_err(classify)?;
-        fetch(&mut tx, &sql::expire_idempotency_key(user_id, &idem.key, idem.not_before)).await?;
+        fetch(
+            &mut tx,
+            &sql::expire_idempotency_key(user_id, &idem.key, idem.not_before),
+        )
+        .await?;
         let claim = sql::claim_idempotency_key(user_id, &idem.key, &idem.fingerprint, now);
         match fetch(&mut tx, &claim).await {
             Ok(rows) if !rows.is_empty() => {}
@@ -239,7 +248,8 @@ impl Store for SqliteStore {
                 let Some(row) = rows.first() else {
                     return Ok(Created::KeyReused);
                 };
-                let fingerprint: String = row.try_get(0).map_err(|e| StoreError::Other(e.into()))?;
+                let fingerprint: String =
+                    row.try_get(0).map_err(|e| StoreError::Other(e.into()))?;
                 let response: Option<String> =
                     row.try_get(1).map_err(|e| StoreError::Other(e.into()))?;
                 return Ok(match response {
@@ -255,7 +265,11 @@ impl Store for SqliteStore {
             Err(e) if is_missing_user(&e) => return Ok(Created::UserMissing),
             Err(e) => return Err(e),
         };
-        fetch(&mut tx, &sql::finish_idempotency_key(user_id, &idem.key, &render(&task))).await?;
+        fetch(
+            &mut tx,
+            &sql::finish_idempotency_key(user_id, &idem.key, &render(&task)),
+        )
+        .await?;
         tx.commit().await.map_err(classify)?;
         Ok(Created::New(task))
     }
@@ -265,7 +279,9 @@ impl Store for SqliteStore {
     }
 
     async fn task_exists(&self, user_id: &str, id: i64) -> StoreResult<bool> {
-        Ok(!fetch_pool(&self.reader, &sql::task_exists(user_id, id)).await?.is_empty())
+        Ok(!fetch_pool(&self.reader, &sql::task_exists(user_id, id))
+            .await?
+            .is_empty())
     }
 
     async fn update_task(

@@ -1,0 +1,327 @@
+//! `TestApp`: the real server, started in-process on a random port against a
+//! fresh database (a temporary SQLite file, or a new PostgreSQL schema), with
+//! request helpers named after what they do.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::{Value, json};
+use tasks_api::{Application, Config, db::Store};
+
+/// The signing secret every test server shares with its test tokens.
+pub const SECRET: &str = "test-secret-0123456789-abcdefghijklmnop";
+
+/// Which storage backend a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A running server and what is needed to talk to it and clean up after it.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub store: Arc<dyn Store>,
+    pub backend: Backend,
+    pub database_url: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    _dir: Option<tempfile::TempDir>,
+    schema: Option<(String, String)>,
+}
+
+/// The PostgreSQL URL for tests, or `None` (skip) when not configured.
+/// With `REQUIRE_POSTGRES=1` (as `.ci/run` sets) a missing URL is a failure.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("REQUIRE_POSTGRES").is_err(),
+                "REQUIRE_POSTGRES is set but TEST_DATABASE_URL is not"
+            );
+            eprintln!("TEST_DATABASE_URL is not set: skipping the PostgreSQL run of this test");
+            None
+        }
+    }
+}
+
+async fn admin_client(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to TEST_DATABASE_URL");
+    tokio::spawn(connection);
+    client
+}
+
+fn with_search_path(url: &str, schema: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-c%20search_path%3D{schema}")
+}
+
+impl TestApp {
+    /// A fresh database of the given kind; `None` when PostgreSQL is skipped.
+    pub async fn new(backend: Backend) -> Option<Self> {
+        Self::with_env(backend, &[]).await
+    }
+
+    /// Like [`TestApp::new`], with extra configuration variables.
+    pub async fn with_env(backend: Backend, extra: &[(&str, &str)]) -> Option<Self> {
+        let (url, dir, schema) = match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let url = format!("sqlite://{}/tasks.db", dir.path().display());
+                (url, Some(dir), None)
+            }
+            Backend::Postgres => {
+                let base = postgres_url()?;
+                let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+                admin_client(&base)
+                    .await
+                    .batch_execute(&format!("create schema {name}"))
+                    .await
+                    .expect("create test schema");
+                (with_search_path(&base, &name), None, Some((base, name)))
+            }
+        };
+        let mut app = Self::start(backend, &url, extra).await;
+        app._dir = dir;
+        app.schema = schema;
+        Some(app)
+    }
+
+    /// Starts a server on an existing database (used to test restarts).
+    pub async fn start(backend: Backend, url: &str, extra: &[(&str, &str)]) -> Self {
+        let mut vars: HashMap<String, String> = [
+            ("DATABASE_URL", url),
+            ("BETTER_AUTH_SECRET", SECRET),
+            ("PORT", "0"),
+            ("DB_POOL_SIZE", "8"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in extra {
+            vars.insert(k.to_string(), v.to_string());
+        }
+        let config = Config::from_lookup(&|k| vars.get(k).cloned(), false).expect("test config");
+        let app = Application::build(config).await.expect("build application");
+        let base = format!("http://{}", app.local_addr());
+        let store = app.store();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            app.run_until(async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server");
+        });
+        Self {
+            base,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client"),
+            store,
+            backend,
+            database_url: url.to_owned(),
+            shutdown: Some(tx),
+            server: Some(server),
+            _dir: None,
+            schema: None,
+        }
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+
+    /// A request to `path` with `token` as bearer (when given).
+    pub fn req(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let mut builder = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            builder = builder.bearer_auth(token);
+        }
+        builder
+    }
+
+    pub async fn create_task(&self, token: &str, body: Value) -> Response {
+        self.req(Method::POST, "/api/v1/tasks", Some(token))
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Creates a task that must succeed and returns its JSON.
+    pub async fn new_task(&self, token: &str, body: Value) -> Value {
+        let response = self.create_task(token, body).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.expect("json")
+    }
+
+    pub async fn get_task(&self, token: &str, id: i64) -> Response {
+        self.req(Method::GET, &format!("/api/v1/tasks/{id}"), Some(token))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn patch_task(&self, token: &str, id: i64, body: Value) -> Response {
+        self.req(Method::PATCH, &format!("/api/v1/tasks/{id}"), Some(token))
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn toggle_task(&self, token: &str, id: i64) -> Response {
+        self.req(
+            Method::PATCH,
+            &format!("/api/v1/tasks/{id}/complete"),
+            Some(token),
+        )
+        .send()
+        .await
+        .expect("request")
+    }
+
+    /// `GET /api/v1/tasks?{query}`, which must succeed; returns the body.
+    pub async fn list_tasks(&self, token: &str, query: &str) -> Value {
+        let response = self
+            .req(Method::GET, &format!("/api/v1/tasks?{query}"), Some(token))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), StatusCode::OK, "list ?{query}");
+        response.json().await.expect("json")
+    }
+
+    /// Whether the store holds a user row for `sub`.
+    pub async fn user_exists(&self, sub: &str) -> bool {
+        self.store.get_user(sub).await.expect("store").is_some()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some((base, schema)) = self.schema.take() {
+            // Drop the schema from a thread with its own runtime: Drop
+            // cannot await, and the test's runtime may be shutting down.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                if let Ok(rt) = rt {
+                    rt.block_on(async {
+                        if let Ok((client, conn)) =
+                            tokio_postgres::connect(&base, tokio_postgres::NoTls).await
+                        {
+                            tokio::spawn(conn);
+                            let _ = client
+                                .batch_execute(&format!("drop schema if exists {schema} cascade"))
+                                .await;
+                        }
+                    });
+                }
+            })
+            .join();
+        }
+    }
+}
+
+/// Seconds since the epoch.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Signs arbitrary claims with the test secret (HS256).
+pub fn sign(claims: &Value) -> String {
+    sign_with(claims, Algorithm::HS256, SECRET)
+}
+
+/// Signs arbitrary claims with a chosen HMAC algorithm and secret.
+pub fn sign_with(claims: &Value, alg: Algorithm, secret: &str) -> String {
+    let key = EncodingKey::from_secret(secret.as_bytes()).expect("key");
+    jsonwebtoken::encode(&Header::new(alg), claims, &key).expect("sign")
+}
+
+/// A valid token for `sub`, as a Better Auth front end would mint it.
+pub fn token(sub: &str) -> String {
+    sign(&json!({
+        "sub": sub,
+        "email": format!("{sub}@example.com"),
+        "name": format!("User {sub}"),
+        "iat": now_secs(),
+        "exp": now_secs() + 3600,
+    }))
+}
+
+/// Asserts a problem+json response with `status` and returns its body.
+pub async fn assert_problem(response: Response, status: StatusCode) -> Value {
+    assert_eq!(response.status(), status, "unexpected status");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body: Value = response.json().await.expect("problem json");
+    assert_eq!(body["status"], status.as_u16());
+    assert_eq!(body["type"], "about:blank");
+    assert_eq!(body["title"], status.canonical_reason().unwrap_or_default());
+    assert!(
+        body["detail"].is_string(),
+        "detail must be a string: {body}"
+    );
+    assert_eq!(body["request_id"].as_str(), request_id.as_deref());
+    body
+}
+
+/// Runs one test body on SQLite and, when configured, on PostgreSQL.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let app = $crate::helpers::TestApp::new($crate::helpers::Backend::Sqlite)
+                        .await
+                        .expect("sqlite app");
+                    super::$name(app).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(app) = $crate::helpers::TestApp::new($crate::helpers::Backend::Postgres).await {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+    };
+}

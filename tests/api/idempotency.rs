@@ -1,0 +1,130 @@
+//! `Idempotency-Key` on creates: replay, conflict, validation, concurrency.
+
+use futures::future::join_all;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, assert_problem, token};
+
+async fn post_with_key(app: &TestApp, t: &str, key: &str, body: Value) -> reqwest::Response {
+    app.req(Method::POST, "/api/v1/tasks", Some(t))
+        .header("idempotency-key", key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn same_key_and_body_replays_the_original_response(app: TestApp) {
+    let t = token("alice");
+    let first = post_with_key(&app, &t, "key-1", json!({"title": "once"})).await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let location = first.headers()["location"].clone();
+    let body: Value = first.json().await.unwrap();
+    // The task changes afterwards; the replay is still the original 201.
+    app.toggle_task(&t, body["id"].as_i64().unwrap()).await;
+    // The same body after normalisation (trimming) counts as the same.
+    let replay = post_with_key(&app, &t, "key-1", json!({"title": "  once "})).await;
+    assert_eq!(replay.status(), StatusCode::CREATED);
+    assert_eq!(replay.headers()["location"], location);
+    assert_eq!(replay.headers()["etag"], "\"1\"");
+    assert_eq!(replay.json::<Value>().await.unwrap(), body);
+    assert_eq!(
+        app.list_tasks(&t, "").await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+async fn same_key_with_another_body_is_409(app: TestApp) {
+    let t = token("alice");
+    post_with_key(&app, &t, "key-2", json!({"title": "first"})).await;
+    let conflict = post_with_key(&app, &t, "key-2", json!({"title": "second"})).await;
+    assert_problem(conflict, StatusCode::CONFLICT).await;
+    assert_eq!(
+        app.list_tasks(&t, "").await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+async fn keys_are_scoped_per_user(app: TestApp) {
+    let a = post_with_key(&app, &token("alice"), "shared", json!({"title": "a"})).await;
+    let b = post_with_key(&app, &token("bob"), "shared", json!({"title": "b"})).await;
+    assert_eq!(a.status(), StatusCode::CREATED);
+    assert_eq!(b.status(), StatusCode::CREATED);
+    let b: Value = b.json().await.unwrap();
+    assert_eq!(b["user_id"], "bob");
+    assert_eq!(b["title"], "b");
+}
+
+async fn invalid_keys_are_400_and_rejected_requests_do_not_consume_keys(app: TestApp) {
+    let t = token("alice");
+    for key in ["", &"k".repeat(256)] {
+        let response = post_with_key(&app, &t, key, json!({"title": "a"})).await;
+        assert_problem(response, StatusCode::BAD_REQUEST).await;
+    }
+    let response = app
+        .req(Method::POST, "/api/v1/tasks", Some(&t))
+        .header(
+            "idempotency-key",
+            reqwest::header::HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap(),
+        )
+        .json(&json!({"title": "a"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, StatusCode::BAD_REQUEST).await;
+    let ok = post_with_key(&app, &t, &"k".repeat(255), json!({"title": "a"})).await;
+    assert_eq!(ok.status(), StatusCode::CREATED);
+    // A 422 does not consume the key: the corrected request then succeeds.
+    let bad = post_with_key(&app, &t, "retry-me", json!({"title": ""})).await;
+    assert_problem(bad, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let good = post_with_key(&app, &t, "retry-me", json!({"title": "fixed"})).await;
+    assert_eq!(good.status(), StatusCode::CREATED);
+}
+
+async fn concurrent_requests_with_one_key_create_one_task(app: TestApp) {
+    let t = token("alice");
+    let responses =
+        join_all((0..10).map(|_| post_with_key(&app, &t, "burst", json!({"title": "one"})))).await;
+    let mut bodies = Vec::new();
+    for response in responses {
+        assert_eq!(response.status(), StatusCode::CREATED);
+        bodies.push(response.json::<Value>().await.unwrap());
+    }
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "replays differ");
+    assert_eq!(
+        app.list_tasks(&t, "").await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+crate::both_backends!(
+    same_key_and_body_replays_the_original_response,
+    same_key_with_another_body_is_409,
+    keys_are_scoped_per_user,
+    invalid_keys_are_400_and_rejected_requests_do_not_consume_keys,
+    concurrent_requests_with_one_key_create_one_task,
+);
+
+/// Keys expire after the configured time (here: immediately stale by a TTL
+/// that the test shortens through the store's cutoff).
+#[tokio::test]
+async fn expired_keys_are_purged() {
+    let app = TestApp::new(crate::helpers::Backend::Sqlite).await.unwrap();
+    let t = token("alice");
+    post_with_key(&app, &t, "old", json!({"title": "a"})).await;
+    let future = chrono::Utc::now() + chrono::Duration::hours(25);
+    assert_eq!(app.store.purge_idempotency_keys(future).await.unwrap(), 1);
+    // Purged: the key is free again, for another body.
+    let again = post_with_key(&app, &t, "old", json!({"title": "b"})).await;
+    assert_eq!(again.status(), StatusCode::CREATED);
+}

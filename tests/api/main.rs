@@ -1,0 +1,16 @@
+//! The HTTP test suite: one binary, every test against the real server over
+//! HTTP, on SQLite and (when `TEST_DATABASE_URL` is set) PostgreSQL.
+
+mod helpers;
+
+mod auth;
+mod cli;
+mod compat;
+mod concurrency;
+mod errors;
+mod idempotency;
+mod isolation;
+mod listing;
+mod tasks;
+mod users;
+mod validation;
