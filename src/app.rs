@@ -16,7 +16,7 @@ use tower_http::{catch_panic::CatchPanicLayer, cors::CorsLayer};
 
 use crate::{
     api,
-    auth::{KnownUsers, Verifier},
+    auth::{ClaimRules, Jwks, KnownUsers, Verifier, refresh_forever},
     config::{Config, Secret},
     db::{self, Store},
     error::ApiError,
@@ -26,6 +26,8 @@ use crate::{
 
 /// How many users' profiles the auth layer remembers (see `KnownUsers`).
 const KNOWN_USERS_CAPACITY: usize = 100_000;
+/// Longest wait for the JWKS endpoint.
+const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often expired idempotency keys are deleted.
 const IDEMPOTENCY_PURGE_EVERY: Duration = Duration::from_secs(600);
 
@@ -50,23 +52,43 @@ pub struct Application {
     router: Router,
     state: AppState,
     local_addr: SocketAddr,
+    jwks: Option<(Arc<Jwks>, Duration)>,
 }
 
 impl Application {
     /// Connects and migrates the database, then binds `HOST:PORT`.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let store = db::connect(&config).await?;
-        let secret = config
-            .auth_secret
-            .clone()
-            .unwrap_or_else(|| Secret::new(random_secret()));
+        let secret = config.auth_secret.clone().unwrap_or_else(|| {
+            tracing::warn!("no BETTER_AUTH_SECRET: list cursors are signed with a per-process key and do not survive a restart");
+            Secret::new(random_secret())
+        });
+        install_crypto_provider();
+        let jwks = match &config.jwks_url {
+            Some(url) => Some(Arc::new(
+                Jwks::new(
+                    url.clone(),
+                    JWKS_FETCH_TIMEOUT,
+                    config.jwks_refetch_interval,
+                )
+                .context("could not set up the JWKS client")?,
+            )),
+            None => None,
+        };
+        let jwks_rules = ClaimRules {
+            issuer: config.jwks_issuer.clone(),
+            audience: config.jwks_audience.clone(),
+        };
         let state = AppState {
             store,
             verifier: Arc::new(Verifier::new(
                 config.auth_secret.as_ref(),
+                ClaimRules {
+                    issuer: config.jwt_issuer.clone(),
+                    audience: config.jwt_audience.clone(),
+                },
+                jwks.clone().map(|j| (j, jwks_rules)),
                 config.jwt_leeway,
-                config.jwt_issuer.clone(),
-                config.jwt_audience.clone(),
             )),
             known_users: Arc::new(KnownUsers::new(KNOWN_USERS_CAPACITY)),
             cursor_key: CursorKey::derive(secret.expose().as_bytes()),
@@ -83,6 +105,7 @@ impl Application {
             router,
             state,
             local_addr,
+            jwks: jwks.map(|j| (j, config.jwks_cache_ttl)),
         })
     }
 
@@ -102,6 +125,11 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let purge = tokio::spawn(purge_idempotency_keys(self.state.clone()));
+        // Keys are fetched in the background: an auth server that is down
+        // at start-up does not stop us from serving HS tokens and retrying.
+        let refresh = self
+            .jwks
+            .map(|(jwks, ttl)| tokio::spawn(refresh_forever(jwks, ttl)));
         let served = axum::serve(
             self.listener,
             self.router
@@ -110,8 +138,18 @@ impl Application {
         .with_graceful_shutdown(shutdown)
         .await;
         purge.abort();
+        if let Some(refresh) = refresh {
+            refresh.abort();
+        }
         served.context("server error")
     }
+}
+
+/// Makes ring the process-wide rustls provider (idempotent). Every TLS
+/// client here also names its provider explicitly; this covers clients built
+/// with defaults, such as reqwest's.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// A fresh random secret, for dev mode and for signing cursors when no

@@ -53,12 +53,22 @@ pub struct Config {
     pub db_acquire_timeout: Duration,
     /// Clock skew tolerated on `exp`, `nbf` and `iat`.
     pub jwt_leeway: Duration,
-    /// Required `iss`, when set.
+    /// Required `iss` of every token, when set.
     pub jwt_issuer: Option<String>,
-    /// Required `aud`, when set.
+    /// Required `aud` of every token, when set.
     pub jwt_audience: Option<String>,
     /// How long an `Idempotency-Key` is remembered.
     pub idempotency_ttl: Duration,
+    /// Where Better Auth publishes its public keys, when asymmetric tokens
+    /// are accepted (`JWKS_URL`, or `BETTER_AUTH_URL` + `/api/auth/jwks`).
+    pub jwks_url: Option<String>,
+    /// `iss`/`aud` required of JWKS-verified tokens (default: `BETTER_AUTH_URL`).
+    pub jwks_issuer: Option<String>,
+    pub jwks_audience: Option<String>,
+    /// How often the JWKS is refreshed (Better Auth sends no cache headers).
+    pub jwks_cache_ttl: Duration,
+    /// Least time between two refetches caused by unknown `kid`s.
+    pub jwks_refetch_interval: Duration,
 }
 
 /// Reads a variable, treating an empty value as unset (as `.env` files and
@@ -100,10 +110,29 @@ impl Config {
             problems.push(why);
         }
 
+        let better_auth_url =
+            var(lookup, "BETTER_AUTH_URL").map(|u| u.trim_end_matches('/').to_owned());
+        let jwks_url = var(lookup, "JWKS_URL").or_else(|| {
+            better_auth_url
+                .as_ref()
+                .map(|u| format!("{u}/api/auth/jwks"))
+        });
+        for (name, value) in [
+            ("BETTER_AUTH_URL", &better_auth_url),
+            ("JWKS_URL", &jwks_url),
+        ] {
+            if let Some(url) = value
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                problems.push(format!(
+                    "{name} must be an http:// or https:// URL, got {url:?}."
+                ));
+            }
+        }
         let auth_secret = var(lookup, "BETTER_AUTH_SECRET").map(Secret::new);
         match &auth_secret {
-            None if !dev => problems.push(
-                "BETTER_AUTH_SECRET is not set: set it to the secret your Better Auth front end uses (at least 32 characters), or run `tasks-api serve --dev` to use a random one for this run.".to_owned(),
+            None if !dev && jwks_url.is_none() => problems.push(
+                "BETTER_AUTH_SECRET is not set: set it to the secret your Better Auth front end uses (at least 32 characters), set BETTER_AUTH_URL to verify Better Auth's own tokens, or run `tasks-api serve --dev` to use a random secret for this run.".to_owned(),
             ),
             Some(s) if s.expose().len() < MIN_SECRET_LEN => problems.push(format!(
                 "BETTER_AUTH_SECRET is {} bytes long; it must be at least {MIN_SECRET_LEN} bytes.",
@@ -150,6 +179,16 @@ impl Config {
             problems.push("IDEMPOTENCY_TTL_HOURS must be at least 1.".to_owned());
         }
 
+        let jwks_ttl = parse_num(lookup, "JWKS_CACHE_TTL_SECONDS", 300u64, &mut problems);
+        let jwks_refetch = parse_num(
+            lookup,
+            "JWKS_REFETCH_INTERVAL_SECONDS",
+            10u64,
+            &mut problems,
+        );
+        let jwt_issuer = var(lookup, "JWT_ISSUER");
+        let jwt_audience = var(lookup, "JWT_AUDIENCE");
+
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -162,9 +201,14 @@ impl Config {
             db_pool_size,
             db_acquire_timeout: Duration::from_millis(acquire_ms.max(1)),
             jwt_leeway: Duration::from_secs(leeway),
-            jwt_issuer: var(lookup, "JWT_ISSUER"),
-            jwt_audience: var(lookup, "JWT_AUDIENCE"),
+            jwks_issuer: jwt_issuer.clone().or_else(|| better_auth_url.clone()),
+            jwks_audience: jwt_audience.clone().or_else(|| better_auth_url.clone()),
+            jwt_issuer,
+            jwt_audience,
             idempotency_ttl: Duration::from_secs(idem_hours * 3600),
+            jwks_url,
+            jwks_cache_ttl: Duration::from_secs(jwks_ttl.max(1)),
+            jwks_refetch_interval: Duration::from_secs(jwks_refetch),
         })
     }
 
@@ -193,6 +237,20 @@ mod tests {
         assert_eq!(problems.len(), 1);
         assert!(problems[0].starts_with("BETTER_AUTH_SECRET is not set"));
         assert!(load(&[], true).is_ok());
+        // A JWKS alone is enough: Better Auth's own tokens need no secret.
+        let config = load(&[("BETTER_AUTH_URL", "https://auth.example.com/")], false).unwrap();
+        assert_eq!(
+            config.jwks_url.as_deref(),
+            Some("https://auth.example.com/api/auth/jwks")
+        );
+        assert_eq!(
+            config.jwks_issuer.as_deref(),
+            Some("https://auth.example.com")
+        );
+        assert_eq!(
+            config.jwt_issuer, None,
+            "HS tokens keep no iss rule by default"
+        );
     }
 
     #[test]

@@ -2,11 +2,13 @@
 //! the id of a user that exists in the database. A handler that takes
 //! `AuthUser` cannot run for an unauthenticated request.
 
+mod jwks;
 mod known_users;
 mod token;
 
+pub use jwks::{Jwks, KeyLookupError, refresh_forever};
 pub use known_users::KnownUsers;
-pub use token::{Identity, Verifier, mint_hs256};
+pub use token::{ClaimRules, Identity, Verifier, mint_hs256};
 
 use axum::{
     extract::FromRequestParts,
@@ -46,7 +48,7 @@ impl FromRequestParts<AppState> for AuthUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(parts)?;
-        let identity = state.verifier.verify(token).inspect_err(|err| {
+        let identity = state.verifier.verify(token).await.inspect_err(|err| {
             // The reason is worth logging; the token never is.
             tracing::info!(reason = %err, "token rejected");
         })?;

@@ -3,11 +3,16 @@
 //! types, the `sub`/`id` fallback) are ours, because API.md is stricter and
 //! more specific than any crate's defaults.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Map, Value};
 
+use super::jwks::{Jwks, KeyLookupError, KeyMaterial, jwt_algorithm};
 use crate::{config::Secret, error::ApiError};
 
 /// Tokens at or above this size are refused before any parsing.
@@ -28,66 +33,135 @@ pub struct Identity {
     pub name: Option<String>,
 }
 
-/// Checks tokens against the configured keys and claim rules.
+/// `iss` / `aud` values a token must carry, when set.
+#[derive(Debug, Clone, Default)]
+pub struct ClaimRules {
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+}
+
+/// Checks tokens against the configured keys and claim rules. The key kind
+/// decides the algorithm: HS* tokens only ever meet the shared secret,
+/// asymmetric tokens only ever meet a JWKS key chosen by `kid`.
 pub struct Verifier {
     hs_key: Option<DecodingKey>,
+    hs_rules: ClaimRules,
+    jwks: Option<Arc<Jwks>>,
+    jwks_rules: ClaimRules,
     leeway: u64,
-    issuer: Option<String>,
-    audience: Option<String>,
+}
+
+/// The JOSE header fields we act on; everything else (`jwk`, `jku`, `x5u`,
+/// `typ`) is ignored and never supplies a key.
+struct JoseHeader {
+    alg: String,
+    kid: Option<String>,
+}
+
+fn parse_header(encoded: &str) -> Option<JoseHeader> {
+    let bytes = B64.decode(encoded).ok()?;
+    let map: Map<String, Value> = serde_json::from_slice(&bytes).ok()?;
+    let alg = map.get("alg")?.as_str()?.to_owned();
+    let kid = match map.get("kid") {
+        None => None,
+        Some(Value::String(kid)) => Some(kid.clone()),
+        Some(_) => return None,
+    };
+    Some(JoseHeader { alg, kid })
 }
 
 impl Verifier {
-    /// A verifier for HS* tokens signed with `secret`, if any.
+    /// A verifier for HS* tokens signed with `secret` (if any) and, with a
+    /// JWKS, for Better Auth's asymmetric tokens.
     pub fn new(
         secret: Option<&Secret>,
+        hs_rules: ClaimRules,
+        jwks: Option<(Arc<Jwks>, ClaimRules)>,
         leeway: Duration,
-        issuer: Option<String>,
-        audience: Option<String>,
     ) -> Self {
+        let (jwks, jwks_rules) = match jwks {
+            Some((jwks, rules)) => (Some(jwks), rules),
+            None => (None, ClaimRules::default()),
+        };
         Self {
             hs_key: secret.and_then(|s| DecodingKey::from_secret(s.expose().as_bytes()).ok()),
+            hs_rules,
+            jwks,
+            jwks_rules,
             leeway: leeway.as_secs(),
-            issuer,
-            audience,
         }
     }
 
     /// Verifies `token` and returns the identity it carries.
-    pub fn verify(&self, token: &str) -> Result<Identity, ApiError> {
+    pub async fn verify(&self, token: &str) -> Result<Identity, ApiError> {
         if token.len() >= MAX_TOKEN_BYTES {
             return Err(ApiError::invalid_token("token is too large"));
         }
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|_| ApiError::invalid_token("token is malformed"))?;
-        let alg = header.alg;
-        // The key kind decides the algorithm: only HS* tokens meet the secret.
-        let key = match alg {
-            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => self
-                .hs_key
-                .as_ref()
-                .ok_or_else(|| ApiError::invalid_token("HMAC tokens are not accepted here"))?,
+        let malformed = || ApiError::invalid_token("token is malformed");
+        let mut parts = token.split('.');
+        let (Some(header), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(malformed());
+        };
+        let jose = parse_header(header).ok_or_else(malformed)?;
+        // `alg` matching is exact: `none`, `None`, `hs256` match nothing.
+        let claims = match jose.alg.as_str() {
+            "HS256" | "HS384" | "HS512" => {
+                let key = self
+                    .hs_key
+                    .as_ref()
+                    .ok_or_else(|| ApiError::invalid_token("HMAC tokens are not accepted here"))?;
+                let alg = match jose.alg.as_str() {
+                    "HS256" => Algorithm::HS256,
+                    "HS384" => Algorithm::HS384,
+                    _ => Algorithm::HS512,
+                };
+                let claims = decode_with(token, key, alg)?;
+                return self.check_claims(&claims, unix_now(), &self.hs_rules);
+            }
+            "EdDSA" | "ES256" | "ES384" | "ES512" | "RS256" | "RS384" | "RS512" | "PS256"
+            | "PS384" | "PS512" => {
+                let jwks = self.jwks.as_ref().ok_or_else(|| {
+                    ApiError::invalid_token("asymmetric tokens are not accepted here")
+                })?;
+                let kid = jose
+                    .kid
+                    .as_deref()
+                    .ok_or_else(|| ApiError::invalid_token("token has no kid"))?;
+                let key = jwks.key(kid).await.map_err(|err| match err {
+                    KeyLookupError::Unknown => ApiError::invalid_token("token key is unknown"),
+                    KeyLookupError::Unavailable => {
+                        ApiError::Unavailable("the JWKS cannot be fetched".to_owned())
+                    }
+                })?;
+                if !key.algorithms.contains(&jose.alg.as_str()) {
+                    return Err(ApiError::invalid_token(
+                        "token algorithm does not match its key",
+                    ));
+                }
+                match &key.material {
+                    KeyMaterial::Jwt(decoding) => {
+                        let alg = jwt_algorithm(&jose.alg).ok_or_else(malformed)?;
+                        decode_with(token, decoding, alg)?
+                    }
+                    KeyMaterial::P521(verifying) => {
+                        verify_es512(verifying, header, payload, signature)?
+                    }
+                }
+            }
             _ => return Err(ApiError::invalid_token("token algorithm is not accepted")),
         };
-        let mut validation = Validation::new(alg);
-        validation.algorithms = vec![alg];
-        validation.required_spec_claims.clear();
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        let data =
-            jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation).map_err(|err| {
-                match err.kind() {
-                    jsonwebtoken::errors::ErrorKind::InvalidSignature => {
-                        ApiError::invalid_token("token signature is invalid")
-                    }
-                    _ => ApiError::invalid_token("token is malformed"),
-                }
-            })?;
-        self.check_claims(&data.claims, unix_now())
+        self.check_claims(&claims, unix_now(), &self.jwks_rules)
     }
 
     /// Applies API.md's claim rules to a payload whose signature is valid.
-    fn check_claims(&self, claims: &Map<String, Value>, now: f64) -> Result<Identity, ApiError> {
+    fn check_claims(
+        &self,
+        claims: &Map<String, Value>,
+        now: f64,
+        rules: &ClaimRules,
+    ) -> Result<Identity, ApiError> {
         let leeway = self.leeway as f64;
         let number = |name: &'static str| -> Result<Option<f64>, ApiError> {
             match claims.get(name) {
@@ -109,12 +183,12 @@ impl Verifier {
         if number("iat")?.is_some_and(|iat| iat > now + leeway) {
             return Err(ApiError::invalid_token("token was issued in the future"));
         }
-        if let Some(expected) = &self.issuer
+        if let Some(expected) = &rules.issuer
             && claims.get("iss").and_then(Value::as_str) != Some(expected.as_str())
         {
             return Err(ApiError::invalid_token("token issuer is not accepted"));
         }
-        if let Some(expected) = &self.audience {
+        if let Some(expected) = &rules.audience {
             let ok = match claims.get("aud") {
                 Some(Value::String(aud)) => aud == expected,
                 Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(expected)),
@@ -149,6 +223,49 @@ impl Verifier {
             name: profile_claim(claims, "name"),
         })
     }
+}
+
+/// Signature check and payload decoding by jsonwebtoken, with every claim
+/// rule switched off (ours are applied afterwards).
+fn decode_with(
+    token: &str,
+    key: &DecodingKey,
+    alg: Algorithm,
+) -> Result<Map<String, Value>, ApiError> {
+    let mut validation = Validation::new(alg);
+    validation.algorithms = vec![alg];
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation)
+        .map(|data| data.claims)
+        .map_err(|err| match err.kind() {
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => {
+                ApiError::invalid_token("token signature is invalid")
+            }
+            _ => ApiError::invalid_token("token is malformed"),
+        })
+}
+
+/// ES512 (P-521), which jsonwebtoken does not implement: the JWS signature
+/// is the fixed-width `r || s` over `header.payload` with SHA-512.
+fn verify_es512(
+    key: &p521::ecdsa::VerifyingKey,
+    header: &str,
+    payload: &str,
+    signature: &str,
+) -> Result<Map<String, Value>, ApiError> {
+    use p521::ecdsa::signature::Verifier as _;
+    let bad = || ApiError::invalid_token("token signature is invalid");
+    let raw = B64.decode(signature).map_err(|_| bad())?;
+    let sig = p521::ecdsa::Signature::from_slice(&raw).map_err(|_| bad())?;
+    key.verify(format!("{header}.{payload}").as_bytes(), &sig)
+        .map_err(|_| bad())?;
+    let bytes = B64
+        .decode(payload)
+        .map_err(|_| ApiError::invalid_token("token is malformed"))?;
+    serde_json::from_slice(&bytes).map_err(|_| ApiError::invalid_token("token is malformed"))
 }
 
 /// A profile claim we can store; anything else is treated as absent rather
@@ -202,7 +319,11 @@ mod tests {
     use serde_json::json;
 
     fn verifier() -> Verifier {
-        Verifier::new(None, Duration::from_secs(60), None, None)
+        Verifier::new(None, ClaimRules::default(), None, Duration::from_secs(60))
+    }
+
+    fn none() -> ClaimRules {
+        ClaimRules::default()
     }
 
     fn claims(v: Value) -> Map<String, Value> {
@@ -213,54 +334,55 @@ mod tests {
     fn sub_present_but_invalid_never_falls_back_to_id() {
         let v = verifier();
         let c = claims(json!({"exp": 2e9, "sub": 7, "id": "u1"}));
-        assert!(v.check_claims(&c, 1e9).is_err());
+        assert!(v.check_claims(&c, 1e9, &none()).is_err());
         let c = claims(json!({"exp": 2e9, "id": "u1"}));
-        assert_eq!(v.check_claims(&c, 1e9).unwrap().sub, "u1");
+        assert_eq!(v.check_claims(&c, 1e9, &none()).unwrap().sub, "u1");
     }
 
     #[test]
     fn leeway_applies_to_exp_nbf_and_iat() {
         let v = verifier();
         assert!(
-            v.check_claims(&claims(json!({"exp": 1000, "sub": "u"})), 1059.0)
+            v.check_claims(&claims(json!({"exp": 1000, "sub": "u"})), 1059.0, &none())
                 .is_ok()
         );
         assert!(
-            v.check_claims(&claims(json!({"exp": 1000, "sub": "u"})), 1061.0)
+            v.check_claims(&claims(json!({"exp": 1000, "sub": "u"})), 1061.0, &none())
                 .is_err()
         );
         assert!(
             v.check_claims(
                 &claims(json!({"exp": 9e9, "nbf": 1100, "sub": "u"})),
-                1000.0
+                1000.0,
+                &none()
             )
             .is_err()
         );
         assert!(
             v.check_claims(
                 &claims(json!({"exp": 9e9, "iat": 1050, "sub": "u"})),
-                1000.0
+                1000.0,
+                &none()
             )
             .is_ok()
         );
         assert!(
-            v.check_claims(&claims(json!({"exp": "9e9", "sub": "u"})), 1000.0)
+            v.check_claims(&claims(json!({"exp": "9e9", "sub": "u"})), 1000.0, &none())
                 .is_err()
         );
     }
 
     #[test]
     fn audience_may_be_a_string_or_a_list() {
-        let v = Verifier::new(
-            None,
-            Duration::ZERO,
-            Some("https://a".into()),
-            Some("https://a".into()),
-        );
+        let v = verifier();
+        let rules = ClaimRules {
+            issuer: Some("https://a".into()),
+            audience: Some("https://a".into()),
+        };
         let ok =
             claims(json!({"exp": 9e9, "sub": "u", "iss": "https://a", "aud": ["x", "https://a"]}));
-        assert!(v.check_claims(&ok, 1.0).is_ok());
+        assert!(v.check_claims(&ok, 1.0, &rules).is_ok());
         let bad = claims(json!({"exp": 9e9, "sub": "u", "iss": "https://a", "aud": "https://b"}));
-        assert!(v.check_claims(&bad, 1.0).is_err());
+        assert!(v.check_claims(&bad, 1.0, &rules).is_err());
     }
 }

@@ -106,6 +106,7 @@ impl TestApp {
         for (k, v) in extra {
             vars.insert(k.to_string(), v.to_string());
         }
+        tasks_api::app::install_crypto_provider();
         let config = Config::from_lookup(&|k| vars.get(k).cloned(), false).expect("test config");
         let app = Application::build(config).await.expect("build application");
         let base = format!("http://{}", app.local_addr());

@@ -10,6 +10,7 @@ mod concurrency;
 mod errors;
 mod idempotency;
 mod isolation;
+mod jwks;
 mod listing;
 mod tasks;
 mod users;
