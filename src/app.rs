@@ -160,7 +160,18 @@ pub fn random_secret() -> String {
 }
 
 fn router(state: AppState, config: &Config) -> Router {
+    let docs = utoipa_swagger_ui::SwaggerUi::new("/docs")
+        .url(
+            "/openapi.json",
+            <api::openapi::ApiDoc as utoipa::OpenApi>::openapi(),
+        )
+        .config(
+            utoipa_swagger_ui::Config::default()
+                .persist_authorization(true)
+                .validator_url("none"),
+        );
     let routes = api::routes()
+        .merge(docs)
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state);

@@ -34,6 +34,8 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Print the OpenAPI document (as served at /openapi.json) and exit.
+    Openapi,
     /// Print an HS256 token signed with BETTER_AUTH_SECRET.
     Token {
         /// The user id (`sub` claim).
@@ -93,6 +95,10 @@ pub fn main(cli: Cli) -> ExitCode {
     };
     let command = cli.command.unwrap_or(Command::Serve { dev: false });
     match command {
+        Command::Openapi => {
+            println!("{}", crate::api::openapi::document_json());
+            ExitCode::SUCCESS
+        }
         Command::Token {
             sub,
             email,

@@ -19,7 +19,8 @@ pub const TAG_MAX: usize = 50;
 pub const TAGS_MAX: usize = 20;
 
 /// Task urgency; ordered low < medium < high, which is also the sort order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
 pub enum Priority {
     Low,
     #[default]
@@ -74,23 +75,35 @@ impl Serialize for Priority {
 }
 
 /// A stored task exactly as API.md's twelve fields.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Task {
+    /// Assigned by the database.
+    #[schema(minimum = 1)]
     pub id: i64,
+    /// The owner (the token's `sub`).
     pub user_id: String,
+    #[schema(min_length = 1, max_length = 200)]
     pub title: String,
+    #[schema(required, max_length = 1000)]
     pub description: Option<String>,
     pub completed: bool,
     pub priority: Priority,
+    #[schema(max_items = 20)]
     pub tags: Vec<String>,
+    /// UTC.
+    #[schema(required)]
     #[serde(serialize_with = "ser_opt_ts")]
     pub due_date: Option<DateTime<Utc>>,
+    /// Set when `completed` goes false→true, cleared when it goes back.
+    #[schema(required)]
     #[serde(serialize_with = "ser_opt_ts")]
     pub completed_at: Option<DateTime<Utc>>,
     #[serde(serialize_with = "ser_ts")]
     pub created_at: DateTime<Utc>,
     #[serde(serialize_with = "ser_ts")]
     pub updated_at: DateTime<Utc>,
+    /// Starts at 1; +1 on every change. The `ETag` is `"<version>"`.
+    #[schema(minimum = 1)]
     pub version: i64,
 }
 

@@ -7,13 +7,29 @@ use axum::{
     response::Response,
 };
 
+#[allow(unused_imports)]
+use super::openapi::{CompatListParams, ProblemDoc, TaskInputDoc, TaskPatchDoc};
 use super::{
     extract::{CompatUser, IdempotencyKey, IfMatch, JsonBody, TaskId},
     tasks::{self, Flavor},
 };
-use crate::{app::AppState, error::ApiError};
+use crate::{app::AppState, error::ApiError, task::Task};
 
 /// `GET /api/{user_id}/tasks`: a bare array, paged by `Link: rel="next"`.
+#[utoipa::path(
+    get,
+    path = "/api/{user_id}/tasks",
+    tag = "compat",
+    params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), CompatListParams),
+    responses(
+        (status = 200, description = "The caller's tasks, a bare array", body = [Task], headers(("Link" = String, description = "`<next-page-url>; rel=\"next\"` when more rows follow"))),
+        (status = 400, description = "A query parameter is invalid", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
+        (status = 403, description = "The path names another user", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list(
     State(state): State<AppState>,
     CompatUser(user): CompatUser,
@@ -24,6 +40,25 @@ pub async fn list(
 }
 
 /// `POST /api/{user_id}/tasks`
+#[utoipa::path(
+    post,
+    path = "/api/{user_id}/tasks",
+    tag = "compat",
+    params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), ("Idempotency-Key" = Option<String>, Header, description = "1-255 printable ASCII characters; a retry with the same key and body replays the original 201")),
+    request_body(content = TaskInputDoc, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created (or the replay of an earlier create with the same key)", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"), ("Location" = String, description = "URL of the new task"))),
+        (status = 400, description = "Malformed JSON or a bad header (`Idempotency-Key`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
+        (status = 403, description = "The path names another user", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "`Idempotency-Key` reused with a different body", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 65,536 bytes", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not `application/json`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "Well-formed JSON that fails validation", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
+    ),
+    security(("bearer" = []))
+)]
 pub async fn create(
     State(state): State<AppState>,
     CompatUser(user): CompatUser,
@@ -34,6 +69,20 @@ pub async fn create(
 }
 
 /// `GET /api/{user_id}/tasks/{id}`
+#[utoipa::path(
+    get,
+    path = "/api/{user_id}/tasks/{id}",
+    tag = "compat",
+    params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), ("id" = i64, Path, minimum = 1, description = "Task id")),
+    responses(
+        (status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))),
+        (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
+        (status = 403, description = "The path names another user", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "No such task for this user", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
+    ),
+    security(("bearer" = []))
+)]
 pub async fn get_one(
     State(state): State<AppState>,
     CompatUser(user): CompatUser,
@@ -43,6 +92,26 @@ pub async fn get_one(
 }
 
 /// `PUT /api/{user_id}/tasks/{id}`
+#[utoipa::path(
+    put,
+    path = "/api/{user_id}/tasks/{id}",
+    tag = "compat",
+    params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), ("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
+    request_body(content = TaskInputDoc, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))),
+        (status = 400, description = "Malformed JSON or a bad header (`Idempotency-Key`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
+        (status = 403, description = "The path names another user", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "No such task for this user", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 412, description = "`If-Match` does not match the current version", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 65,536 bytes", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not `application/json`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "Well-formed JSON that fails validation", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
+    ),
+    security(("bearer" = []))
+)]
 pub async fn replace(
     State(state): State<AppState>,
     CompatUser(user): CompatUser,
@@ -54,6 +123,26 @@ pub async fn replace(
 }
 
 /// `PATCH /api/{user_id}/tasks/{id}`
+#[utoipa::path(
+    patch,
+    path = "/api/{user_id}/tasks/{id}",
+    tag = "compat",
+    params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), ("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
+    request_body(content = TaskPatchDoc, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))),
+        (status = 400, description = "Malformed JSON or a bad header (`Idempotency-Key`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
+        (status = 403, description = "The path names another user", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "No such task for this user", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 412, description = "`If-Match` does not match the current version", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 65,536 bytes", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not `application/json`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "Well-formed JSON that fails validation", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
+    ),
+    security(("bearer" = []))
+)]
 pub async fn update(
     State(state): State<AppState>,
     CompatUser(user): CompatUser,
@@ -65,6 +154,21 @@ pub async fn update(
 }
 
 /// `PATCH /api/{user_id}/tasks/{id}/complete`
+#[utoipa::path(
+    patch,
+    path = "/api/{user_id}/tasks/{id}/complete",
+    tag = "compat",
+    params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), ("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
+    responses(
+        (status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))),
+        (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
+        (status = 403, description = "The path names another user", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "No such task for this user", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 412, description = "`If-Match` does not match the current version", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
+    ),
+    security(("bearer" = []))
+)]
 pub async fn toggle(
     State(state): State<AppState>,
     CompatUser(user): CompatUser,
@@ -75,6 +179,21 @@ pub async fn toggle(
 }
 
 /// `DELETE /api/{user_id}/tasks/{id}`
+#[utoipa::path(
+    delete,
+    path = "/api/{user_id}/tasks/{id}",
+    tag = "compat",
+    params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), ("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
+        (status = 403, description = "The path names another user", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 404, description = "No such task for this user", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 412, description = "`If-Match` does not match the current version", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
+    ),
+    security(("bearer" = []))
+)]
 pub async fn delete(
     State(state): State<AppState>,
     CompatUser(user): CompatUser,

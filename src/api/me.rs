@@ -8,9 +8,23 @@ use axum::{
 };
 use serde_json::json;
 
+#[allow(unused_imports)]
+use super::openapi::{MeDoc, ProblemDoc};
 use crate::{app::AppState, auth::AuthUser, error::ApiError, task::format_ts};
 
 /// `GET /api/v1/me`: the user row and task counts.
+#[utoipa::path(
+    get,
+    path = "/api/v1/me",
+    tag = "me",
+    responses(
+        (status = 200, description = "The caller and their task counts", body = MeDoc),
+        (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
+        (status = 404, description = "No such task for this user", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
+    ),
+    security(("bearer" = []))
+)]
 pub async fn get_me(State(state): State<AppState>, user: AuthUser) -> Result<Response, ApiError> {
     let Some(me) = state.store.get_user(user.id()).await? else {
         // Deleted between authentication and this read.
@@ -32,6 +46,17 @@ pub async fn get_me(State(state): State<AppState>, user: AuthUser) -> Result<Res
 }
 
 /// `DELETE /api/v1/me`: the user and all their data, in one statement.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/me",
+    tag = "me",
+    responses(
+        (status = 204, description = "The caller and all their tasks are deleted"),
+        (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
+        (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
+    ),
+    security(("bearer" = []))
+)]
 pub async fn delete_me(
     State(state): State<AppState>,
     user: AuthUser,

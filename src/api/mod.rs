@@ -4,6 +4,7 @@ mod compat;
 mod extract;
 mod health;
 mod me;
+pub mod openapi;
 mod tasks;
 
 use axum::{

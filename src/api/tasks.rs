@@ -12,6 +12,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::extract::{IdempotencyKey, IfMatch, JsonBody, TaskId};
+#[allow(unused_imports)]
+use super::openapi::{ListParams, ProblemDoc, TaskInputDoc, TaskPage, TaskPatchDoc};
 use crate::{
     app::AppState,
     auth::AuthUser,
@@ -317,6 +319,19 @@ pub(super) async fn delete_task(
 }
 
 /// `GET /api/v1/tasks`
+#[utoipa::path(
+    get,
+    path = "/api/v1/tasks",
+    tag = "tasks",
+    params(ListParams),
+    responses(
+        (status = 200, description = "One page of the caller's tasks", body = TaskPage),
+        (status = 400, description = "A query parameter is invalid", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
+        (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list(
     State(state): State<AppState>,
     user: AuthUser,
@@ -327,6 +342,24 @@ pub async fn list(
 }
 
 /// `POST /api/v1/tasks`
+#[utoipa::path(
+    post,
+    path = "/api/v1/tasks",
+    tag = "tasks",
+    params(("Idempotency-Key" = Option<String>, Header, description = "1-255 printable ASCII characters; a retry with the same key and body replays the original 201")),
+    request_body(content = TaskInputDoc, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created (or the replay of an earlier create with the same key)", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"), ("Location" = String, description = "URL of the new task"))),
+        (status = 400, description = "Malformed JSON or a bad header (`Idempotency-Key`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
+        (status = 409, description = "`Idempotency-Key` reused with a different body", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 65,536 bytes", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not `application/json`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "Well-formed JSON that fails validation", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
+    ),
+    security(("bearer" = []))
+)]
 pub async fn create(
     State(state): State<AppState>,
     user: AuthUser,
@@ -337,6 +370,19 @@ pub async fn create(
 }
 
 /// `GET /api/v1/tasks/{id}`
+#[utoipa::path(
+    get,
+    path = "/api/v1/tasks/{id}",
+    tag = "tasks",
+    params(("id" = i64, Path, minimum = 1, description = "Task id")),
+    responses(
+        (status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))),
+        (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
+        (status = 404, description = "No such task for this user", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
+    ),
+    security(("bearer" = []))
+)]
 pub async fn get_one(
     State(state): State<AppState>,
     user: AuthUser,
@@ -346,6 +392,25 @@ pub async fn get_one(
 }
 
 /// `PUT /api/v1/tasks/{id}`
+#[utoipa::path(
+    put,
+    path = "/api/v1/tasks/{id}",
+    tag = "tasks",
+    params(("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
+    request_body(content = TaskInputDoc, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))),
+        (status = 400, description = "Malformed JSON or a bad header (`Idempotency-Key`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
+        (status = 404, description = "No such task for this user", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 412, description = "`If-Match` does not match the current version", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 65,536 bytes", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not `application/json`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "Well-formed JSON that fails validation", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
+    ),
+    security(("bearer" = []))
+)]
 pub async fn replace(
     State(state): State<AppState>,
     user: AuthUser,
@@ -357,6 +422,25 @@ pub async fn replace(
 }
 
 /// `PATCH /api/v1/tasks/{id}`
+#[utoipa::path(
+    patch,
+    path = "/api/v1/tasks/{id}",
+    tag = "tasks",
+    params(("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
+    request_body(content = TaskPatchDoc, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))),
+        (status = 400, description = "Malformed JSON or a bad header (`Idempotency-Key`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
+        (status = 404, description = "No such task for this user", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 412, description = "`If-Match` does not match the current version", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 65,536 bytes", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not `application/json`", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 422, description = "Well-formed JSON that fails validation", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
+    ),
+    security(("bearer" = []))
+)]
 pub async fn update(
     State(state): State<AppState>,
     user: AuthUser,
@@ -368,6 +452,20 @@ pub async fn update(
 }
 
 /// `PATCH /api/v1/tasks/{id}/complete`
+#[utoipa::path(
+    patch,
+    path = "/api/v1/tasks/{id}/complete",
+    tag = "tasks",
+    params(("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
+    responses(
+        (status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))),
+        (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
+        (status = 404, description = "No such task for this user", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 412, description = "`If-Match` does not match the current version", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
+    ),
+    security(("bearer" = []))
+)]
 pub async fn toggle(
     State(state): State<AppState>,
     user: AuthUser,
@@ -378,6 +476,20 @@ pub async fn toggle(
 }
 
 /// `DELETE /api/v1/tasks/{id}`
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tasks/{id}",
+    tag = "tasks",
+    params(("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
+        (status = 404, description = "No such task for this user", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 412, description = "`If-Match` does not match the current version", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
+    ),
+    security(("bearer" = []))
+)]
 pub async fn delete(
     State(state): State<AppState>,
     user: AuthUser,

@@ -12,6 +12,7 @@ mod idempotency;
 mod isolation;
 mod jwks;
 mod listing;
+mod openapi;
 mod tasks;
 mod users;
 mod validation;

@@ -1,0 +1,397 @@
+//! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]`
+//! annotations and the types below, served at `/openapi.json` with an
+//! offline Swagger UI at `/docs` (assets embedded at build time).
+//!
+//! Request bodies are validated by hand (`task::parse_input` / `parse_patch`,
+//! so that every bad field is reported and 404 can outrank 422); the body
+//! schemas here describe the same rules, and a test pins their limits to the
+//! validator's constants.
+
+use utoipa::{
+    IntoParams, Modify, OpenApi, ToResponse, ToSchema,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+
+use crate::task::Task;
+
+/// Adds the bearer JWT scheme that every `/api` operation requires.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .bearer_format("JWT")
+                        .description(Some(
+                            "HS256/384/512 signed with BETTER_AUTH_SECRET, or a Better Auth \
+                             jwt-plugin token (EdDSA, ES256, ES512, RS256, PS256) verified \
+                             through its JWKS.",
+                        ))
+                        .build(),
+                ),
+            );
+    }
+}
+
+/// Documents the two routes served by the Swagger UI integration rather
+/// than by our handlers, so the document lists every route of API.md.
+struct DocsRoutes;
+
+impl Modify for DocsRoutes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{
+            ContentBuilder, HttpMethod, PathItem, ResponseBuilder, path::OperationBuilder,
+        };
+        let page = |summary: &str, status: &str, media: &str, description: &str| {
+            let mut response = ResponseBuilder::new().description(description);
+            if !media.is_empty() {
+                response = response.content(media, ContentBuilder::new().build());
+            }
+            OperationBuilder::new()
+                .summary(Some(summary))
+                .tag("ops")
+                .response(status, response)
+                .security(utoipa::openapi::security::SecurityRequirement::default())
+                .build()
+        };
+        openapi.paths.paths.insert(
+            "/openapi.json".to_owned(),
+            PathItem::new(
+                HttpMethod::Get,
+                page(
+                    "This document",
+                    "200",
+                    "application/json",
+                    "The OpenAPI 3.1 document",
+                ),
+            ),
+        );
+        openapi.paths.paths.insert(
+            "/docs".to_owned(),
+            PathItem::new(
+                HttpMethod::Get,
+                page(
+                    "Interactive documentation",
+                    "303",
+                    "",
+                    "Redirect to `/docs/`, the Swagger UI page (assets embedded; works offline)",
+                ),
+            ),
+        );
+    }
+}
+
+/// The document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "tasks-api",
+        description = "Multi-user task API for Better Auth front ends. Every `/api` route \
+                       needs `Authorization: Bearer <JWT>`; a user only ever sees their own \
+                       tasks. Errors are RFC 9457 `application/problem+json`."
+    ),
+    paths(
+        super::tasks::list,
+        super::tasks::create,
+        super::tasks::get_one,
+        super::tasks::replace,
+        super::tasks::update,
+        super::tasks::delete,
+        super::tasks::toggle,
+        super::me::get_me,
+        super::me::delete_me,
+        super::compat::list,
+        super::compat::create,
+        super::compat::get_one,
+        super::compat::replace,
+        super::compat::update,
+        super::compat::delete,
+        super::compat::toggle,
+        super::health::health,
+        super::health::ready,
+    ),
+    components(schemas(Task, ProblemDoc, TaskPage, MeDoc)),
+    modifiers(&BearerAuth, &DocsRoutes),
+    tags(
+        (name = "tasks", description = "The caller's tasks"),
+        (name = "me", description = "The caller's user record"),
+        (name = "compat", description = "The `/api/{user_id}/tasks` layout of older front ends"),
+        (name = "ops", description = "Probes"),
+    )
+)]
+pub struct ApiDoc;
+
+/// An RFC 9457 problem, as every error is answered.
+#[derive(ToSchema, ToResponse)]
+#[response(
+    description = "An RFC 9457 problem (`application/problem+json`)",
+    content_type = "application/problem+json"
+)]
+#[schema(as = Problem)]
+#[allow(dead_code)]
+pub struct ProblemDoc {
+    /// Always `about:blank`.
+    #[schema(rename = "type", examples("about:blank"))]
+    kind: String,
+    /// The HTTP reason phrase.
+    #[schema(examples("Unprocessable Entity"))]
+    title: String,
+    /// The HTTP status code.
+    #[schema(examples(422))]
+    status: u16,
+    /// A human-readable explanation (FastAPI front ends read `.detail`).
+    #[schema(examples("title must be 1-200 characters"))]
+    detail: String,
+    /// Field-level errors, for 400 and 422.
+    #[schema(nullable = false)]
+    errors: Option<Vec<FieldErrorDoc>>,
+    /// The request id, also in the `X-Request-ID` header.
+    request_id: String,
+}
+
+/// One bad field or query parameter.
+#[derive(ToSchema)]
+#[schema(as = FieldError)]
+#[allow(dead_code)]
+pub struct FieldErrorDoc {
+    /// The body field (`title`, `tags[3]`) or query parameter.
+    field: String,
+    /// What is wrong with it.
+    message: String,
+}
+
+/// One page of a list.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TaskPage {
+    items: Vec<Task>,
+    /// Opaque cursor for the next page; null when no row follows.
+    #[schema(required)]
+    next_cursor: Option<String>,
+}
+
+/// A create or full-replace body (PUT is a full replace: omitted fields take
+/// these defaults). Unknown and server-owned fields are refused with 422.
+#[derive(ToSchema)]
+#[schema(as = TaskInput)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct TaskInputDoc {
+    /// Trimmed of whitespace at both ends, then 1-200 characters.
+    #[schema(min_length = 1, max_length = 200, examples("Buy milk"))]
+    title: String,
+    /// Not trimmed; may be empty.
+    #[schema(max_length = 1000)]
+    description: Option<String>,
+    /// Default false.
+    #[schema(default = false)]
+    completed: Option<bool>,
+    #[schema(inline)]
+    priority: Option<PriorityDoc>,
+    /// Trimmed, 1-50 characters each, duplicates dropped, at most 20 distinct.
+    #[schema(max_items = 20, inline)]
+    tags: Option<Vec<TagDoc>>,
+    /// RFC 3339 with seconds and an offset; returned in UTC.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    due_date: Option<String>,
+}
+
+/// A partial update: only the fields given change; `null` clears
+/// `description` and `due_date` and is refused elsewhere.
+#[derive(ToSchema)]
+#[schema(as = TaskPatch)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct TaskPatchDoc {
+    #[schema(min_length = 1, max_length = 200, nullable = false)]
+    title: Option<String>,
+    #[schema(max_length = 1000)]
+    description: Option<String>,
+    #[schema(nullable = false)]
+    completed: Option<bool>,
+    #[schema(inline, nullable = false)]
+    priority: Option<PriorityDoc>,
+    #[schema(max_items = 20, inline, nullable = false)]
+    tags: Option<Vec<TagDoc>>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    due_date: Option<String>,
+}
+
+/// `low` < `medium` < `high`.
+#[derive(ToSchema)]
+#[schema(as = Priority, rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum PriorityDoc {
+    Low,
+    Medium,
+    High,
+}
+
+/// One tag.
+#[derive(ToSchema)]
+#[schema(as = Tag, min_length = 1, max_length = 50)]
+#[allow(dead_code)]
+pub struct TagDoc(String);
+
+/// The caller's user record.
+#[derive(ToSchema)]
+#[schema(as = Me)]
+#[allow(dead_code)]
+pub struct MeDoc {
+    id: String,
+    #[schema(required)]
+    email: Option<String>,
+    #[schema(required)]
+    name: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    created_at: String,
+    #[schema(value_type = String, format = DateTime)]
+    updated_at: String,
+    #[schema(inline)]
+    task_counts: TaskCountsDoc,
+}
+
+/// Task counts of `/api/v1/me`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TaskCountsDoc {
+    total: i64,
+    pending: i64,
+    completed: i64,
+}
+
+/// A probe's answer.
+#[derive(ToSchema)]
+#[schema(as = Status)]
+#[allow(dead_code)]
+pub struct StatusDoc {
+    #[schema(examples("ok"))]
+    status: String,
+}
+
+/// Query parameters of `GET /api/v1/tasks`. Unknown parameters are ignored.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ListParams {
+    /// `all` (the default), `pending` or `completed`.
+    #[param(inline)]
+    status: Option<StatusFilter>,
+    /// Only tasks of this priority.
+    #[param(inline)]
+    priority: Option<PriorityDoc>,
+    /// Repeatable; a task must carry every given tag (exact, case-sensitive).
+    #[param(style = Form, explode)]
+    tag: Option<Vec<String>>,
+    /// Case-insensitive substring of title or description (`%`, `_`, `\` literal).
+    q: Option<String>,
+    /// Only tasks due strictly before this RFC 3339 time.
+    #[param(value_type = Option<String>, format = DateTime)]
+    due_before: Option<String>,
+    /// Only tasks due strictly after this RFC 3339 time.
+    #[param(value_type = Option<String>, format = DateTime)]
+    due_after: Option<String>,
+    /// Sort key, `-` for descending (default `-created_at`, newest first);
+    /// ties are broken by id the same way.
+    #[param(inline)]
+    sort: Option<SortParam>,
+    /// Page size.
+    #[param(default = 20, minimum = 1, maximum = 100)]
+    limit: Option<u32>,
+    /// Rows to skip (not with `cursor`).
+    #[param(minimum = 0)]
+    offset: Option<u64>,
+    /// `next_cursor` of the previous page (same sort and filters).
+    cursor: Option<String>,
+}
+
+/// Query parameters of `GET /api/{user_id}/tasks`: as v1, plus the `created`
+/// sort spelling, and a default page of 100.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct CompatListParams {
+    #[param(inline)]
+    status: Option<StatusFilter>,
+    #[param(inline)]
+    priority: Option<PriorityDoc>,
+    #[param(style = Form, explode)]
+    tag: Option<Vec<String>>,
+    q: Option<String>,
+    #[param(value_type = Option<String>, format = DateTime)]
+    due_before: Option<String>,
+    #[param(value_type = Option<String>, format = DateTime)]
+    due_after: Option<String>,
+    #[param(inline)]
+    sort: Option<CompatSortParam>,
+    #[param(default = 100, minimum = 1, maximum = 100)]
+    limit: Option<u32>,
+    #[param(minimum = 0)]
+    offset: Option<u64>,
+    cursor: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum StatusFilter {
+    All,
+    Pending,
+    Completed,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code, non_camel_case_types)]
+pub enum SortParam {
+    created_at,
+    #[schema(rename = "-created_at")]
+    created_at_desc,
+    updated_at,
+    #[schema(rename = "-updated_at")]
+    updated_at_desc,
+    due_date,
+    #[schema(rename = "-due_date")]
+    due_date_desc,
+    priority,
+    #[schema(rename = "-priority")]
+    priority_desc,
+    title,
+    #[schema(rename = "-title")]
+    title_desc,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code, non_camel_case_types)]
+pub enum CompatSortParam {
+    created,
+    #[schema(rename = "-created")]
+    created_desc,
+    created_at,
+    #[schema(rename = "-created_at")]
+    created_at_desc,
+    updated_at,
+    #[schema(rename = "-updated_at")]
+    updated_at_desc,
+    due_date,
+    #[schema(rename = "-due_date")]
+    due_date_desc,
+    priority,
+    #[schema(rename = "-priority")]
+    priority_desc,
+    title,
+    #[schema(rename = "-title")]
+    title_desc,
+}
+
+/// The document as pretty JSON, as served and as committed in `openapi.json`.
+pub fn document_json() -> String {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|_| "{}".to_owned())
+}
