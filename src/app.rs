@@ -5,12 +5,7 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use axum::{
-    Router,
-    extract::{MatchedPath, Request},
-    middleware::{self, Next},
-    response::{IntoResponse, Response},
-};
+use axum::{Router, middleware, response::IntoResponse};
 use tokio::net::TcpListener;
 use tower_http::{catch_panic::CatchPanicLayer, cors::CorsLayer};
 
@@ -182,11 +177,12 @@ fn router(state: AppState, config: &Config) -> Router {
 /// problems, one log line per request, CORS. Public so tests can check the
 /// stack's behaviour around handlers the API does not have (a panicking one).
 pub fn with_middleware(routes: Router, config: &Config) -> Router {
-    let origins: Vec<_> = config
+    let origins: Vec<axum::http::HeaderValue> = config
         .cors_origins
         .iter()
         .filter_map(|o| o.parse().ok())
         .collect();
+    let allowed: crate::middleware::AllowedOrigins = Arc::new(origins.clone());
     let cors = CorsLayer::new()
         .allow_origin(origins)
         .allow_credentials(true)
@@ -213,35 +209,23 @@ pub fn with_middleware(routes: Router, config: &Config) -> Router {
         ])
         .max_age(Duration::from_secs(600));
     routes
-        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn(crate::middleware::log_request))
         .layer(CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {
                 ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
             },
         ))
+        .layer(middleware::from_fn_with_state(
+            config.request_timeout,
+            crate::middleware::time_limit,
+        ))
         .layer(middleware::from_fn(request_id::layer))
         .layer(cors)
-}
-
-/// One log line per request: route template (never the query, which may
-/// hold search text), status and latency. Headers are never logged.
-async fn log_request(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "(unmatched)".to_owned());
-    let method = request.method().clone();
-    let started = std::time::Instant::now();
-    let response = next.run(request).await;
-    tracing::info!(
-        %method,
-        route,
-        status = response.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request"
-    );
-    response
+        .layer(middleware::from_fn_with_state(
+            allowed,
+            crate::middleware::no_cors_for_strangers,
+        ))
+        .layer(middleware::from_fn(crate::middleware::security_headers))
 }
 
 async fn purge_idempotency_keys(state: AppState) {

@@ -82,7 +82,7 @@ pub fn main(cli: Cli) -> ExitCode {
         eprintln!("error: could not read .env: {err}");
         return ExitCode::from(2);
     }
-    init_tracing();
+    init_tracing(std::env::var("LOG_FORMAT").is_ok_and(|f| f.trim() == "json"));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -118,13 +118,24 @@ pub fn main(cli: Cli) -> ExitCode {
     }
 }
 
-fn init_tracing() {
+/// Human-readable logs by default; one JSON object per line with
+/// `LOG_FORMAT=json` (the request span, with its `request_id`, is on every
+/// line either way).
+fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    if json {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    } else {
+        builder.init();
+    }
 }
 
 fn load_config(dev: bool) -> Option<Config> {

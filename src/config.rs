@@ -59,6 +59,10 @@ pub struct Config {
     pub jwt_audience: Option<String>,
     /// How long an `Idempotency-Key` is remembered.
     pub idempotency_ttl: Duration,
+    /// Longest a request may take before it is answered 503.
+    pub request_timeout: Duration,
+    /// Log lines as JSON objects (`LOG_FORMAT=json`) instead of text.
+    pub log_json: bool,
     /// Where Better Auth publishes its public keys, when asymmetric tokens
     /// are accepted (`JWKS_URL`, or `BETTER_AUTH_URL` + `/api/auth/jwks`).
     pub jwks_url: Option<String>,
@@ -179,6 +183,15 @@ impl Config {
             problems.push("IDEMPOTENCY_TTL_HOURS must be at least 1.".to_owned());
         }
 
+        let timeout_ms = parse_num(lookup, "REQUEST_TIMEOUT_MS", 10_000u64, &mut problems);
+        let log_json = match var(lookup, "LOG_FORMAT").as_deref() {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(other) => {
+                problems.push(format!("LOG_FORMAT must be text or json, got {other:?}."));
+                false
+            }
+        };
         let jwks_ttl = parse_num(lookup, "JWKS_CACHE_TTL_SECONDS", 300u64, &mut problems);
         let jwks_refetch = parse_num(
             lookup,
@@ -206,6 +219,8 @@ impl Config {
             jwt_issuer,
             jwt_audience,
             idempotency_ttl: Duration::from_secs(idem_hours * 3600),
+            request_timeout: Duration::from_millis(timeout_ms.max(1)),
+            log_json,
             jwks_url,
             jwks_cache_ttl: Duration::from_secs(jwks_ttl.max(1)),
             jwks_refetch_interval: Duration::from_secs(jwks_refetch),

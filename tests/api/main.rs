@@ -13,6 +13,7 @@ mod isolation;
 mod jwks;
 mod listing;
 mod openapi;
+mod operations;
 mod tasks;
 mod users;
 mod validation;

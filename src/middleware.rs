@@ -1,0 +1,116 @@
+//! Cross-cutting HTTP behaviour that every route gets: one log line per
+//! request, a time limit, and security headers.
+
+use std::time::{Duration, Instant};
+
+use axum::{
+    extract::{MatchedPath, Request, State},
+    http::{HeaderValue, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+
+use crate::error::ApiError;
+
+/// One log line per request: route template (never the query, which may
+/// hold search text), status and latency. Headers are never logged.
+pub async fn log_request(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "(unmatched)".to_owned());
+    let method = request.method().clone();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(
+        %method,
+        route,
+        status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}
+
+/// Answers 503 (problem, `Retry-After`) when a request takes longer than
+/// the configured limit; the handler's future is dropped, which rolls back
+/// any open transaction.
+pub async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Unavailable(format!(
+            "request exceeded the {} ms time limit",
+            limit.as_millis()
+        ))
+        .into_response(),
+    }
+}
+
+/// Content-Security-Policy of the Swagger UI page: everything from this
+/// origin only (its assets are embedded), no framing, no plugins.
+const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+    img-src 'self' data:; font-src 'self' data:; connect-src 'self'; \
+    frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// Security headers on every response, errors and preflights included.
+pub async fn security_headers(request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if path.starts_with("/api/") {
+        // Per-user data: never stored by browsers or shared caches.
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    } else if path == "/docs" || path.starts_with("/docs/") {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(DOCS_CSP),
+        );
+    } else if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        );
+    }
+    response
+}
+
+/// The origins CORS allows, shared with [`no_cors_for_strangers`].
+pub type AllowedOrigins = std::sync::Arc<Vec<HeaderValue>>;
+
+/// tower-http's CORS layer adds some `Access-Control-*` headers (such as
+/// `Allow-Credentials`) whatever the origin; this strips them all from
+/// responses to origins that are not configured, so a stranger's preflight
+/// learns nothing.
+pub async fn no_cors_for_strangers(
+    State(allowed): State<AllowedOrigins>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let stranger = request
+        .headers()
+        .get(header::ORIGIN)
+        .is_some_and(|origin| !allowed.contains(origin));
+    let mut response = next.run(request).await;
+    if stranger {
+        let names: Vec<_> = response
+            .headers()
+            .keys()
+            .filter(|name| name.as_str().starts_with("access-control-"))
+            .cloned()
+            .collect();
+        for name in names {
+            response.headers_mut().remove(name);
+        }
+    }
+    response
+}

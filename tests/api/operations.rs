@@ -1,0 +1,280 @@
+//! Operating safely: security headers, CORS, the request time limit, and
+//! logs that never contain credentials.
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{Backend, SECRET, TestApp, assert_problem, postgres_url, token};
+
+fn assert_security_headers(response: &reqwest::Response, what: &str) {
+    let h = response.headers();
+    assert_eq!(h["x-content-type-options"], "nosniff", "{what}");
+    assert_eq!(h["referrer-policy"], "no-referrer", "{what}");
+}
+
+async fn security_headers_on_api_docs_and_errors(app: TestApp) {
+    let t = token("alice");
+    let ok = app
+        .req(Method::GET, "/api/v1/tasks", Some(&t))
+        .send()
+        .await
+        .unwrap();
+    assert_security_headers(&ok, "api");
+    assert_eq!(ok.headers()["cache-control"], "no-store");
+    let err = app
+        .req(Method::GET, "/api/v1/tasks", None)
+        .send()
+        .await
+        .unwrap();
+    assert_security_headers(&err, "401");
+    assert_eq!(err.headers()["cache-control"], "no-store");
+    let missing = app.req(Method::GET, "/nowhere", None).send().await.unwrap();
+    assert_security_headers(&missing, "404");
+    let docs = app.req(Method::GET, "/docs/", None).send().await.unwrap();
+    assert_security_headers(&docs, "docs");
+    let csp = docs.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+}
+
+async fn cors_allows_only_configured_origins(app: TestApp) {
+    let preflight = |origin: &'static str| {
+        app.req(Method::OPTIONS, "/api/v1/tasks", None)
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type, if-match",
+            )
+            .send()
+    };
+    let allowed = preflight("http://localhost:3000").await.unwrap();
+    assert!(allowed.status().is_success());
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "http://localhost:3000"
+    );
+    assert_eq!(
+        allowed.headers()["access-control-allow-credentials"],
+        "true"
+    );
+    let methods = allowed.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(methods.contains("PATCH"), "{methods}");
+    assert_security_headers(&allowed, "preflight");
+    let other = preflight("https://evil.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    assert!(
+        other
+            .headers()
+            .get("access-control-allow-credentials")
+            .is_none()
+    );
+    // Actual requests: the allowed origin may read the response and its ETag.
+    let t = token("alice");
+    let response = app
+        .req(Method::GET, "/api/v1/tasks", Some(&t))
+        .header("origin", "http://localhost:3000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "http://localhost:3000"
+    );
+    let exposed = response.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(
+        exposed.contains("etag") && exposed.contains("location"),
+        "{exposed}"
+    );
+}
+
+crate::both_backends!(
+    security_headers_on_api_docs_and_errors,
+    cors_allows_only_configured_origins
+);
+
+/// A request blocked on a database lock past the time limit gets a 503
+/// problem promptly, and nothing changes.
+async fn time_limit_answers_503(backend: Backend) {
+    let Some(app) = TestApp::with_env(backend, &[("REQUEST_TIMEOUT_MS", "400")]).await else {
+        return;
+    };
+    let t = token("alice");
+    let id = app.new_task(&t, json!({"title": "locked"})).await["id"]
+        .as_i64()
+        .unwrap();
+    // Another session holds a write lock on the task.
+    let guard: Box<dyn std::any::Any + Send> = match backend {
+        Backend::Sqlite => {
+            use sqlx::Connection;
+            let mut conn = sqlx::SqliteConnection::connect(&app.database_url)
+                .await
+                .unwrap();
+            sqlx::query("begin immediate")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            Box::new(conn)
+        }
+        Backend::Postgres => {
+            let (client, connection) =
+                tokio_postgres::connect(&app.database_url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+            tokio::spawn(connection);
+            client
+                .batch_execute(&format!(
+                    "begin; select * from tasks where id = {id} for update"
+                ))
+                .await
+                .unwrap();
+            Box::new(client)
+        }
+    };
+    let started = Instant::now();
+    let response = app.patch_task(&t, id, json!({"title": "changed"})).await;
+    let elapsed = started.elapsed();
+    assert!(response.headers().contains_key("retry-after"));
+    assert_problem(response, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert!(
+        elapsed < Duration::from_secs(4),
+        "answered after {elapsed:?}"
+    );
+    drop(guard);
+    let task: serde_json::Value = app.get_task(&t, id).await.json().await.unwrap();
+    assert_eq!(task["title"], "locked");
+    assert_eq!(task["version"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_limit_answers_503_on_sqlite() {
+    time_limit_answers_503(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_limit_answers_503_on_postgres() {
+    if postgres_url().is_some() {
+        time_limit_answers_503(Backend::Postgres).await;
+    }
+}
+
+/// Runs the real binary with debug logs in both formats, sends good and bad
+/// tokens, and checks that no log line carries a token, the secret, or an
+/// Authorization header — and that request lines carry the request id.
+#[tokio::test]
+async fn logs_never_contain_tokens_or_the_secret() {
+    use std::process::{Command, Stdio};
+    for format in ["text", "json"] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        tasks_api::app::install_crypto_provider();
+        let child = Command::new(env!("CARGO_BIN_EXE_tasks-api"))
+            .current_dir(dir.path())
+            .env_clear()
+            .env("BETTER_AUTH_SECRET", SECRET)
+            .env("PORT", port.to_string())
+            .env("RUST_LOG", "trace,hyper=info,h2=info")
+            .env("LOG_FORMAT", format)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let mut ready = false;
+        for _ in 0..300 {
+            if client
+                .get(format!("{base}/ready"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(ready, "server did not start");
+        let good = token("log-user");
+        let bad = format!("{}x", token("log-user"));
+        let wrong_secret = crate::helpers::sign_with(
+            &json!({"sub": "u", "exp": crate::helpers::now_secs() + 60}),
+            jsonwebtoken::Algorithm::HS256,
+            "some-other-secret-that-is-long-enough!!",
+        );
+        for t in [&good, &bad, &wrong_secret] {
+            client
+                .get(format!("{base}/api/v1/tasks"))
+                .bearer_auth(t)
+                .header("x-request-id", "log-check-1")
+                .send()
+                .await
+                .unwrap();
+            client
+                .post(format!("{base}/api/v1/tasks"))
+                .bearer_auth(t)
+                .json(&json!({"title": "logged?"}))
+                .send()
+                .await
+                .unwrap();
+        }
+        client
+            .get(format!("{base}/api/v1/tasks?access_token={good}"))
+            .send()
+            .await
+            .unwrap();
+        unsafe_kill(child.id());
+        let output = child.wait_with_output().unwrap();
+        let logs = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(logs.lines().count() > 10, "expected logs:\n{logs}");
+        for (what, needle) in [
+            ("token", good.as_str()),
+            ("bad token", bad.as_str()),
+            ("token signature", good.rsplit('.').next().unwrap()),
+            ("token payload", good.split('.').nth(1).unwrap()),
+            ("foreign token", wrong_secret.as_str()),
+            ("secret", SECRET),
+        ] {
+            assert!(!logs.contains(needle), "{format} logs contain the {what}");
+        }
+        assert!(
+            !logs.to_lowercase().contains("authorization: bearer"),
+            "{format} logs contain a header"
+        );
+        assert!(
+            logs.lines()
+                .any(|l| l.contains("log-check-1") && l.contains("request")),
+            "{format}: request lines carry the request id"
+        );
+        if format == "json" {
+            for line in logs.lines().filter(|l| l.starts_with('{')) {
+                serde_json::from_str::<serde_json::Value>(line).expect("each JSON log line parses");
+            }
+        }
+    }
+}
+
+/// SIGTERM (graceful shutdown) so the child flushes its logs.
+fn unsafe_kill(pid: u32) {
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
+}
