@@ -16,6 +16,7 @@ use crate::{
     db::{self, Store},
     error::ApiError,
     listing::CursorKey,
+    rate_limit::RateLimits,
     request_id,
 };
 
@@ -39,6 +40,8 @@ pub struct AppState {
     pub cursor_key: CursorKey,
     /// How long idempotency keys are remembered.
     pub idempotency_ttl: Duration,
+    /// Per-user and per-IP request budgets.
+    pub rate_limits: Arc<RateLimits>,
 }
 
 /// A built server: bound, connected, migrated, not yet serving.
@@ -88,6 +91,12 @@ impl Application {
             known_users: Arc::new(KnownUsers::new(KNOWN_USERS_CAPACITY)),
             cursor_key: CursorKey::derive(secret.expose().as_bytes()),
             idempotency_ttl: config.idempotency_ttl,
+            rate_limits: Arc::new(RateLimits::new(
+                config.rate_limit_per_second,
+                config.rate_limit_burst,
+                config.ip_rate_limit_per_second,
+                config.ip_rate_limit_burst,
+            )),
         };
         let router = router(state.clone(), &config);
         let addr = SocketAddr::new(config.host, config.port);
@@ -120,6 +129,9 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let purge = tokio::spawn(purge_idempotency_keys(self.state.clone()));
+        let limits = tokio::spawn(crate::rate_limit::housekeeping_forever(
+            self.state.rate_limits.clone(),
+        ));
         // Keys are fetched in the background: an auth server that is down
         // at start-up does not stop us from serving HS tokens and retrying.
         let refresh = self
@@ -133,6 +145,7 @@ impl Application {
         .with_graceful_shutdown(shutdown)
         .await;
         purge.abort();
+        limits.abort();
         if let Some(refresh) = refresh {
             refresh.abort();
         }

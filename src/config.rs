@@ -59,6 +59,12 @@ pub struct Config {
     pub jwt_audience: Option<String>,
     /// How long an `Idempotency-Key` is remembered.
     pub idempotency_ttl: Duration,
+    /// Requests per second per user (0 disables), and the burst allowed.
+    pub rate_limit_per_second: u32,
+    pub rate_limit_burst: u32,
+    /// Failed-authentication requests per second per client IP, and burst.
+    pub ip_rate_limit_per_second: u32,
+    pub ip_rate_limit_burst: u32,
     /// Longest a request may take before it is answered 503.
     pub request_timeout: Duration,
     /// Log lines as JSON objects (`LOG_FORMAT=json`) instead of text.
@@ -183,6 +189,10 @@ impl Config {
             problems.push("IDEMPOTENCY_TTL_HOURS must be at least 1.".to_owned());
         }
 
+        let rate = parse_num(lookup, "RATE_LIMIT_PER_SECOND", 20u32, &mut problems);
+        let burst = parse_num(lookup, "RATE_LIMIT_BURST", 100u32, &mut problems);
+        let ip_rate = parse_num(lookup, "RATE_LIMIT_IP_PER_SECOND", 5u32, &mut problems);
+        let ip_burst = parse_num(lookup, "RATE_LIMIT_IP_BURST", 30u32, &mut problems);
         let timeout_ms = parse_num(lookup, "REQUEST_TIMEOUT_MS", 10_000u64, &mut problems);
         let log_json = match var(lookup, "LOG_FORMAT").as_deref() {
             None | Some("text") => false,
@@ -220,6 +230,10 @@ impl Config {
             jwt_audience,
             idempotency_ttl: Duration::from_secs(idem_hours * 3600),
             request_timeout: Duration::from_millis(timeout_ms.max(1)),
+            rate_limit_per_second: rate,
+            rate_limit_burst: burst,
+            ip_rate_limit_per_second: ip_rate,
+            ip_rate_limit_burst: ip_burst,
             log_json,
             jwks_url,
             jwks_cache_ttl: Duration::from_secs(jwks_ttl.max(1)),

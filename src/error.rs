@@ -71,6 +71,14 @@ pub enum ApiError {
     /// Well-formed JSON that fails validation (422).
     #[error("validation failed")]
     Validation(Vec<FieldError>),
+    /// The caller's request budget is spent (429).
+    #[error("rate limited")]
+    TooManyRequests {
+        /// Seconds until the next request is allowed.
+        retry_after: u64,
+        /// The burst size, for `RateLimit-Limit`.
+        limit: u32,
+    },
     /// The database (or another dependency) cannot be reached (503).
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -135,6 +143,7 @@ impl ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -158,6 +167,9 @@ impl ApiError {
                 .map(|e| format!("{} {}", e.field, e.message))
                 .collect::<Vec<_>>()
                 .join("; "),
+            Self::TooManyRequests { retry_after, .. } => {
+                format!("too many requests; retry in {retry_after} s")
+            }
             Self::Unavailable(_) => "service temporarily unavailable, retry later".to_owned(),
             Self::Internal(_) => "internal server error".to_owned(),
         }
@@ -203,6 +215,13 @@ impl IntoResponse for ApiError {
                     header::RETRY_AFTER,
                     HeaderValue::from_static(RETRY_AFTER_UNAVAILABLE),
                 );
+            }
+            Self::TooManyRequests { retry_after, limit } => {
+                let secs = HeaderValue::from(*retry_after);
+                headers.insert(header::RETRY_AFTER, secs.clone());
+                headers.insert("ratelimit-limit", HeaderValue::from(*limit));
+                headers.insert("ratelimit-remaining", HeaderValue::from(0u32));
+                headers.insert("ratelimit-reset", secs);
             }
             _ => {}
         }

@@ -11,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod listing;
 pub mod middleware;
+pub mod rate_limit;
 pub mod request_id;
 pub mod task;
 

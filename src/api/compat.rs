@@ -25,6 +25,7 @@ use crate::{app::AppState, error::ApiError, task::Task};
         (status = 200, description = "The caller's tasks, a bare array", body = [Task], headers(("Link" = String, description = "`<next-page-url>; rel=\"next\"` when more rows follow"))),
         (status = 400, description = "A query parameter is invalid", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
+        (status = 429, description = "Request budget spent (per user, or per IP for failed authentication)", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Limit" = u32), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
         (status = 403, description = "The path names another user", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
     ),
@@ -50,6 +51,7 @@ pub async fn list(
         (status = 201, description = "Created (or the replay of an earlier create with the same key)", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"), ("Location" = String, description = "URL of the new task"))),
         (status = 400, description = "Malformed JSON or a bad header (`Idempotency-Key`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
+        (status = 429, description = "Request budget spent (per user, or per IP for failed authentication)", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Limit" = u32), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
         (status = 403, description = "The path names another user", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 409, description = "`Idempotency-Key` reused with a different body", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 413, description = "Body over 65,536 bytes", body = ProblemDoc, content_type = "application/problem+json"),
@@ -77,6 +79,7 @@ pub async fn create(
     responses(
         (status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))),
         (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
+        (status = 429, description = "Request budget spent (per user, or per IP for failed authentication)", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Limit" = u32), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
         (status = 403, description = "The path names another user", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such task for this user", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
@@ -102,6 +105,7 @@ pub async fn get_one(
         (status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))),
         (status = 400, description = "Malformed JSON or a bad header (`Idempotency-Key`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
+        (status = 429, description = "Request budget spent (per user, or per IP for failed authentication)", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Limit" = u32), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
         (status = 403, description = "The path names another user", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such task for this user", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 412, description = "`If-Match` does not match the current version", body = ProblemDoc, content_type = "application/problem+json"),
@@ -133,6 +137,7 @@ pub async fn replace(
         (status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))),
         (status = 400, description = "Malformed JSON or a bad header (`Idempotency-Key`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
+        (status = 429, description = "Request budget spent (per user, or per IP for failed authentication)", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Limit" = u32), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
         (status = 403, description = "The path names another user", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such task for this user", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 412, description = "`If-Match` does not match the current version", body = ProblemDoc, content_type = "application/problem+json"),
@@ -162,6 +167,7 @@ pub async fn update(
     responses(
         (status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))),
         (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
+        (status = 429, description = "Request budget spent (per user, or per IP for failed authentication)", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Limit" = u32), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
         (status = 403, description = "The path names another user", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such task for this user", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 412, description = "`If-Match` does not match the current version", body = ProblemDoc, content_type = "application/problem+json"),
@@ -187,6 +193,7 @@ pub async fn toggle(
     responses(
         (status = 204, description = "Deleted"),
         (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
+        (status = 429, description = "Request budget spent (per user, or per IP for failed authentication)", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Limit" = u32), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
         (status = 403, description = "The path names another user", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 404, description = "No such task for this user", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 412, description = "`If-Match` does not match the current version", body = ProblemDoc, content_type = "application/problem+json"),

@@ -328,6 +328,7 @@ pub(super) async fn delete_task(
         (status = 200, description = "One page of the caller's tasks", body = TaskPage),
         (status = 400, description = "A query parameter is invalid", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
+        (status = 429, description = "Request budget spent (per user, or per IP for failed authentication)", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Limit" = u32), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
         (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
     ),
     security(("bearer" = []))
@@ -352,6 +353,7 @@ pub async fn list(
         (status = 201, description = "Created (or the replay of an earlier create with the same key)", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"), ("Location" = String, description = "URL of the new task"))),
         (status = 400, description = "Malformed JSON or a bad header (`Idempotency-Key`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
+        (status = 429, description = "Request budget spent (per user, or per IP for failed authentication)", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Limit" = u32), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
         (status = 409, description = "`Idempotency-Key` reused with a different body", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 413, description = "Body over 65,536 bytes", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 415, description = "Body is not `application/json`", body = ProblemDoc, content_type = "application/problem+json"),
@@ -378,6 +380,7 @@ pub async fn create(
     responses(
         (status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))),
         (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
+        (status = 429, description = "Request budget spent (per user, or per IP for failed authentication)", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Limit" = u32), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
         (status = 404, description = "No such task for this user", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
     ),
@@ -402,6 +405,7 @@ pub async fn get_one(
         (status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))),
         (status = 400, description = "Malformed JSON or a bad header (`Idempotency-Key`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
+        (status = 429, description = "Request budget spent (per user, or per IP for failed authentication)", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Limit" = u32), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
         (status = 404, description = "No such task for this user", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 412, description = "`If-Match` does not match the current version", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 413, description = "Body over 65,536 bytes", body = ProblemDoc, content_type = "application/problem+json"),
@@ -432,6 +436,7 @@ pub async fn replace(
         (status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))),
         (status = 400, description = "Malformed JSON or a bad header (`Idempotency-Key`)", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
+        (status = 429, description = "Request budget spent (per user, or per IP for failed authentication)", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Limit" = u32), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
         (status = 404, description = "No such task for this user", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 412, description = "`If-Match` does not match the current version", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 413, description = "Body over 65,536 bytes", body = ProblemDoc, content_type = "application/problem+json"),
@@ -460,6 +465,7 @@ pub async fn update(
     responses(
         (status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))),
         (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
+        (status = 429, description = "Request budget spent (per user, or per IP for failed authentication)", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Limit" = u32), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
         (status = 404, description = "No such task for this user", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 412, description = "`If-Match` does not match the current version", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
@@ -484,6 +490,7 @@ pub async fn toggle(
     responses(
         (status = 204, description = "Deleted"),
         (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
+        (status = 429, description = "Request budget spent (per user, or per IP for failed authentication)", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Limit" = u32), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
         (status = 404, description = "No such task for this user", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 412, description = "`If-Match` does not match the current version", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))

@@ -47,11 +47,17 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer_token(parts)?;
-        let identity = state.verifier.verify(token).await.inspect_err(|err| {
-            // The reason is worth logging; the token never is.
-            tracing::info!(reason = %err, "token rejected");
-        })?;
+        let identity = match authenticate(parts, state).await {
+            Ok(identity) => identity,
+            // Failed attempts spend the client address's budget, so token
+            // guessing is throttled; a 503 (JWKS down) is not the client's.
+            Err(err @ ApiError::Unauthorized { .. }) => {
+                state.rate_limits.check_ip(client_ip(parts))?;
+                return Err(err);
+            }
+            Err(err) => return Err(err),
+        };
+        state.rate_limits.check_user(&identity.sub)?;
         if !state.known_users.is_current(&identity) {
             state
                 .store
@@ -61,6 +67,23 @@ impl FromRequestParts<AppState> for AuthUser {
         }
         Ok(Self { identity })
     }
+}
+
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Identity, ApiError> {
+    let token = bearer_token(parts)?;
+    state.verifier.verify(token).await.inspect_err(|err| {
+        // The reason is worth logging; the token never is.
+        tracing::info!(reason = %err, "token rejected");
+    })
+}
+
+/// The peer address (no proxy headers are trusted).
+fn client_ip(parts: &Parts) -> std::net::IpAddr {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip())
+        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]))
 }
 
 /// Pulls the token out of `Authorization: Bearer …`. No header, another

@@ -99,6 +99,10 @@ impl TestApp {
             ("BETTER_AUTH_SECRET", SECRET),
             ("PORT", "0"),
             ("DB_POOL_SIZE", "8"),
+            // Budgets are tested on their own; elsewhere they would only
+            // turn bursts of test requests into 429s.
+            ("RATE_LIMIT_PER_SECOND", "0"),
+            ("RATE_LIMIT_IP_PER_SECOND", "0"),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -278,3 +278,84 @@ fn unsafe_kill(pid: u32) {
         .arg(pid.to_string())
         .status();
 }
+
+/// One user's burst is spent: 429 with Retry-After and RateLimit-*; another
+/// user is unaffected; failed authentication is throttled per IP.
+#[tokio::test]
+async fn rate_limits_per_user_and_per_ip() {
+    let app = TestApp::with_env(
+        Backend::Sqlite,
+        &[
+            ("RATE_LIMIT_PER_SECOND", "1"),
+            ("RATE_LIMIT_BURST", "5"),
+            ("RATE_LIMIT_IP_PER_SECOND", "1"),
+            ("RATE_LIMIT_IP_BURST", "3"),
+        ],
+    )
+    .await
+    .unwrap();
+    let alice = token("alice");
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(
+            app.req(Method::GET, "/api/v1/tasks", Some(&alice))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+        );
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        5,
+        "{statuses:?}"
+    );
+    let limited = app
+        .req(Method::GET, "/api/v1/tasks", Some(&alice))
+        .send()
+        .await
+        .unwrap();
+    let retry: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry));
+    assert_eq!(limited.headers()["ratelimit-limit"], "5");
+    assert_eq!(limited.headers()["ratelimit-remaining"], "0");
+    assert_problem(limited, StatusCode::TOO_MANY_REQUESTS).await;
+    // Bob is unaffected.
+    let bob = app
+        .req(Method::GET, "/api/v1/tasks", Some(&token("bob")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bob.status(), StatusCode::OK);
+    // Unauthenticated guessing from one address: 401 until the IP budget is spent, then 429.
+    let mut guesses = Vec::new();
+    for i in 0..6 {
+        let bad = format!("Bearer guess.{i}.x");
+        guesses.push(
+            app.req(Method::GET, "/api/v1/tasks", None)
+                .header("authorization", bad)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+        );
+    }
+    assert_eq!(&guesses[..3], &[StatusCode::UNAUTHORIZED; 3]);
+    assert!(
+        guesses[3..]
+            .iter()
+            .all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
+        "{guesses:?}"
+    );
+    // A valid user from the same address is not blocked by the IP budget.
+    let carol = app
+        .req(Method::GET, "/api/v1/tasks", Some(&token("carol")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(carol.status(), StatusCode::OK);
+}
