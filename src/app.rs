@@ -16,6 +16,7 @@ use crate::{
     db::{self, Store},
     error::ApiError,
     listing::CursorKey,
+    metrics::Metrics,
     rate_limit::RateLimits,
     request_id,
 };
@@ -42,6 +43,10 @@ pub struct AppState {
     pub idempotency_ttl: Duration,
     /// Per-user and per-IP request budgets.
     pub rate_limits: Arc<RateLimits>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Bearer token guarding `/metrics`, when configured.
+    pub metrics_token: Option<Secret>,
 }
 
 /// A built server: bound, connected, migrated, not yet serving.
@@ -97,6 +102,8 @@ impl Application {
                 config.ip_rate_limit_per_second,
                 config.ip_rate_limit_burst,
             )),
+            metrics: Arc::new(Metrics::new()),
+            metrics_token: config.metrics_token.clone(),
         };
         let router = router(state.clone(), &config);
         let addr = SocketAddr::new(config.host, config.port);
@@ -178,12 +185,17 @@ fn router(state: AppState, config: &Config) -> Router {
                 .persist_authorization(true)
                 .validator_url("none"),
         );
+    let metrics = state.metrics.clone();
     let routes = api::routes()
+        .route("/metrics", axum::routing::get(crate::metrics::metrics))
         .merge(docs)
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state);
-    with_middleware(routes, config)
+    with_middleware(routes, config).layer(middleware::from_fn_with_state(
+        metrics,
+        crate::middleware::count_request,
+    ))
 }
 
 /// The middleware stack around any router: request ids, panics as 500

@@ -65,6 +65,8 @@ pub struct Config {
     /// Failed-authentication requests per second per client IP, and burst.
     pub ip_rate_limit_per_second: u32,
     pub ip_rate_limit_burst: u32,
+    /// Bearer token required by `/metrics`, when set.
+    pub metrics_token: Option<Secret>,
     /// Longest a request may take before it is answered 503.
     pub request_timeout: Duration,
     /// Log lines as JSON objects (`LOG_FORMAT=json`) instead of text.
@@ -230,6 +232,7 @@ impl Config {
             jwt_audience,
             idempotency_ttl: Duration::from_secs(idem_hours * 3600),
             request_timeout: Duration::from_millis(timeout_ms.max(1)),
+            metrics_token: var(lookup, "METRICS_TOKEN").map(Secret::new),
             rate_limit_per_second: rate,
             rate_limit_burst: burst,
             ip_rate_limit_per_second: ip_rate,

@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod listing;
+pub mod metrics;
 pub mod middleware;
 pub mod rate_limit;
 pub mod request_id;

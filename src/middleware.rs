@@ -22,7 +22,10 @@ pub async fn log_request(request: Request, next: Next) -> Response {
         .unwrap_or_else(|| "(unmatched)".to_owned());
     let method = request.method().clone();
     let started = Instant::now();
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
+    response
+        .extensions_mut()
+        .insert(RouteTemplate(route.clone()));
     tracing::info!(
         %method,
         route,
@@ -32,6 +35,34 @@ pub async fn log_request(request: Request, next: Next) -> Response {
     );
     response
 }
+
+/// Counts every request in the metrics by route template and status.
+pub async fn count_request(
+    State(metrics): State<std::sync::Arc<crate::metrics::Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let route = response
+        .extensions()
+        .get::<RouteTemplate>()
+        .map(|r| r.0.as_str())
+        .unwrap_or("(unmatched)");
+    metrics.observe_request(
+        &method,
+        route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+/// The matched route template, carried out on the response so layers
+/// outside the router can label by it.
+#[derive(Clone)]
+pub struct RouteTemplate(pub String);
 
 /// Answers 503 (problem, `Retry-After`) when a request takes longer than
 /// the configured limit; the handler's future is dropped, which rolls back

@@ -51,13 +51,20 @@ impl FromRequestParts<AppState> for AuthUser {
             Ok(identity) => identity,
             // Failed attempts spend the client address's budget, so token
             // guessing is throttled; a 503 (JWKS down) is not the client's.
-            Err(err @ ApiError::Unauthorized { .. }) => {
-                state.rate_limits.check_ip(client_ip(parts))?;
+            Err(err @ ApiError::Unauthorized { detail, .. }) => {
+                state.metrics.auth_failure(detail);
+                state
+                    .rate_limits
+                    .check_ip(client_ip(parts))
+                    .inspect_err(|_| state.metrics.rate_limited("ip"))?;
                 return Err(err);
             }
             Err(err) => return Err(err),
         };
-        state.rate_limits.check_user(&identity.sub)?;
+        state
+            .rate_limits
+            .check_user(&identity.sub)
+            .inspect_err(|_| state.metrics.rate_limited("user"))?;
         if !state.known_users.is_current(&identity) {
             state
                 .store

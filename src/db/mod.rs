@@ -96,11 +96,21 @@ pub enum Created {
     UserMissing,
 }
 
+/// Connection pool occupancy, for metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PoolStats {
+    pub in_use: usize,
+    pub idle: usize,
+    pub waiting: usize,
+}
+
 /// The storage seam. Both implementations run the same HTTP test suite.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync {
     /// Reachable and fully migrated.
     async fn ready(&self) -> StoreResult<()>;
+    /// Pool occupancy right now.
+    fn pool_stats(&self) -> PoolStats;
     /// Creates the user or brings `email`/`name` up to date; writes nothing
     /// when the row already matches.
     async fn upsert_user(&self, who: &Identity, now: DateTime<Utc>) -> StoreResult<()>;

@@ -236,6 +236,15 @@ async fn apply_migrations(client: &mut deadpool_postgres::Object) -> anyhow::Res
 
 #[async_trait::async_trait]
 impl Store for PostgresStore {
+    fn pool_stats(&self) -> super::PoolStats {
+        let status = self.pool.status();
+        super::PoolStats {
+            in_use: status.size.saturating_sub(status.available),
+            idle: status.available,
+            waiting: status.waiting,
+        }
+    }
+
     async fn ready(&self) -> StoreResult<()> {
         let client = self.client().await?;
         let rows = client

@@ -170,6 +170,19 @@ impl SqliteStore {
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
+    fn pool_stats(&self) -> super::PoolStats {
+        let (size, idle) = [&self.reader, &self.writer]
+            .iter()
+            .fold((0, 0), |(s, i), p| {
+                (s + p.size() as usize, i + p.num_idle())
+            });
+        super::PoolStats {
+            in_use: size.saturating_sub(idle),
+            idle,
+            waiting: 0,
+        }
+    }
+
     async fn ready(&self) -> StoreResult<()> {
         let row =
             sqlx::query("select coalesce(max(version), 0) from _sqlx_migrations where success")

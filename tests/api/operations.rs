@@ -359,3 +359,90 @@ async fn rate_limits_per_user_and_per_ip() {
         .unwrap();
     assert_eq!(carol.status(), StatusCode::OK);
 }
+
+/// `/metrics` shows requests by route template and status, latency, auth
+/// failures by reason, rate-limit rejections and the pool.
+#[tokio::test]
+async fn metrics_count_requests_failures_and_rejections() {
+    let app = TestApp::with_env(
+        Backend::Sqlite,
+        &[
+            ("RATE_LIMIT_PER_SECOND", "1"),
+            ("RATE_LIMIT_BURST", "5"),
+            ("RATE_LIMIT_IP_PER_SECOND", "1"),
+            ("RATE_LIMIT_IP_BURST", "3"),
+        ],
+    )
+    .await
+    .unwrap();
+    let alice = token("alice");
+    for _ in 0..7 {
+        app.req(Method::GET, "/api/v1/tasks", Some(&alice))
+            .send()
+            .await
+            .unwrap();
+    }
+    for i in 0..5 {
+        app.req(Method::GET, "/api/v1/tasks", None)
+            .header("authorization", format!("Bearer guess.{i}.x"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let metrics = app.req(Method::GET, "/metrics", None).send().await.unwrap();
+    assert_eq!(metrics.status(), StatusCode::OK);
+    assert!(
+        metrics.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = metrics.text().await.unwrap();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(series))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let ok = r#"http_requests_total{method="GET",route="/api/v1/tasks",status="200"}"#;
+    let limited = r#"http_requests_total{method="GET",route="/api/v1/tasks",status="429"}"#;
+    assert_eq!(value(ok), 5.0, "{text}");
+    assert_eq!(value(limited), 4.0, "{text}");
+    assert_eq!(
+        value(r#"http_request_duration_seconds_count{route="/api/v1/tasks"}"#),
+        12.0
+    );
+    assert_eq!(
+        value(r#"auth_failures_total{reason="token is malformed"}"#),
+        5.0,
+        "{text}"
+    );
+    assert_eq!(value(r#"rate_limited_total{scope="user"}"#), 2.0, "{text}");
+    assert_eq!(value(r#"rate_limited_total{scope="ip"}"#), 2.0, "{text}");
+    assert!(
+        text.contains(r#"db_pool_connections{state="idle"}"#),
+        "{text}"
+    );
+    assert!(!text.contains("guess."), "no raw paths or tokens in labels");
+}
+
+#[tokio::test]
+async fn metrics_can_require_a_token() {
+    let app = TestApp::with_env(Backend::Sqlite, &[("METRICS_TOKEN", "scrape-secret-123")])
+        .await
+        .unwrap();
+    let denied = app.req(Method::GET, "/metrics", None).send().await.unwrap();
+    assert_problem(denied, StatusCode::UNAUTHORIZED).await;
+    let wrong = app
+        .req(Method::GET, "/metrics", Some("nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(wrong, StatusCode::UNAUTHORIZED).await;
+    let ok = app
+        .req(Method::GET, "/metrics", Some("scrape-secret-123"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+}

@@ -1,0 +1,197 @@
+//! Prometheus metrics at `GET /metrics` (text exposition format): requests
+//! by route template and status, latency, database pool, authentication
+//! failures by reason, and rate-limit rejections. Label values come from
+//! small fixed sets (route templates, not raw paths), so cardinality is
+//! bounded.
+
+use axum::{
+    extract::State,
+    http::{HeaderMap, HeaderValue, header},
+    response::{IntoResponse, Response},
+};
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+
+use crate::{app::AppState, error::ApiError};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScopeLabels {
+    scope: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    state: String,
+}
+
+/// Every metric the service exports.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    auth_failures: Family<ReasonLabels, Counter>,
+    rate_limited: Family<ScopeLabels, Counter>,
+    pool: Family<PoolLabels, Gauge<i64, AtomicI64Alias>>,
+}
+
+type AtomicI64Alias = std::sync::atomic::AtomicI64;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new([
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ])
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every metric registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by method, route template and status",
+            requests.clone(),
+        );
+        let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Request latency by route template",
+            latency.clone(),
+        );
+        let auth_failures = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "auth_failures",
+            "Rejected credentials by reason",
+            auth_failures.clone(),
+        );
+        let rate_limited = Family::<ScopeLabels, Counter>::default();
+        registry.register(
+            "rate_limited",
+            "Requests refused with 429, by budget (user or ip)",
+            rate_limited.clone(),
+        );
+        let pool = Family::<PoolLabels, Gauge<i64, AtomicI64Alias>>::default();
+        registry.register(
+            "db_pool_connections",
+            "Database connections by state (in_use, idle, waiting requests)",
+            pool.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            auth_failures,
+            rate_limited,
+            pool,
+        }
+    }
+
+    /// Counts one answered request.
+    pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    /// Counts a rejected credential; `reason` is one of a fixed set of phrases.
+    pub fn auth_failure(&self, reason: &str) {
+        self.auth_failures
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a 429 from the `user` or `ip` budget.
+    pub fn rate_limited(&self, scope: &'static str) {
+        self.rate_limited
+            .get_or_create(&ScopeLabels {
+                scope: scope.to_owned(),
+            })
+            .inc();
+    }
+
+    fn set_pool(&self, in_use: i64, idle: i64, waiting: i64) {
+        for (state, value) in [("in_use", in_use), ("idle", idle), ("waiting", waiting)] {
+            self.pool
+                .get_or_create(&PoolLabels {
+                    state: state.to_owned(),
+                })
+                .set(value);
+        }
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// `GET /metrics`: guarded by `METRICS_TOKEN` when one is configured.
+pub async fn metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if let Some(expected) = &state.metrics_token {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if presented.map(str::as_bytes) != Some(expected.expose().as_bytes()) {
+            return Err(ApiError::Unauthorized {
+                invalid_token: presented.is_some(),
+                detail: "the metrics token is required",
+            });
+        }
+    }
+    let pool = state.store.pool_stats();
+    state
+        .metrics
+        .set_pool(pool.in_use as i64, pool.idle as i64, pool.waiting as i64);
+    let mut response = state.metrics.render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    Ok(response)
+}
