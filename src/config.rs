@@ -51,6 +51,8 @@ pub struct Config {
     pub db_pool_size: u32,
     /// How long a request waits for a database connection before a 503.
     pub db_acquire_timeout: Duration,
+    /// How long start-up waits for the database (cold starts) before giving up.
+    pub db_startup_timeout: Duration,
     /// Clock skew tolerated on `exp`, `nbf` and `iat`.
     pub jwt_leeway: Duration,
     /// Required `iss` of every token, when set.
@@ -185,6 +187,7 @@ impl Config {
             problems.push("DB_POOL_SIZE must be at least 1.".to_owned());
         }
         let acquire_ms = parse_num(lookup, "DB_ACQUIRE_TIMEOUT_MS", 5_000u64, &mut problems);
+        let startup_s = parse_num(lookup, "DB_STARTUP_TIMEOUT_SECONDS", 30u64, &mut problems);
         let leeway = parse_num(lookup, "JWT_LEEWAY_SECONDS", 60u64, &mut problems);
         let idem_hours = parse_num(lookup, "IDEMPOTENCY_TTL_HOURS", 24u64, &mut problems);
         if idem_hours == 0 {
@@ -225,6 +228,7 @@ impl Config {
             cors_origins,
             db_pool_size,
             db_acquire_timeout: Duration::from_millis(acquire_ms.max(1)),
+            db_startup_timeout: Duration::from_secs(startup_s),
             jwt_leeway: Duration::from_secs(leeway),
             jwks_issuer: jwt_issuer.clone().or_else(|| better_auth_url.clone()),
             jwks_audience: jwt_audience.clone().or_else(|| better_auth_url.clone()),

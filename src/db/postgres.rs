@@ -7,6 +7,8 @@
 //! `query_typed`, which uses the unnamed statement with explicit parameter
 //! types: one round trip, and correct through any pooler.
 
+use std::time::{Duration, Instant};
+
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -50,16 +52,54 @@ fn unavailable(err: impl Into<anyhow::Error>) -> StoreError {
 /// Connection-level failures are 503s; statement failures are bugs.
 fn classify(err: tokio_postgres::Error) -> StoreError {
     let transient = err.is_closed()
-        || err.code().is_none_or(|code| {
-            let code = code.code();
-            // 08: connection exception; 57P0x: shutdown; 53300: too many connections.
-            code.starts_with("08") || code.starts_with("57P") || code == "53300"
-        }) && err.as_db_error().is_none();
+        || match err.code() {
+            // 08: connection exception; 57P0x: admin shutdown, crash,
+            // cannot connect now; 53300: too many connections.
+            Some(code) => {
+                let code = code.code();
+                code.starts_with("08") || code.starts_with("57P") || code == "53300"
+            }
+            // No SQLSTATE and no server error: the socket or the protocol.
+            None => err.as_db_error().is_none(),
+        };
     if transient {
         StoreError::Unavailable(err.into())
     } else {
         StoreError::Other(err.into())
     }
+}
+
+enum Permanence {
+    Transient,
+    Permanent,
+}
+
+/// Server errors that no retry fixes: authentication, unknown database or
+/// role, and TLS/channel-binding refusals.
+fn classify_ref(err: &tokio_postgres::Error) -> Permanence {
+    match err.code().map(|c| c.code()) {
+        Some(code) if code.starts_with("28") || code == "3D000" => Permanence::Permanent,
+        None if err.to_string().contains("channel binding") => Permanence::Permanent,
+        _ => Permanence::Transient,
+    }
+}
+
+/// Neon's pooled endpoints carry `-pooler` in the host; PgBouncer's
+/// customary port is 6432.
+fn looks_pooled(url: &str) -> bool {
+    url.contains("-pooler") || url.contains(":6432/")
+}
+
+/// A connection that died under us, as opposed to a server refusing work.
+fn connection_lost(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<tokio_postgres::Error>()
+        .is_some_and(|e| {
+            e.is_closed()
+                || e.code().is_none_or(|c| {
+                    c.code().starts_with("08")
+                        || c == &tokio_postgres::error::SqlState::ADMIN_SHUTDOWN
+                })
+        })
 }
 
 fn pool_error(err: deadpool_postgres::PoolError) -> StoreError {
@@ -159,14 +199,27 @@ impl PostgresStore {
             .build()
             .context("could not build the PostgreSQL pool")?;
         let store = Self { pool };
-        store.migrate().await?;
+        store.wait_for_database(config.db_startup_timeout).await?;
+        store.migrate(looks_pooled(url)).await?;
         Ok(store)
     }
 
-    async fn migrate(&self) -> anyhow::Result<()> {
+    /// Applies pending migrations. When none is pending (the common start of
+    /// a second instance, or a start through a transaction pooler after
+    /// `tasks-api migrate` ran on the direct URL) no lock is taken at all.
+    async fn migrate(&self, pooled: bool) -> anyhow::Result<()> {
         let mut client = self.pool.get().await.map_err(|e| {
             anyhow::anyhow!("cannot reach the PostgreSQL database in DATABASE_URL: {e}")
         })?;
+        if pending_migrations(&client).await? == 0 {
+            return Ok(());
+        }
+        if pooled {
+            tracing::warn!(
+                "applying migrations through what looks like a pooled connection (PgBouncer / Neon -pooler); \
+                 the migration lock is session-level, so run `tasks-api migrate` against the direct URL"
+            );
+        }
         client
             .batch_execute(
                 "create table if not exists schema_migrations (
@@ -197,9 +250,82 @@ impl PostgresStore {
         Ok(())
     }
 
+    /// Waits for the first connection with bounded exponential backoff: a
+    /// serverless database (Neon) can take seconds to wake from zero.
+    /// Errors that waiting cannot fix (bad password, no such database) end
+    /// the wait at once.
+    async fn wait_for_database(&self, budget: Duration) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let mut delay = Duration::from_millis(250);
+        for attempt in 1.. {
+            let err = match self.pool.get().await {
+                Ok(_) => return Ok(()),
+                Err(err) => err,
+            };
+            let permanent = match &err {
+                deadpool_postgres::PoolError::Backend(e) => {
+                    matches!(classify_ref(e), Permanence::Permanent)
+                }
+                _ => false,
+            };
+            let elapsed = started.elapsed();
+            if permanent || elapsed + delay > budget {
+                anyhow::bail!(
+                    "cannot reach the PostgreSQL database in DATABASE_URL after {attempt} attempt(s) in {:.1} s: {err}",
+                    elapsed.as_secs_f64()
+                );
+            }
+            tracing::warn!(attempt, retry_in_ms = delay.as_millis() as u64, error = %err, "database not reachable yet");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(4));
+        }
+        unreachable!("the loop returns or bails")
+    }
+
     async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
         self.pool.get().await.map_err(pool_error)
     }
+
+    /// Runs a statement that is safe to repeat (a read, or an idempotent
+    /// upsert), once more on a fresh connection if the first one turned out
+    /// to be dead (the server restarted, or a Neon compute was suspended).
+    async fn idempotent(&self, b: &SqlBuilder) -> StoreResult<Vec<Row>> {
+        let client = self.client().await?;
+        match query(&**client, b).await {
+            Err(StoreError::Unavailable(err)) if connection_lost(&err) => {
+                tracing::info!(error = %err, "connection lost; retrying on a fresh one");
+                drop(client);
+                let client = self.client().await?;
+                query(&**client, b).await
+            }
+            other => other,
+        }
+    }
+}
+
+/// How many embedded migrations the database has not applied yet.
+async fn pending_migrations(client: &deadpool_postgres::Object) -> anyhow::Result<usize> {
+    let exists: Option<String> = client
+        .query_one("select to_regclass('schema_migrations')::text", &[])
+        .await?
+        .get(0);
+    if exists.is_none() {
+        return Ok(MIGRATIONS.len());
+    }
+    let applied = client
+        .query("select version, checksum from schema_migrations", &[])
+        .await?;
+    let mut pending = 0;
+    for (version, name, sql) in MIGRATIONS {
+        match applied.iter().find(|r| r.get::<_, i64>(0) == *version) {
+            Some(row) => anyhow::ensure!(
+                row.get::<_, String>(1) == crate::task::sha256_hex(sql.as_bytes()),
+                "migration {version} ({name}) was changed after it was applied"
+            ),
+            None => pending += 1,
+        }
+    }
+    Ok(pending)
 }
 
 async fn apply_migrations(client: &mut deadpool_postgres::Object) -> anyhow::Result<()> {
@@ -263,14 +389,13 @@ impl Store for PostgresStore {
     }
 
     async fn upsert_user(&self, who: &Identity, now: DateTime<Utc>) -> StoreResult<()> {
-        let client = self.client().await?;
-        query(&**client, &sql::upsert_user(who, now, Dialect::Postgres)).await?;
+        self.idempotent(&sql::upsert_user(who, now, Dialect::Postgres))
+            .await?;
         Ok(())
     }
 
     async fn get_user(&self, user_id: &str) -> StoreResult<Option<UserProfile>> {
-        let client = self.client().await?;
-        let rows = query(&**client, &sql::select_user(user_id)).await?;
+        let rows = self.idempotent(&sql::select_user(user_id)).await?;
         rows.first()
             .map(|r| {
                 Ok(UserProfile {
@@ -365,14 +490,13 @@ impl Store for PostgresStore {
     }
 
     async fn get_task(&self, user_id: &str, id: i64) -> StoreResult<Option<Task>> {
-        let client = self.client().await?;
-        let rows = query(&**client, &sql::select_task(user_id, id)).await?;
+        let rows = self.idempotent(&sql::select_task(user_id, id)).await?;
         rows.first().map(task_from_row).transpose()
     }
 
     async fn task_exists(&self, user_id: &str, id: i64) -> StoreResult<bool> {
-        let client = self.client().await?;
-        Ok(!query(&**client, &sql::task_exists(user_id, id))
+        Ok(!self
+            .idempotent(&sql::task_exists(user_id, id))
             .await?
             .is_empty())
     }
@@ -424,8 +548,9 @@ impl Store for PostgresStore {
     }
 
     async fn list_tasks(&self, spec: &ListSpec) -> StoreResult<Vec<Task>> {
-        let client = self.client().await?;
-        let rows = query(&**client, &sql::list_query(spec, Dialect::Postgres)).await?;
+        let rows = self
+            .idempotent(&sql::list_query(spec, Dialect::Postgres))
+            .await?;
         tasks_from_rows(&rows)
     }
 

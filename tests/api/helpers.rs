@@ -58,7 +58,8 @@ async fn admin_client(url: &str) -> tokio_postgres::Client {
 
 fn with_search_path(url: &str, schema: &str) -> String {
     let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}options=-c%20search_path%3D{schema}")
+    // The application name lets fault tests find (and kill) this app's sessions.
+    format!("{url}{sep}options=-c%20search_path%3D{schema}&application_name={schema}")
 }
 
 impl TestApp {
@@ -208,6 +209,13 @@ impl TestApp {
             .expect("request");
         assert_eq!(response.status(), StatusCode::OK, "list ?{query}");
         response.json().await.expect("json")
+    }
+
+    /// The PostgreSQL schema (and `application_name`) of this app, if any.
+    pub fn pg_schema(&self) -> Option<(&str, &str)> {
+        self.schema
+            .as_ref()
+            .map(|(base, name)| (base.as_str(), name.as_str()))
     }
 
     /// Whether the store holds a user row for `sub`.

@@ -8,6 +8,7 @@ mod cli;
 mod compat;
 mod concurrency;
 mod errors;
+mod faults;
 mod idempotency;
 mod isolation;
 mod jwks;

@@ -1,0 +1,150 @@
+//! Faults on the production database path: connections killed under load.
+//! Nothing acknowledged is lost, nothing answers 500, nothing hangs.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp, token};
+
+/// What the load saw.
+#[derive(Default, Debug)]
+struct Tally {
+    sent: usize,
+    acknowledged: usize,
+    unavailable: usize,
+    other: Vec<StatusCode>,
+    max_latency: Duration,
+}
+
+/// Creates and renames tasks for `duration`, recording the last
+/// acknowledged title of each task.
+async fn load(app: &TestApp, user: &str, duration: Duration) -> (Tally, HashMap<i64, String>) {
+    let t = token(user);
+    let mut tally = Tally::default();
+    let mut titles: HashMap<i64, String> = HashMap::new();
+    let started = Instant::now();
+    let mut n = 0;
+    while started.elapsed() < duration {
+        n += 1;
+        let title = format!("{user} #{n}");
+        let request_started = Instant::now();
+        let response = if n % 2 == 1 || titles.is_empty() {
+            app.req(Method::POST, "/api/v1/tasks", Some(&t))
+                .json(&json!({"title": title}))
+                .send()
+                .await
+        } else {
+            let id = *titles.keys().nth(n % titles.len()).unwrap();
+            app.req(Method::PATCH, &format!("/api/v1/tasks/{id}"), Some(&t))
+                .json(&json!({"title": title}))
+                .send()
+                .await
+        };
+        tally.max_latency = tally.max_latency.max(request_started.elapsed());
+        tally.sent += 1;
+        let response = response.expect("the server always answers");
+        match response.status() {
+            StatusCode::CREATED | StatusCode::OK => {
+                tally.acknowledged += 1;
+                let task: Value = response.json().await.unwrap();
+                titles.insert(
+                    task["id"].as_i64().unwrap(),
+                    task["title"].as_str().unwrap().to_owned(),
+                );
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert!(response.headers().contains_key("retry-after"));
+                tally.unavailable += 1;
+            }
+            other => tally.other.push(other),
+        }
+    }
+    (tally, titles)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_connections_lose_no_acknowledged_write() {
+    let Some(app) =
+        TestApp::with_env(Backend::Postgres, &[("DB_ACQUIRE_TIMEOUT_MS", "2000")]).await
+    else {
+        return;
+    };
+    let (base, schema) = app
+        .pg_schema()
+        .map(|(b, s)| (b.to_owned(), s.to_owned()))
+        .unwrap();
+    let (admin, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let stop = Arc::new(AtomicBool::new(false));
+    let killer = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut kills = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let rows = admin
+                    .query(
+                        "select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1",
+                        &[&schema],
+                    )
+                    .await
+                    .unwrap();
+                kills += rows.len() as u64;
+            }
+            kills
+        })
+    };
+    let duration = Duration::from_secs(3);
+    let (a, b, c) = tokio::join!(
+        load(&app, "fa", duration),
+        load(&app, "fb", duration),
+        load(&app, "fc", duration)
+    );
+    stop.store(true, Ordering::SeqCst);
+    let kills = killer.await.unwrap();
+    let mut verified = 0;
+    let mut totals = Tally::default();
+    for (user, (tally, titles)) in [("fa", a), ("fb", b), ("fc", c)] {
+        assert!(
+            tally.other.is_empty(),
+            "unexpected statuses: {:?}",
+            tally.other
+        );
+        assert!(
+            tally.max_latency < Duration::from_secs(5),
+            "a request hung: {:?}",
+            tally.max_latency
+        );
+        let t = token(user);
+        for (id, title) in &titles {
+            let task: Value = app.get_task(&t, *id).await.json().await.unwrap();
+            assert_eq!(
+                task["title"].as_str(),
+                Some(title.as_str()),
+                "task {id} lost its last acknowledged title"
+            );
+            verified += 1;
+        }
+        totals.sent += tally.sent;
+        totals.acknowledged += tally.acknowledged;
+        totals.unavailable += tally.unavailable;
+        totals.max_latency = totals.max_latency.max(tally.max_latency);
+    }
+    eprintln!(
+        "fault figures: backends killed={kills} sent={} acknowledged={} unavailable(503)={} verified tasks={verified} max latency={:?}",
+        totals.sent, totals.acknowledged, totals.unavailable, totals.max_latency
+    );
+    assert!(kills > 0, "the killer must have killed something");
+    assert!(totals.acknowledged > 0);
+}
