@@ -79,7 +79,13 @@ enum Permanence {
 fn classify_ref(err: &tokio_postgres::Error) -> Permanence {
     match err.code().map(|c| c.code()) {
         Some(code) if code.starts_with("28") || code == "3D000" => Permanence::Permanent,
-        None if err.to_string().contains("channel binding") => Permanence::Permanent,
+        // Client-side refusals: SCRAM failed, or channel binding was
+        // required and the server or TLS could not provide it.
+        None if err.to_string().contains("authentication")
+            || err.to_string().contains("channel binding") =>
+        {
+            Permanence::Permanent
+        }
         _ => Permanence::Transient,
     }
 }
