@@ -25,6 +25,8 @@ use crate::{
 const KNOWN_USERS_CAPACITY: usize = 100_000;
 /// Longest wait for the JWKS endpoint.
 const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long in-flight requests may take to finish after SIGTERM.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How often expired idempotency keys are deleted.
 const IDEMPOTENCY_PURGE_EVERY: Duration = Duration::from_secs(600);
 
@@ -144,13 +146,29 @@ impl Application {
         let refresh = self
             .jwks
             .map(|(jwks, ttl)| tokio::spawn(refresh_forever(jwks, ttl)));
-        let served = axum::serve(
+        // On the signal the listener closes and in-flight requests finish,
+        // for at most SHUTDOWN_GRACE; then we stop regardless.
+        let stopping = Arc::new(tokio::sync::Notify::new());
+        let notify = stopping.clone();
+        let server = axum::serve(
             self.listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            notify.notify_one();
+        });
+        let served = tokio::select! {
+            served = server => served,
+            () = async {
+                stopping.notified().await;
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } => {
+                tracing::warn!("in-flight requests did not finish within the shutdown grace period");
+                Ok(())
+            }
+        };
         purge.abort();
         limits.abort();
         if let Some(refresh) = refresh {
