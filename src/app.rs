@@ -25,8 +25,6 @@ use crate::{
 const KNOWN_USERS_CAPACITY: usize = 100_000;
 /// Longest wait for the JWKS endpoint.
 const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long in-flight requests may take to finish after SIGTERM.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How often expired idempotency keys are deleted.
 const IDEMPOTENCY_PURGE_EVERY: Duration = Duration::from_secs(600);
 
@@ -58,6 +56,7 @@ pub struct Application {
     state: AppState,
     local_addr: SocketAddr,
     jwks: Option<(Arc<Jwks>, Duration)>,
+    limits: crate::server::ConnectionLimits,
 }
 
 impl Application {
@@ -119,6 +118,11 @@ impl Application {
             state,
             local_addr,
             jwks: jwks.map(|j| (j, config.jwks_cache_ttl)),
+            limits: crate::server::ConnectionLimits {
+                header_read_timeout: config.header_read_timeout,
+                max_connections: config.max_connections,
+                shutdown_grace: Duration::from_secs(10),
+            },
         })
     }
 
@@ -146,35 +150,13 @@ impl Application {
         let refresh = self
             .jwks
             .map(|(jwks, ttl)| tokio::spawn(refresh_forever(jwks, ttl)));
-        // On the signal the listener closes and in-flight requests finish,
-        // for at most SHUTDOWN_GRACE; then we stop regardless.
-        let stopping = Arc::new(tokio::sync::Notify::new());
-        let notify = stopping.clone();
-        let server = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            notify.notify_one();
-        });
-        let served = tokio::select! {
-            served = server => served,
-            () = async {
-                stopping.notified().await;
-                tokio::time::sleep(SHUTDOWN_GRACE).await;
-            } => {
-                tracing::warn!("in-flight requests did not finish within the shutdown grace period");
-                Ok(())
-            }
-        };
+        crate::server::serve(self.listener, self.router, self.limits, shutdown).await;
         purge.abort();
         limits.abort();
         if let Some(refresh) = refresh {
             refresh.abort();
         }
-        served.context("server error")
+        Ok(())
     }
 }
 

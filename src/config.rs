@@ -67,6 +67,10 @@ pub struct Config {
     /// Failed-authentication requests per second per client IP, and burst.
     pub ip_rate_limit_per_second: u32,
     pub ip_rate_limit_burst: u32,
+    /// Most time a client may take to send request headers (slowloris).
+    pub header_read_timeout: Duration,
+    /// Most open connections.
+    pub max_connections: usize,
     /// Bearer token required by `/metrics`, when set.
     pub metrics_token: Option<Secret>,
     /// Longest a request may take before it is answered 503.
@@ -198,6 +202,8 @@ impl Config {
         let burst = parse_num(lookup, "RATE_LIMIT_BURST", 100u32, &mut problems);
         let ip_rate = parse_num(lookup, "RATE_LIMIT_IP_PER_SECOND", 5u32, &mut problems);
         let ip_burst = parse_num(lookup, "RATE_LIMIT_IP_BURST", 30u32, &mut problems);
+        let header_ms = parse_num(lookup, "HEADER_READ_TIMEOUT_MS", 10_000u64, &mut problems);
+        let max_connections = parse_num(lookup, "MAX_CONNECTIONS", 4096usize, &mut problems);
         let timeout_ms = parse_num(lookup, "REQUEST_TIMEOUT_MS", 10_000u64, &mut problems);
         let log_json = match var(lookup, "LOG_FORMAT").as_deref() {
             None | Some("text") => false,
@@ -237,6 +243,8 @@ impl Config {
             idempotency_ttl: Duration::from_secs(idem_hours * 3600),
             request_timeout: Duration::from_millis(timeout_ms.max(1)),
             metrics_token: var(lookup, "METRICS_TOKEN").map(Secret::new),
+            header_read_timeout: Duration::from_millis(header_ms.max(1)),
+            max_connections: max_connections.max(1),
             rate_limit_per_second: rate,
             rate_limit_burst: burst,
             ip_rate_limit_per_second: ip_rate,

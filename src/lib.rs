@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod rate_limit;
 pub mod request_id;
+pub mod server;
 pub mod task;
 
 pub use app::{AppState, Application};

@@ -43,6 +43,93 @@ const MIGRATION_LOCK: i64 = 0x7461_736b_7361_7069; // "tasksapi"
 /// The PostgreSQL store: a pool of tokio-postgres clients.
 pub struct PostgresStore {
     pool: Pool,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    max_size: usize,
+    /// Longest a write statement may run (kept under the request time
+    /// limit): then it is cancelled and its outcome awaited, so the answer
+    /// always says what happened.
+    statement_timeout: Duration,
+}
+
+/// Runs a write statement with a deadline. Past it the statement is
+/// cancelled on the server and its outcome awaited: it either finished
+/// first (its rows are returned) or was cancelled (503, nothing written).
+async fn write_query(
+    client: &tokio_postgres::Client,
+    b: &SqlBuilder,
+    deadline: Duration,
+    tls: &tokio_postgres_rustls::MakeRustlsConnect,
+) -> StoreResult<Vec<Row>> {
+    let running = query(client, b);
+    tokio::pin!(running);
+    match tokio::time::timeout(deadline, &mut running).await {
+        Ok(result) => result,
+        Err(_) => {
+            if let Err(err) = client.cancel_token().cancel_query(tls.clone()).await {
+                tracing::warn!(error = %err, "could not cancel a slow statement");
+            }
+            running.await.map_err(|err| match err {
+                StoreError::Other(cause) => {
+                    StoreError::Unavailable(cause.context("statement cancelled after its deadline"))
+                }
+                unavailable => unavailable,
+            })
+        }
+    }
+}
+
+/// A pooled connection for a write. If the request is abandoned (its time
+/// limit fired) while a statement may still be running, dropping this
+/// cancels the statement on the server and keeps the connection out of the
+/// pool, so a 503 never hides a write that commits later when a lock frees.
+struct WriteConnection {
+    client: Option<deadpool_postgres::Object>,
+    armed: bool,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+}
+
+impl WriteConnection {
+    /// The statements ran to completion: return the connection normally.
+    fn done(mut self) {
+        self.armed = false;
+    }
+}
+
+impl std::ops::Deref for WriteConnection {
+    type Target = deadpool_postgres::Object;
+    fn deref(&self) -> &Self::Target {
+        self.client
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("present until drop"))
+    }
+}
+
+impl std::ops::DerefMut for WriteConnection {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.client
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("present until drop"))
+    }
+}
+
+impl Drop for WriteConnection {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(object) = self.client.take() {
+            let token = object.cancel_token();
+            // Detached from the pool: the cancel can only hit this statement.
+            let client = deadpool_postgres::Object::take(object);
+            let tls = self.tls.clone();
+            tokio::spawn(async move {
+                if let Err(err) = token.cancel_query(tls).await {
+                    tracing::warn!(error = %err, "could not cancel an abandoned statement");
+                }
+                drop(client);
+            });
+        }
+    }
 }
 
 fn unavailable(err: impl Into<anyhow::Error>) -> StoreError {
@@ -188,6 +275,7 @@ impl PostgresStore {
     /// Opens the pool, checks the database answers, and migrates.
     pub async fn connect(url: &str, config: &Config) -> anyhow::Result<Self> {
         let settings = super::pg_tls::parse(url).map_err(anyhow::Error::msg)?;
+        let settings_tls = settings.tls.clone();
         let manager = Manager::from_config(
             settings.config,
             settings.tls,
@@ -204,7 +292,12 @@ impl PostgresStore {
             .runtime(Runtime::Tokio1)
             .build()
             .context("could not build the PostgreSQL pool")?;
-        let store = Self { pool };
+        let store = Self {
+            pool,
+            tls: settings_tls,
+            max_size: config.db_pool_size as usize,
+            statement_timeout: config.request_timeout * 3 / 4,
+        };
         store.wait_for_database(config.db_startup_timeout).await?;
         store.migrate(looks_pooled(url)).await?;
         Ok(store)
@@ -292,19 +385,32 @@ impl PostgresStore {
         self.pool.get().await.map_err(pool_error)
     }
 
+    async fn writer(&self) -> StoreResult<WriteConnection> {
+        Ok(WriteConnection {
+            client: Some(self.client().await?),
+            armed: true,
+            tls: self.tls.clone(),
+        })
+    }
+
     /// Runs a statement that is safe to repeat (a read, or an idempotent
-    /// upsert), once more on a fresh connection if the first one turned out
-    /// to be dead (the server restarted, or a Neon compute was suspended).
+    /// upsert) again on another connection while the ones it gets turn out
+    /// to be dead (the server restarted, a Neon compute was suspended): after
+    /// such an event every pooled connection may be dead, so up to the pool
+    /// size plus one attempts.
     async fn idempotent(&self, b: &SqlBuilder) -> StoreResult<Vec<Row>> {
-        let client = self.client().await?;
-        match query(&**client, b).await {
-            Err(StoreError::Unavailable(err)) if connection_lost(&err) => {
-                tracing::info!(error = %err, "connection lost; retrying on a fresh one");
-                drop(client);
-                let client = self.client().await?;
-                query(&**client, b).await
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let client = self.client().await?;
+            match query(&**client, b).await {
+                Err(StoreError::Unavailable(err))
+                    if connection_lost(&err) && attempt <= self.max_size =>
+                {
+                    tracing::info!(attempt, error = %err, "connection lost; retrying on another");
+                }
+                other => return other,
             }
-            other => other,
         }
     }
 }
@@ -366,6 +472,73 @@ async fn apply_migrations(client: &mut deadpool_postgres::Object) -> anyhow::Res
     Ok(())
 }
 
+/// The create of [`Store::create_task`], on a write connection.
+async fn create_on(
+    client: &mut deadpool_postgres::Object,
+    user_id: &str,
+    input: &TaskInput,
+    now: DateTime<Utc>,
+    idempotency: Option<&IdempotentRequest>,
+    render: for<'t> fn(&'t Task) -> String,
+) -> StoreResult<Created> {
+    let insert = sql::insert_task(user_id, input, now);
+    let Some(idem) = idempotency else {
+        return match query(&***client, &insert).await {
+            Ok(rows) => Ok(Created::New(
+                rows.first()
+                    .map(task_from_row)
+                    .transpose()?
+                    .ok_or_else(|| StoreError::Other(anyhow::anyhow!("insert returned no row")))?,
+            )),
+            Err(e) if is_missing_user(&e) => Ok(Created::UserMissing),
+            Err(e) => Err(e),
+        };
+    };
+    let tx = client.transaction().await.map_err(classify)?;
+    query(
+        &*tx,
+        &sql::expire_idempotency_key(user_id, &idem.key, idem.not_before),
+    )
+    .await?;
+    let claim = sql::claim_idempotency_key(user_id, &idem.key, &idem.fingerprint, now);
+    let claimed = query(&*tx, &claim).await;
+    match claimed {
+        Ok(rows) if !rows.is_empty() => {}
+        Ok(_) => {
+            // Taken (possibly by a concurrent request that just committed).
+            tx.rollback().await.map_err(classify)?;
+            let rows = query(&***client, &sql::select_idempotency_key(user_id, &idem.key)).await?;
+            let Some(row) = rows.first() else {
+                return Ok(Created::KeyReused);
+            };
+            let fingerprint: String = row.get(0);
+            let response: Option<String> = row.get(1);
+            return Ok(match response {
+                Some(body) if fingerprint == idem.fingerprint => Created::Replay(body),
+                _ => Created::KeyReused,
+            });
+        }
+        Err(e) if is_missing_user(&e) => return Ok(Created::UserMissing),
+        Err(e) => return Err(e),
+    }
+    let task = match query(&*tx, &insert).await {
+        Ok(rows) => rows
+            .first()
+            .map(task_from_row)
+            .transpose()?
+            .ok_or_else(|| StoreError::Other(anyhow::anyhow!("insert returned no row")))?,
+        Err(e) if is_missing_user(&e) => return Ok(Created::UserMissing),
+        Err(e) => return Err(e),
+    };
+    query(
+        &*tx,
+        &sql::finish_idempotency_key(user_id, &idem.key, &render(&task)),
+    )
+    .await?;
+    tx.commit().await.map_err(classify)?;
+    Ok(Created::New(task))
+}
+
 #[async_trait::async_trait]
 impl Store for PostgresStore {
     fn pool_stats(&self) -> super::PoolStats {
@@ -419,10 +592,16 @@ impl Store for PostgresStore {
     }
 
     async fn delete_user(&self, user_id: &str) -> StoreResult<bool> {
-        let client = self.client().await?;
-        let b = sql::delete_user(user_id);
-        let rows = query(&**client, &b).await?;
-        Ok(!rows.is_empty())
+        let client = self.writer().await?;
+        let result = write_query(
+            &client,
+            &sql::delete_user(user_id),
+            self.statement_timeout,
+            &self.tls,
+        )
+        .await;
+        client.done();
+        Ok(!result?.is_empty())
     }
 
     async fn create_task(
@@ -433,66 +612,10 @@ impl Store for PostgresStore {
         idempotency: Option<&IdempotentRequest>,
         render: for<'t> fn(&'t Task) -> String,
     ) -> StoreResult<Created> {
-        let mut client = self.client().await?;
-        let insert = sql::insert_task(user_id, input, now);
-        let Some(idem) = idempotency else {
-            return match query(&**client, &insert).await {
-                Ok(rows) => Ok(Created::New(
-                    rows.first()
-                        .map(task_from_row)
-                        .transpose()?
-                        .ok_or_else(|| {
-                            StoreError::Other(anyhow::anyhow!("insert returned no row"))
-                        })?,
-                )),
-                Err(e) if is_missing_user(&e) => Ok(Created::UserMissing),
-                Err(e) => Err(e),
-            };
-        };
-        let tx = client.transaction().await.map_err(classify)?;
-        query(
-            &*tx,
-            &sql::expire_idempotency_key(user_id, &idem.key, idem.not_before),
-        )
-        .await?;
-        let claim = sql::claim_idempotency_key(user_id, &idem.key, &idem.fingerprint, now);
-        let claimed = query(&*tx, &claim).await;
-        match claimed {
-            Ok(rows) if !rows.is_empty() => {}
-            Ok(_) => {
-                // Taken (possibly by a concurrent request that just committed).
-                tx.rollback().await.map_err(classify)?;
-                let rows =
-                    query(&**client, &sql::select_idempotency_key(user_id, &idem.key)).await?;
-                let Some(row) = rows.first() else {
-                    return Ok(Created::KeyReused);
-                };
-                let fingerprint: String = row.get(0);
-                let response: Option<String> = row.get(1);
-                return Ok(match response {
-                    Some(body) if fingerprint == idem.fingerprint => Created::Replay(body),
-                    _ => Created::KeyReused,
-                });
-            }
-            Err(e) if is_missing_user(&e) => return Ok(Created::UserMissing),
-            Err(e) => return Err(e),
-        }
-        let task = match query(&*tx, &insert).await {
-            Ok(rows) => rows
-                .first()
-                .map(task_from_row)
-                .transpose()?
-                .ok_or_else(|| StoreError::Other(anyhow::anyhow!("insert returned no row")))?,
-            Err(e) if is_missing_user(&e) => return Ok(Created::UserMissing),
-            Err(e) => return Err(e),
-        };
-        query(
-            &*tx,
-            &sql::finish_idempotency_key(user_id, &idem.key, &render(&task)),
-        )
-        .await?;
-        tx.commit().await.map_err(classify)?;
-        Ok(Created::New(task))
+        let mut client = self.writer().await?;
+        let result = create_on(&mut client, user_id, input, now, idempotency, render).await;
+        client.done();
+        result
     }
 
     async fn get_task(&self, user_id: &str, id: i64) -> StoreResult<Option<Task>> {
@@ -515,16 +638,14 @@ impl Store for PostgresStore {
         condition: &Precondition,
         now: DateTime<Utc>,
     ) -> StoreResult<WriteOutcome<Task>> {
-        let client = self.client().await?;
+        let client = self.writer().await?;
         let b = sql::update_task(user_id, id, change, condition, now, Dialect::Postgres);
-        let rows = query(&**client, &b).await?;
-        if let Some(row) = rows.first() {
+        let result = write_query(&client, &b, self.statement_timeout, &self.tls).await;
+        client.done();
+        if let Some(row) = result?.first() {
             return Ok(WriteOutcome::Done(task_from_row(row)?));
         }
-        let exists = !query(&**client, &sql::task_exists(user_id, id))
-            .await?
-            .is_empty();
-        Ok(if exists {
+        Ok(if self.task_exists(user_id, id).await? {
             WriteOutcome::PreconditionFailed
         } else {
             WriteOutcome::NotFound
@@ -537,16 +658,14 @@ impl Store for PostgresStore {
         id: i64,
         condition: &Precondition,
     ) -> StoreResult<WriteOutcome<()>> {
-        let client = self.client().await?;
+        let client = self.writer().await?;
         let b = sql::delete_task(user_id, id, condition, Dialect::Postgres);
-        let rows = query(&**client, &b).await?;
-        if !rows.is_empty() {
+        let result = write_query(&client, &b, self.statement_timeout, &self.tls).await;
+        client.done();
+        if !result?.is_empty() {
             return Ok(WriteOutcome::Done(()));
         }
-        let exists = !query(&**client, &sql::task_exists(user_id, id))
-            .await?
-            .is_empty();
-        Ok(if exists {
+        Ok(if self.task_exists(user_id, id).await? {
             WriteOutcome::PreconditionFailed
         } else {
             WriteOutcome::NotFound

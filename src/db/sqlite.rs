@@ -137,7 +137,10 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5))
+            // Below the request time limit, so a write stuck behind another
+            // process's lock fails (503, nothing written) rather than
+            // committing after its request was already answered.
+            .busy_timeout((config.request_timeout / 2).min(Duration::from_secs(5)))
             .foreign_keys(true);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)

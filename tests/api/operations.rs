@@ -446,3 +446,76 @@ async fn metrics_can_require_a_token() {
         .unwrap();
     assert_eq!(ok.status(), StatusCode::OK);
 }
+
+/// A client that trickles its headers is disconnected after the header read
+/// timeout; a normal request on another connection is unaffected.
+#[tokio::test]
+async fn slowloris_clients_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::with_env(Backend::Sqlite, &[("HEADER_READ_TIMEOUT_MS", "500")])
+        .await
+        .unwrap();
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 1024];
+    let mut closed = false;
+    // Keep trickling a header byte now and then; the server must hang up.
+    for _ in 0..40 {
+        let _ = slow.write_all(b"X").await;
+        match tokio::time::timeout(Duration::from_millis(100), slow.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed = true;
+                break;
+            }
+            Ok(Ok(_)) => {} // a 408 answer before closing is fine
+            Err(_) => {}
+        }
+    }
+    assert!(closed, "the slow connection was not closed");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "closed after {:?}",
+        started.elapsed()
+    );
+    let ok = app.req(Method::GET, "/health", None).send().await.unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+}
+
+/// Beyond MAX_CONNECTIONS, new connections are closed without an answer;
+/// when one closes, there is room again.
+#[tokio::test]
+async fn connection_cap_refuses_extra_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::with_env(Backend::Sqlite, &[("MAX_CONNECTIONS", "2")])
+        .await
+        .unwrap();
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let request = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        c.write_all(request).await.unwrap();
+        let mut buf = [0u8; 512];
+        let n = c.read(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        held.push(c);
+    }
+    let mut extra = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let _ = extra.write_all(request).await;
+    let mut buf = [0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(2), extra.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0, "the third connection must be closed unanswered");
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut again = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    again.write_all(request).await.unwrap();
+    let n = again.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+}
