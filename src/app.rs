@@ -244,6 +244,7 @@ pub fn with_middleware(routes: Router, config: &Config) -> Router {
             config.request_timeout,
             crate::middleware::time_limit,
         ))
+        .layer(middleware::from_fn(crate::middleware::read_body))
         .layer(middleware::from_fn(request_id::layer))
         .layer(cors)
         .layer(middleware::from_fn_with_state(

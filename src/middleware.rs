@@ -78,6 +78,50 @@ pub async fn time_limit(State(limit): State<Duration>, request: Request, next: N
     }
 }
 
+/// Reads every request body (up to the size limit) before routing. A
+/// request refused early (401, 403, 405, 429) would otherwise leave its body
+/// unread, and the connection would be closed under a keep-alive client's
+/// next request; over the limit, the answer is 413 and the connection closes.
+pub async fn read_body(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let limit = crate::api::MAX_BODY_BYTES;
+    let declared_too_large = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > limit as u64);
+    let bytes = if declared_too_large {
+        None
+    } else {
+        match axum::body::to_bytes(body, limit).await {
+            Ok(bytes) => Some(bytes),
+            Err(err) => {
+                let too_large = std::error::Error::source(&err)
+                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+                if !too_large {
+                    return ApiError::malformed_json("the request body could not be read")
+                        .into_response();
+                }
+                None
+            }
+        }
+    };
+    match bytes {
+        Some(bytes) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        None => {
+            let mut response = ApiError::PayloadTooLarge.into_response();
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
+}
+
 /// Content-Security-Policy of the Swagger UI page: everything from this
 /// origin only (its assets are embedded), no framing, no plugins.
 const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \

@@ -18,6 +18,7 @@ use crate::{app::AppState, error::ApiError, task::Task};
 /// `GET /api/{user_id}/tasks`: a bare array, paged by `Link: rel="next"`.
 #[utoipa::path(
     get,
+    operation_id = "compat_list",
     path = "/api/{user_id}/tasks",
     tag = "compat",
     params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), CompatListParams),
@@ -43,9 +44,10 @@ pub async fn list(
 /// `POST /api/{user_id}/tasks`
 #[utoipa::path(
     post,
+    operation_id = "compat_create",
     path = "/api/{user_id}/tasks",
     tag = "compat",
-    params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), ("Idempotency-Key" = Option<String>, Header, description = "1-255 printable ASCII characters; a retry with the same key and body replays the original 201")),
+    params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = r"^[\x20-\x7E]+$", description = "1-255 printable ASCII characters; a retry with the same key and body replays the original 201")),
     request_body(content = TaskInputDoc, content_type = "application/json"),
     responses(
         (status = 201, description = "Created (or the replay of an earlier create with the same key)", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"), ("Location" = String, description = "URL of the new task"))),
@@ -73,6 +75,7 @@ pub async fn create(
 /// `GET /api/{user_id}/tasks/{id}`
 #[utoipa::path(
     get,
+    operation_id = "compat_get_one",
     path = "/api/{user_id}/tasks/{id}",
     tag = "compat",
     params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), ("id" = i64, Path, minimum = 1, description = "Task id")),
@@ -97,13 +100,14 @@ pub async fn get_one(
 /// `PUT /api/{user_id}/tasks/{id}`
 #[utoipa::path(
     put,
+    operation_id = "compat_replace",
     path = "/api/{user_id}/tasks/{id}",
     tag = "compat",
-    params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), ("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
+    params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), ("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, nullable = false, min_length = 1, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
     request_body(content = TaskInputDoc, content_type = "application/json"),
     responses(
         (status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))),
-        (status = 400, description = "Malformed JSON or a bad header (`Idempotency-Key`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
         (status = 429, description = "Request budget spent (per user, or per IP for failed authentication)", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Limit" = u32), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
         (status = 403, description = "The path names another user", body = ProblemDoc, content_type = "application/problem+json"),
@@ -129,13 +133,14 @@ pub async fn replace(
 /// `PATCH /api/{user_id}/tasks/{id}`
 #[utoipa::path(
     patch,
+    operation_id = "compat_update",
     path = "/api/{user_id}/tasks/{id}",
     tag = "compat",
-    params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), ("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
+    params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), ("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, nullable = false, min_length = 1, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
     request_body(content = TaskPatchDoc, content_type = "application/json"),
     responses(
         (status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))),
-        (status = 400, description = "Malformed JSON or a bad header (`Idempotency-Key`)", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
         (status = 429, description = "Request budget spent (per user, or per IP for failed authentication)", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Limit" = u32), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
         (status = 403, description = "The path names another user", body = ProblemDoc, content_type = "application/problem+json"),
@@ -161,9 +166,10 @@ pub async fn update(
 /// `PATCH /api/{user_id}/tasks/{id}/complete`
 #[utoipa::path(
     patch,
+    operation_id = "compat_toggle",
     path = "/api/{user_id}/tasks/{id}/complete",
     tag = "compat",
-    params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), ("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
+    params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), ("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, nullable = false, min_length = 1, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
     responses(
         (status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))),
         (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
@@ -187,9 +193,10 @@ pub async fn toggle(
 /// `DELETE /api/{user_id}/tasks/{id}`
 #[utoipa::path(
     delete,
+    operation_id = "compat_delete",
     path = "/api/{user_id}/tasks/{id}",
     tag = "compat",
-    params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), ("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
+    params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), ("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, nullable = false, min_length = 1, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),

@@ -190,12 +190,12 @@ pub struct TaskInputDoc {
     #[schema(max_length = 1000)]
     description: Option<String>,
     /// Default false.
-    #[schema(default = false)]
+    #[schema(default = false, nullable = false)]
     completed: Option<bool>,
-    #[schema(inline)]
+    #[schema(inline, nullable = false)]
     priority: Option<PriorityDoc>,
     /// Trimmed, 1-50 characters each, duplicates dropped, at most 20 distinct.
-    #[schema(max_items = 20, inline)]
+    #[schema(max_items = 20, inline, nullable = false)]
     tags: Option<Vec<TagDoc>>,
     /// RFC 3339 with seconds and an offset; returned in UTC.
     #[schema(value_type = Option<String>, format = DateTime)]

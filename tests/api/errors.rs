@@ -1,6 +1,8 @@
 //! The request envelope: malformed bodies, media types, sizes, ids, routing,
 //! request ids, and panics. Every failure is problem+json.
 
+use std::time::Duration;
+
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -256,4 +258,37 @@ async fn panics_become_500_problems_without_internals() {
         .body(axum::body::Body::empty())
         .unwrap();
     assert_eq!(app.oneshot(request).await.unwrap().status(), 500);
+}
+
+/// Requests refused before their body is read (401, 405) leave a keep-alive
+/// connection usable: the body is read anyway, and the next request on the
+/// same connection is answered.
+#[tokio::test]
+async fn early_refusals_keep_the_connection_usable() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::new(crate::helpers::Backend::Sqlite).await.unwrap();
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let body = format!("{{\"title\":\"{}\"}}", "x".repeat(900));
+    for path in ["/health", "/api/v1/tasks", "/health"] {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        conn.write_all(body.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(2), conn.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+        assert!(n > 0, "connection closed before answering {path}");
+        assert!(
+            text.starts_with("http/1.1 405") || text.starts_with("http/1.1 401"),
+            "{text}"
+        );
+        assert!(!text.contains("connection: close"), "{text}");
+    }
 }
