@@ -273,6 +273,59 @@ async fn every_value_read_through_pgbouncer_transaction_mode_is_the_value_writte
         "pgbouncer transaction mode: {requests} requests, {} tasks, every value verified",
         expected.len()
     );
+
+    // Faults behind the pooler: kill the pooler's server connections while
+    // creates run; every acknowledged write stays, nothing answers 500.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let killer = {
+        let (stop, db, base) = (stop.clone(), db.clone(), base.clone());
+        tokio::spawn(async move {
+            let admin = self::admin(&base).await;
+            let mut kills = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                kills += admin
+                    .query(
+                        "select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()",
+                        &[&db],
+                    )
+                    .await
+                    .map(|rows| rows.len())
+                    .unwrap_or(0);
+            }
+            kills
+        })
+    };
+    let t = token("pooled-faults");
+    let mut acknowledged = Vec::new();
+    let (mut unavailable, mut sent) = (0, 0);
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        sent += 1;
+        let response = app
+            .create_task(&t, json!({"title": format!("pf {sent}")}))
+            .await;
+        match response.status() {
+            StatusCode::CREATED => acknowledged.push(response.json::<Value>().await.unwrap()),
+            StatusCode::SERVICE_UNAVAILABLE => unavailable += 1,
+            other => panic!("unexpected {other} through the pooler under faults"),
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let kills = killer.await.unwrap();
+    for task in &acknowledged {
+        let got: Value = app
+            .get_task(&t, task["id"].as_i64().unwrap())
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(&got, task);
+    }
+    eprintln!(
+        "pgbouncer faults: server connections killed={kills} sent={sent} acknowledged={} unavailable(503)={unavailable}; all acknowledged present",
+        acknowledged.len()
+    );
     drop(app);
     drop(bouncer);
     admin
