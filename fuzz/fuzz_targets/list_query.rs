@@ -1,0 +1,18 @@
+//! List query-string parsing on arbitrary input: a 400 or a valid query,
+//! never a panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use tasks_api::listing::{COMPAT_LIMITS, ListQuery, V1_LIMITS};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(raw) = std::str::from_utf8(data) else {
+        return;
+    };
+    for (limits, compat) in [(V1_LIMITS, false), (COMPAT_LIMITS, true)] {
+        if let Ok(query) = ListQuery::parse(Some(raw), limits, compat) {
+            assert!((1..=limits.max).contains(&query.limit));
+            assert!(!(query.cursor.is_some() && query.offset.is_some()));
+        }
+    }
+});
