@@ -129,12 +129,16 @@ struct Bouncer {
 
 impl Bouncer {
     fn start(bin: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
+        Self::start_on(bin, port)
+    }
+
+    fn start_on(bin: &str, port: u16) -> Self {
+        let dir = tempfile::tempdir().unwrap();
         let ini = dir.path().join("pgbouncer.ini");
         let users = dir.path().join("users.txt");
         std::fs::write(&users, "\"postgres\" \"\"\n").unwrap();
@@ -326,6 +330,49 @@ async fn every_value_read_through_pgbouncer_transaction_mode_is_the_value_writte
         "pgbouncer faults: server connections killed={kills} sent={sent} acknowledged={} unavailable(503)={unavailable}; all acknowledged present",
         acknowledged.len()
     );
+
+    // The database path goes away entirely (the pooler stops): requests and
+    // /ready fail fast with 503 + Retry-After, never hang; when it is back,
+    // service resumes without a restart.
+    let port = bouncer.port;
+    drop(bouncer);
+    let t = token("outage");
+    let started = std::time::Instant::now();
+    let ready = app.req(Method::GET, "/ready", None).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(ready.headers().contains_key("retry-after"));
+    let list = app
+        .req(Method::GET, "/api/v1/tasks", Some(&t))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let create = app.create_task(&t, json!({"title": "during outage"})).await;
+    assert_eq!(create.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let outage_latency = started.elapsed();
+    assert!(
+        outage_latency < Duration::from_secs(10),
+        "503s took {outage_latency:?}"
+    );
+    let bouncer = Bouncer::start_on(&bin, port);
+    let mut recovered = false;
+    for _ in 0..50 {
+        if app
+            .req(Method::GET, "/ready", None)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == StatusCode::OK
+        {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "/ready did not recover");
+    app.new_task(&t, json!({"title": "after outage"})).await;
+    eprintln!("outage: three 503 answers in {outage_latency:?}; recovered without restart");
     drop(app);
     drop(bouncer);
     admin
