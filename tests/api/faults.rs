@@ -153,40 +153,19 @@ async fn killed_connections_lose_no_acknowledged_write() {
 /// accepted, exits 0, and every acknowledged create is in the database.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_exits_cleanly_and_keeps_acknowledged_writes() {
-    use std::process::{Command, Stdio};
-    tasks_api::app::install_crypto_provider();
+    use std::process::Command;
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/tasks.db", dir.path().display());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tasks-api"))
-        .current_dir(dir.path())
-        .env_clear()
-        .env("BETTER_AUTH_SECRET", crate::helpers::SECRET)
-        .env("DATABASE_URL", &url)
-        .env("PORT", port.to_string())
-        .env("RATE_LIMIT_PER_SECOND", "0")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let (mut child, base) = crate::helpers::spawn_binary(
+        dir.path(),
+        &[
+            ("DATABASE_URL", &url),
+            ("RATE_LIMIT_PER_SECOND", "0"),
+            ("RUST_LOG", "warn"),
+        ],
+    )
+    .await;
     let client = reqwest::Client::new();
-    for _ in 0..300 {
-        if client
-            .get(format!("{base}/ready"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     let t = token("shutdown-user");
     let workers = (0..4).map(|w| {
         let (client, base, t) = (client.clone(), base.clone(), t.clone());

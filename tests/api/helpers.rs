@@ -254,6 +254,52 @@ impl Drop for TestApp {
     }
 }
 
+/// The real binary, started as a child process in `dir` with only the given
+/// environment (plus the test secret and a free port), stdout and stderr
+/// piped; returns once `/ready` answers 200, with the base URL.
+pub async fn spawn_binary(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (std::process::Child, String) {
+    use std::process::{Command, Stdio};
+    app_crypto();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tasks-api"))
+        .current_dir(dir)
+        .env_clear()
+        .env("BETTER_AUTH_SECRET", SECRET)
+        .env("PORT", port.to_string())
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tasks-api");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..500 {
+        if client
+            .get(format!("{base}/ready"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return (child, base);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("the server did not become ready");
+}
+
+fn app_crypto() {
+    tasks_api::app::install_crypto_provider();
+}
+
 /// Seconds since the epoch.
 pub fn now_secs() -> i64 {
     std::time::SystemTime::now()

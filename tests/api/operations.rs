@@ -173,41 +173,17 @@ async fn time_limit_answers_503_on_postgres() {
 /// Authorization header — and that request lines carry the request id.
 #[tokio::test]
 async fn logs_never_contain_tokens_or_the_secret() {
-    use std::process::{Command, Stdio};
     for format in ["text", "json"] {
         let dir = tempfile::tempdir().unwrap();
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        tasks_api::app::install_crypto_provider();
-        let child = Command::new(env!("CARGO_BIN_EXE_tasks-api"))
-            .current_dir(dir.path())
-            .env_clear()
-            .env("BETTER_AUTH_SECRET", SECRET)
-            .env("PORT", port.to_string())
-            .env("RUST_LOG", "trace,hyper=info,h2=info")
-            .env("LOG_FORMAT", format)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let base = format!("http://127.0.0.1:{port}");
+        let (child, base) = crate::helpers::spawn_binary(
+            dir.path(),
+            &[
+                ("RUST_LOG", "trace,hyper=info,h2=info"),
+                ("LOG_FORMAT", format),
+            ],
+        )
+        .await;
         let client = reqwest::Client::new();
-        let mut ready = false;
-        for _ in 0..300 {
-            if client
-                .get(format!("{base}/ready"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                ready = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(ready, "server did not start");
         let good = token("log-user");
         let bad = format!("{}x", token("log-user"));
         let wrong_secret = crate::helpers::sign_with(
