@@ -165,6 +165,14 @@ run_backend() {
     return 1
   fi
 
+  # The served document must be valid OpenAPI 3.1 before it is fuzzed.
+  curl -fsS "$base/openapi.json" -o "$work/openapi.json"
+  if ! "$VENV/bin/openapi-spec-validator" --schema 3.1.0 "$work/openapi.json" >&2; then
+    log "[$name] /openapi.json is not valid OpenAPI 3.1"
+    stop_server
+    return 1
+  fi
+
   local cmd=(
     "$ST" --config-file "$CONTRACT_DIR/schemathesis.toml" --no-color
     run "$base/openapi.json"
