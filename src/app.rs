@@ -240,11 +240,13 @@ pub fn with_middleware(routes: Router, config: &Config) -> Router {
                 ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
             },
         ))
+        // The time limit covers reading the body too: a client that
+        // trickles its body is answered 503 instead of holding a connection.
+        .layer(middleware::from_fn(crate::middleware::read_body))
         .layer(middleware::from_fn_with_state(
             config.request_timeout,
             crate::middleware::time_limit,
         ))
-        .layer(middleware::from_fn(crate::middleware::read_body))
         .layer(middleware::from_fn(request_id::layer))
         .layer(cors)
         .layer(middleware::from_fn_with_state(

@@ -495,3 +495,30 @@ async fn connection_cap_refuses_extra_connections() {
     let n = again.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
 }
+
+/// A client that trickles its request body is answered 503 once the request
+/// time limit passes, instead of holding the connection.
+#[tokio::test]
+async fn slow_bodies_hit_the_request_time_limit() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::with_env(Backend::Sqlite, &[("REQUEST_TIMEOUT_MS", "500")])
+        .await
+        .unwrap();
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let t = token("slow-body");
+    let head = format!(
+        "POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {t}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"title\":"
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+        .await
+        .expect("answered")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+    assert!(text.starts_with("http/1.1 503"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(app.list_tasks(&t, "").await["items"], json!([]));
+}
