@@ -53,6 +53,11 @@ pub struct Config {
     pub db_acquire_timeout: Duration,
     /// How long start-up waits for the database (cold starts) before giving up.
     pub db_startup_timeout: Duration,
+    /// Whether PostgreSQL statements are prepared once per connection and
+    /// reused (`DB_PREPARED_STATEMENTS=auto|on|off`). `None` (auto): yes on a
+    /// direct connection, no through a transaction pooler, where a named
+    /// statement may not exist on the next server connection.
+    pub db_prepared_statements: Option<bool>,
     /// Clock skew tolerated on `exp`, `nbf` and `iat`.
     pub jwt_leeway: Duration,
     /// Required `iss` of every token, when set.
@@ -192,6 +197,17 @@ impl Config {
         }
         let acquire_ms = parse_num(lookup, "DB_ACQUIRE_TIMEOUT_MS", 5_000u64, &mut problems);
         let startup_s = parse_num(lookup, "DB_STARTUP_TIMEOUT_SECONDS", 30u64, &mut problems);
+        let db_prepared_statements = match var(lookup, "DB_PREPARED_STATEMENTS").as_deref() {
+            None | Some("auto") => None,
+            Some("on") => Some(true),
+            Some("off") => Some(false),
+            Some(other) => {
+                problems.push(format!(
+                    "DB_PREPARED_STATEMENTS must be auto, on or off, got {other:?}."
+                ));
+                None
+            }
+        };
         let leeway = parse_num(lookup, "JWT_LEEWAY_SECONDS", 60u64, &mut problems);
         let idem_hours = parse_num(lookup, "IDEMPOTENCY_TTL_HOURS", 24u64, &mut problems);
         if idem_hours == 0 {
@@ -235,6 +251,7 @@ impl Config {
             db_pool_size,
             db_acquire_timeout: Duration::from_millis(acquire_ms.max(1)),
             db_startup_timeout: Duration::from_secs(startup_s),
+            db_prepared_statements,
             jwt_leeway: Duration::from_secs(leeway),
             jwks_issuer: jwt_issuer.clone().or_else(|| better_auth_url.clone()),
             jwks_audience: jwt_audience.clone().or_else(|| better_auth_url.clone()),
@@ -319,5 +336,28 @@ mod tests {
         assert_eq!(config.database_url.expose(), DEFAULT_DATABASE_URL);
         assert_eq!(config.cors_origins, ["http://localhost:3000"]);
         assert!(!format!("{config:?}").contains(&"s".repeat(32)));
+        assert_eq!(config.db_prepared_statements, None, "auto");
+    }
+
+    #[test]
+    fn prepared_statements_are_auto_on_or_off() {
+        let secret = "s".repeat(32);
+        let with = |v: &str| {
+            load(
+                &[
+                    ("BETTER_AUTH_SECRET", secret.as_str()),
+                    ("DB_PREPARED_STATEMENTS", v),
+                ],
+                false,
+            )
+        };
+        assert_eq!(with("auto").unwrap().db_prepared_statements, None);
+        assert_eq!(with("on").unwrap().db_prepared_statements, Some(true));
+        assert_eq!(with("off").unwrap().db_prepared_statements, Some(false));
+        let problems = with("yes").unwrap_err();
+        assert_eq!(
+            problems,
+            ["DB_PREPARED_STATEMENTS must be auto, on or off, got \"yes\"."]
+        );
     }
 }

@@ -44,6 +44,11 @@ struct PoolLabels {
     state: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatementLabels {
+    mode: &'static str,
+}
+
 /// Every metric the service exports.
 pub struct Metrics {
     registry: Registry,
@@ -52,6 +57,7 @@ pub struct Metrics {
     auth_failures: Family<ReasonLabels, Counter>,
     rate_limited: Family<ScopeLabels, Counter>,
     pool: Family<PoolLabels, Gauge<i64, AtomicI64Alias>>,
+    statements: Family<StatementLabels, Counter>,
 }
 
 type AtomicI64Alias = std::sync::atomic::AtomicI64;
@@ -104,6 +110,12 @@ impl Metrics {
             "Database connections by state (in_use, idle, waiting requests)",
             pool.clone(),
         );
+        let statements = Family::<StatementLabels, Counter>::default();
+        registry.register(
+            "db_statements",
+            "PostgreSQL statements run, by mode (prepared: reused per connection; unnamed: parsed and planned each time)",
+            statements.clone(),
+        );
         Self {
             registry,
             requests,
@@ -111,6 +123,7 @@ impl Metrics {
             auth_failures,
             rate_limited,
             pool,
+            statements,
         }
     }
 
@@ -146,6 +159,16 @@ impl Metrics {
                 scope: scope.to_owned(),
             })
             .inc();
+    }
+
+    /// Copies the store's running totals (they only grow) into the counters.
+    fn set_statements(&self, counts: crate::db::StatementCounts) {
+        for (mode, value) in [("prepared", counts.prepared), ("unnamed", counts.unnamed)] {
+            self.statements
+                .get_or_create(&StatementLabels { mode })
+                .inner()
+                .store(value, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     fn set_pool(&self, in_use: i64, idle: i64, waiting: i64) {
@@ -188,6 +211,9 @@ pub async fn metrics(
     state
         .metrics
         .set_pool(pool.in_use as i64, pool.idle as i64, pool.waiting as i64);
+    if let Some(counts) = pool.statements {
+        state.metrics.set_statements(counts);
+    }
     let mut response = state.metrics.render().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

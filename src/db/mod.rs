@@ -102,6 +102,17 @@ pub struct PoolStats {
     pub in_use: usize,
     pub idle: usize,
     pub waiting: usize,
+    /// Statements run so far through a prepared statement and as the
+    /// unnamed statement (PostgreSQL only), so an operator can see which
+    /// path `DB_PREPARED_STATEMENTS` chose.
+    pub statements: Option<StatementCounts>,
+}
+
+/// Statements run, by how they reached the server.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StatementCounts {
+    pub prepared: u64,
+    pub unnamed: u64,
 }
 
 /// The storage seam. Both implementations run the same HTTP test suite.

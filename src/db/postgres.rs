@@ -3,15 +3,18 @@
 //! Why not sqlx here: sqlx ignores `channel_binding=require` (Neon's
 //! copy-paste URLs carry it) and, through PgBouncer in transaction mode
 //! without prepared-statement support, its named prepared statements were
-//! measured returning wrong rows. Every statement here goes through
-//! `query_typed`, which uses the unnamed statement with explicit parameter
-//! types: one round trip, and correct through any pooler.
+//! measured returning wrong rows. Statements carry explicit parameter
+//! types and run one of two ways (see [`Conn`]): on a direct connection each
+//! is prepared once per connection and then costs one round trip and no
+//! planning; through a transaction pooler each goes out as the unnamed
+//! statement (`query_typed`), also one round trip, correct through any pooler.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, StatementCache};
 use tokio_postgres::{
     Row,
     types::{ToSql, Type},
@@ -40,9 +43,57 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
 /// across instances starting at once.
 const MIGRATION_LOCK: i64 = 0x7461_736b_7361_7069; // "tasksapi"
 
+/// Most prepared statements kept per connection. The SQL is built from a
+/// finite set of shapes (values are always parameters), so this is only a
+/// backstop: past it the connection's cache is emptied and refilled.
+const STATEMENT_CACHE_CAP: usize = 256;
+
+/// How statements reach the server, and how many went each way.
+#[derive(Default)]
+struct Statements {
+    /// Prepared once per connection and reused (a direct connection), or
+    /// sent unnamed each time (through a pooler).
+    prepared: bool,
+    run_prepared: AtomicU64,
+    run_unnamed: AtomicU64,
+}
+
+/// One connection (or a transaction on it) as the statements see it.
+#[derive(Clone, Copy)]
+struct Conn<'a> {
+    client: &'a tokio_postgres::Client,
+    /// The connection's prepared statements, when they are used at all.
+    cache: Option<&'a StatementCache>,
+    /// Inside an explicit transaction a failed statement aborts it, so a
+    /// stale prepared statement cannot be retried unnamed.
+    in_transaction: bool,
+    statements: &'a Statements,
+}
+
+impl<'a> Conn<'a> {
+    fn new(object: &'a deadpool_postgres::Object, statements: &'a Statements) -> Self {
+        Self {
+            client: object,
+            cache: statements.prepared.then(|| object.statement_cache.as_ref()),
+            in_transaction: false,
+            statements,
+        }
+    }
+
+    fn transaction(tx: &'a deadpool_postgres::Transaction<'_>, statements: &'a Statements) -> Self {
+        Self {
+            client: tx.client(),
+            cache: statements.prepared.then(|| tx.statement_cache.as_ref()),
+            in_transaction: true,
+            statements,
+        }
+    }
+}
+
 /// The PostgreSQL store: a pool of tokio-postgres clients.
 pub struct PostgresStore {
     pool: Pool,
+    statements: Statements,
     tls: tokio_postgres_rustls::MakeRustlsConnect,
     max_size: usize,
     /// Longest a write statement may run (kept under the request time
@@ -55,12 +106,13 @@ pub struct PostgresStore {
 /// cancelled on the server and its outcome awaited: it either finished
 /// first (its rows are returned) or was cancelled (503, nothing written).
 async fn write_query(
-    client: &tokio_postgres::Client,
+    conn: Conn<'_>,
     b: &SqlBuilder,
     deadline: Duration,
     tls: &tokio_postgres_rustls::MakeRustlsConnect,
 ) -> StoreResult<Vec<Row>> {
-    let running = query(client, b);
+    let client = conn.client;
+    let running = query(conn, b);
     tokio::pin!(running);
     match tokio::time::timeout(deadline, &mut running).await {
         Ok(result) => result,
@@ -217,17 +269,69 @@ fn to_pg(param: &Param) -> (Box<dyn ToSql + Sync + Send>, Type) {
     }
 }
 
-/// Runs one statement on any client or transaction.
-async fn query(
-    client: &impl tokio_postgres::GenericClient,
-    b: &SqlBuilder,
-) -> StoreResult<Vec<Row>> {
+/// Runs one statement on a connection or in a transaction: through the
+/// connection's prepared statement for this SQL when statements are
+/// prepared, as the unnamed statement otherwise.
+async fn query(conn: Conn<'_>, b: &SqlBuilder) -> StoreResult<Vec<Row>> {
     let owned: Vec<_> = b.params.iter().map(to_pg).collect();
+    if let Some(cache) = conn.cache {
+        match query_prepared(conn.client, cache, b, &owned).await {
+            Err(err) if stale_statement(&err) => {
+                // Dropped by the server (a pooler swapped the connection) or
+                // invalidated by a schema change: forget them all. The
+                // statement did not run, so outside a transaction it can be
+                // sent again, unnamed.
+                cache.clear();
+                if conn.in_transaction {
+                    return Err(classify(err));
+                }
+                tracing::warn!(error = %err, "prepared statement unusable; statement cache cleared");
+            }
+            other => {
+                conn.statements.run_prepared.fetch_add(1, Ordering::Relaxed);
+                return other.map_err(classify);
+            }
+        }
+    }
+    conn.statements.run_unnamed.fetch_add(1, Ordering::Relaxed);
     let params: Vec<(&(dyn ToSql + Sync), Type)> = owned
         .iter()
         .map(|(v, t)| (v.as_ref() as &(dyn ToSql + Sync), t.clone()))
         .collect();
-    client.query_typed(&b.sql, &params).await.map_err(classify)
+    conn.client
+        .query_typed(&b.sql, &params)
+        .await
+        .map_err(classify)
+}
+
+/// Prepares `b` once per connection (one extra round trip the first time),
+/// then binds and executes it: no parsing or planning on the server.
+async fn query_prepared(
+    client: &tokio_postgres::Client,
+    cache: &StatementCache,
+    b: &SqlBuilder,
+    owned: &[(Box<dyn ToSql + Sync + Send>, Type)],
+) -> Result<Vec<Row>, tokio_postgres::Error> {
+    let types: Vec<Type> = owned.iter().map(|(_, t)| t.clone()).collect();
+    if cache.size() >= STATEMENT_CACHE_CAP {
+        cache.clear();
+    }
+    let statement = cache.prepare_typed(client, &b.sql, &types).await?;
+    let params: Vec<&(dyn ToSql + Sync)> = owned
+        .iter()
+        .map(|(v, _)| v.as_ref() as &(dyn ToSql + Sync))
+        .collect();
+    client.query(&statement, &params).await
+}
+
+/// A prepared statement the server no longer has (26000), or whose plan a
+/// schema change invalidated (0A000 "cached plan must not change result
+/// type"): in both cases nothing ran.
+fn stale_statement(err: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    err.code().is_some_and(|c| {
+        *c == SqlState::INVALID_SQL_STATEMENT_NAME || *c == SqlState::FEATURE_NOT_SUPPORTED
+    })
 }
 
 fn task_from_row(row: &Row) -> StoreResult<Task> {
@@ -292,14 +396,20 @@ impl PostgresStore {
             .runtime(Runtime::Tokio1)
             .build()
             .context("could not build the PostgreSQL pool")?;
+        let pooled = looks_pooled(url);
+        let prepared = config.db_prepared_statements.unwrap_or(!pooled);
         let store = Self {
             pool,
+            statements: Statements {
+                prepared,
+                ..Statements::default()
+            },
             tls: settings_tls,
             max_size: config.db_pool_size as usize,
             statement_timeout: config.request_timeout * 3 / 4,
         };
         store.wait_for_database(config.db_startup_timeout).await?;
-        store.migrate(looks_pooled(url)).await?;
+        store.migrate(pooled).await?;
         Ok(store)
     }
 
@@ -403,7 +513,7 @@ impl PostgresStore {
         loop {
             attempt += 1;
             let client = self.client().await?;
-            match query(&**client, b).await {
+            match query(Conn::new(&client, &self.statements), b).await {
                 Err(StoreError::Unavailable(err))
                     if connection_lost(&err) && attempt <= self.max_size =>
                 {
@@ -475,6 +585,7 @@ async fn apply_migrations(client: &mut deadpool_postgres::Object) -> anyhow::Res
 /// The create of [`Store::create_task`], on a write connection.
 async fn create_on(
     client: &mut deadpool_postgres::Object,
+    statements: &Statements,
     user_id: &str,
     input: &TaskInput,
     now: DateTime<Utc>,
@@ -483,7 +594,7 @@ async fn create_on(
 ) -> StoreResult<Created> {
     let insert = sql::insert_task(user_id, input, now);
     let Some(idem) = idempotency else {
-        return match query(&***client, &insert).await {
+        return match query(Conn::new(client, statements), &insert).await {
             Ok(rows) => Ok(Created::New(
                 rows.first()
                     .map(task_from_row)
@@ -496,18 +607,22 @@ async fn create_on(
     };
     let tx = client.transaction().await.map_err(classify)?;
     query(
-        &*tx,
+        Conn::transaction(&tx, statements),
         &sql::expire_idempotency_key(user_id, &idem.key, idem.not_before),
     )
     .await?;
     let claim = sql::claim_idempotency_key(user_id, &idem.key, &idem.fingerprint, now);
-    let claimed = query(&*tx, &claim).await;
+    let claimed = query(Conn::transaction(&tx, statements), &claim).await;
     match claimed {
         Ok(rows) if !rows.is_empty() => {}
         Ok(_) => {
             // Taken (possibly by a concurrent request that just committed).
             tx.rollback().await.map_err(classify)?;
-            let rows = query(&***client, &sql::select_idempotency_key(user_id, &idem.key)).await?;
+            let rows = query(
+                Conn::new(client, statements),
+                &sql::select_idempotency_key(user_id, &idem.key),
+            )
+            .await?;
             let Some(row) = rows.first() else {
                 return Ok(Created::KeyReused);
             };
@@ -521,7 +636,7 @@ async fn create_on(
         Err(e) if is_missing_user(&e) => return Ok(Created::UserMissing),
         Err(e) => return Err(e),
     }
-    let task = match query(&*tx, &insert).await {
+    let task = match query(Conn::transaction(&tx, statements), &insert).await {
         Ok(rows) => rows
             .first()
             .map(task_from_row)
@@ -531,7 +646,7 @@ async fn create_on(
         Err(e) => return Err(e),
     };
     query(
-        &*tx,
+        Conn::transaction(&tx, statements),
         &sql::finish_idempotency_key(user_id, &idem.key, &render(&task)),
     )
     .await?;
@@ -547,6 +662,10 @@ impl Store for PostgresStore {
             in_use: status.size.saturating_sub(status.available),
             idle: status.available,
             waiting: status.waiting,
+            statements: Some(super::StatementCounts {
+                prepared: self.statements.run_prepared.load(Ordering::Relaxed),
+                unnamed: self.statements.run_unnamed.load(Ordering::Relaxed),
+            }),
         }
     }
 
@@ -594,7 +713,7 @@ impl Store for PostgresStore {
     async fn delete_user(&self, user_id: &str) -> StoreResult<bool> {
         let client = self.writer().await?;
         let result = write_query(
-            &client,
+            Conn::new(&client, &self.statements),
             &sql::delete_user(user_id),
             self.statement_timeout,
             &self.tls,
@@ -613,7 +732,16 @@ impl Store for PostgresStore {
         render: for<'t> fn(&'t Task) -> String,
     ) -> StoreResult<Created> {
         let mut client = self.writer().await?;
-        let result = create_on(&mut client, user_id, input, now, idempotency, render).await;
+        let result = create_on(
+            &mut client,
+            &self.statements,
+            user_id,
+            input,
+            now,
+            idempotency,
+            render,
+        )
+        .await;
         client.done();
         result
     }
@@ -640,7 +768,13 @@ impl Store for PostgresStore {
     ) -> StoreResult<WriteOutcome<Task>> {
         let client = self.writer().await?;
         let b = sql::update_task(user_id, id, change, condition, now, Dialect::Postgres);
-        let result = write_query(&client, &b, self.statement_timeout, &self.tls).await;
+        let result = write_query(
+            Conn::new(&client, &self.statements),
+            &b,
+            self.statement_timeout,
+            &self.tls,
+        )
+        .await;
         client.done();
         if let Some(row) = result?.first() {
             return Ok(WriteOutcome::Done(task_from_row(row)?));
@@ -660,7 +794,13 @@ impl Store for PostgresStore {
     ) -> StoreResult<WriteOutcome<()>> {
         let client = self.writer().await?;
         let b = sql::delete_task(user_id, id, condition, Dialect::Postgres);
-        let result = write_query(&client, &b, self.statement_timeout, &self.tls).await;
+        let result = write_query(
+            Conn::new(&client, &self.statements),
+            &b,
+            self.statement_timeout,
+            &self.tls,
+        )
+        .await;
         client.done();
         if !result?.is_empty() {
             return Ok(WriteOutcome::Done(()));
@@ -682,7 +822,24 @@ impl Store for PostgresStore {
     async fn purge_idempotency_keys(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
         let client = self.client().await?;
         let b = sql::purge_idempotency_keys(cutoff);
-        let rows = query(&**client, &b).await?;
+        let rows = query(Conn::new(&client, &self.statements), &b).await?;
         Ok(rows.len() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_pooled;
+
+    #[test]
+    fn neon_pooler_hosts_and_the_pgbouncer_port_count_as_pooled() {
+        assert!(looks_pooled(
+            "postgresql://u:p@ep-cool-darkness-123456-pooler.us-east-2.aws.neon.tech/neondb?sslmode=require"
+        ));
+        assert!(looks_pooled("postgres://u@127.0.0.1:6432/app"));
+        assert!(!looks_pooled(
+            "postgresql://u:p@ep-cool-darkness-123456.us-east-2.aws.neon.tech/neondb?sslmode=require"
+        ));
+        assert!(!looks_pooled("postgres://u@127.0.0.1:5432/app"));
     }
 }

@@ -183,6 +183,7 @@ impl Store for SqliteStore {
             in_use: size.saturating_sub(idle),
             idle,
             waiting: 0,
+            statements: None,
         }
     }
 

@@ -16,6 +16,7 @@ mod listing;
 mod neon;
 mod openapi;
 mod operations;
+mod statements;
 mod tasks;
 mod users;
 mod validation;

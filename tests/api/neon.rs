@@ -211,7 +211,14 @@ async fn every_value_read_through_pgbouncer_transaction_mode_is_the_value_writte
         "postgres://postgres@127.0.0.1:{}/{db}?sslmode=disable",
         bouncer.port
     );
-    let app = TestApp::start(Backend::Postgres, &pooled, &[("DB_POOL_SIZE", "16")]).await;
+    // A pooler on a port other than 6432 is not recognised: say so, as an
+    // operator would.
+    let app = TestApp::start(
+        Backend::Postgres,
+        &pooled,
+        &[("DB_POOL_SIZE", "16"), ("DB_PREPARED_STATEMENTS", "off")],
+    )
+    .await;
     let users: Vec<String> = (0..6).map(|i| format!("pooled-{i}")).collect();
     let mut requests = 0usize;
     let mut expected: Vec<(String, i64, String)> = Vec::new();
