@@ -117,11 +117,71 @@ impl Task {
 /// RFC 3339 UTC with `Z`; fractional digits only when present, so a
 /// `due_date` sent with whole seconds comes back exactly as sent.
 pub fn format_ts(ts: &DateTime<Utc>) -> String {
-    ts.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    Rfc3339(ts).to_string()
+}
+
+/// [`format_ts`] without the intermediate `String` or `fmt` machinery: a
+/// page of tasks has up to four timestamps per task, written straight
+/// into the response. Same output as chrono's `to_rfc3339_opts(AutoSi,
+/// true)` (a unit test compares them), which remains the path for years
+/// outside 0–9999 and leap seconds.
+struct Rfc3339<'a>(&'a DateTime<Utc>);
+
+impl Rfc3339<'_> {
+    /// Writes the timestamp into `buf`; `None` for the rare chrono path.
+    fn write(&self, buf: &mut [u8; 32]) -> Option<usize> {
+        use chrono::{Datelike as _, Timelike as _};
+        let ts = self.0;
+        let (year, nanos) = (ts.year(), ts.nanosecond());
+        if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+            return None;
+        }
+        let mut at = 0;
+        let mut put = |value: u32, digits: u32, after: u8| {
+            for i in (0..digits).rev() {
+                buf[at] = b'0' + (value / 10u32.pow(i) % 10) as u8;
+                at += 1;
+            }
+            if after != 0 {
+                buf[at] = after;
+                at += 1;
+            }
+        };
+        put(year as u32, 4, b'-');
+        put(ts.month(), 2, b'-');
+        put(ts.day(), 2, b'T');
+        put(ts.hour(), 2, b':');
+        put(ts.minute(), 2, b':');
+        match nanos {
+            0 => put(ts.second(), 2, b'Z'),
+            n => {
+                put(ts.second(), 2, b'.');
+                match n {
+                    n if n % 1_000_000 == 0 => put(n / 1_000_000, 3, b'Z'),
+                    n if n % 1_000 == 0 => put(n / 1_000, 6, b'Z'),
+                    n => put(n, 9, b'Z'),
+                }
+            }
+        }
+        Some(at)
+    }
+}
+
+impl std::fmt::Display for Rfc3339<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut buf = [0u8; 32];
+        match self.write(&mut buf) {
+            // Only ASCII digits and separators were written.
+            Some(len) => {
+                f.write_str(std::str::from_utf8(&buf[..len]).map_err(|_| std::fmt::Error)?)
+            }
+            None => f.write_str(&self.0.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
+        }
+    }
 }
 
 fn ser_ts<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format_ts(ts))
+    s.collect_str(&Rfc3339(ts))
 }
 
 fn ser_opt_ts<S: Serializer>(ts: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
@@ -532,5 +592,32 @@ mod tests {
         assert!(parse_input(&json!({"title": "a\u{0}b"})).is_err());
         assert!(parse_input(&json!({"title": "a", "description": "\u{0}"})).is_err());
         assert!(parse_input(&json!({"title": "a", "tags": ["x\u{0}"]})).is_err());
+    }
+
+    #[test]
+    fn timestamps_format_exactly_as_chrono_auto_si() {
+        use chrono::TimeZone as _;
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for i in 0..20_000u64 {
+            let secs = (next() % 400_000_000_000) as i64 - 62_000_000_000;
+            let nanos = match i % 4 {
+                0 => 0,
+                1 => (next() % 1000) as u32 * 1_000_000,
+                2 => (next() % 1_000_000) as u32 * 1_000,
+                _ => (next() % 1_000_000_000) as u32,
+            };
+            let ts = Utc.timestamp_opt(secs, nanos).unwrap();
+            assert_eq!(
+                format_ts(&ts),
+                ts.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+                "{secs} {nanos}"
+            );
+        }
     }
 }

@@ -3,7 +3,6 @@
 //! list's shape and in where `Location` points.
 
 use axum::{
-    Json,
     extract::{OriginalUri, RawQuery, State},
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
@@ -68,9 +67,27 @@ fn task_response(
     response
 }
 
+/// A page of tasks as JSON, written into a buffer sized for it up front
+/// (a full page is several KiB; growing from a small buffer costs a copy
+/// per doubling).
+fn json_page<T: Serialize>(page: &T, items: usize) -> Result<Response, ApiError> {
+    let mut body = Vec::with_capacity(64 + items * 400);
+    serde_json::to_writer(&mut body, page).map_err(|e| ApiError::Internal(e.into()))?;
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
+}
+
 fn render(task: &Task) -> Vec<u8> {
     // A Task is strings, numbers and booleans: serialisation cannot fail.
-    serde_json::to_vec(task).unwrap_or_default()
+    let mut body = Vec::with_capacity(512);
+    match serde_json::to_writer(&mut body, task) {
+        Ok(()) => body,
+        Err(_) => Vec::new(),
+    }
 }
 
 fn render_string(task: &Task) -> String {
@@ -146,13 +163,15 @@ pub(super) async fn list_tasks(
         })
         .flatten();
     match flavor {
-        Flavor::V1 => Ok(Json(Page {
-            items: &items,
-            next_cursor,
-        })
-        .into_response()),
+        Flavor::V1 => json_page(
+            &Page {
+                items: &items,
+                next_cursor,
+            },
+            items.len(),
+        ),
         Flavor::Compat => {
-            let mut response = Json(&items).into_response();
+            let mut response = json_page(&items, items.len())?;
             if let Some(cursor) = next_cursor {
                 let link = format!(
                     "<{}>; rel=\"next\"",
