@@ -8,6 +8,8 @@
 //! is prepared once per connection and then costs one round trip and no
 //! planning; through a transaction pooler each goes out as the unnamed
 //! statement (`query_typed`), also one round trip, correct through any pooler.
+//! Filtered lists are always sent unnamed, so PostgreSQL plans them for
+//! their actual values rather than reusing a generic plan.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -274,7 +276,7 @@ fn to_pg(param: &Param) -> (Box<dyn ToSql + Sync + Send>, Type) {
 /// prepared, as the unnamed statement otherwise.
 async fn query(conn: Conn<'_>, b: &SqlBuilder) -> StoreResult<Vec<Row>> {
     let owned: Vec<_> = b.params.iter().map(to_pg).collect();
-    if let Some(cache) = conn.cache {
+    if let Some(cache) = conn.cache.filter(|_| !b.plan_each_time) {
         match query_prepared(conn.client, cache, b, &owned).await {
             Err(err) if stale_statement(&err) => {
                 // Dropped by the server (a pooler swapped the connection) or

@@ -50,6 +50,12 @@ async fn a_direct_connection_prepares_statements_by_default() {
     some_traffic(&app, "prep-auto").await;
     assert!(statements(&app, "prepared").await >= 4);
     assert_eq!(statements(&app, "unnamed").await, 0);
+    // A filtered list is planned for its values each time: sent unnamed.
+    let page = app
+        .list_tasks(&token("prep-auto"), "tag=none&q=prepared")
+        .await;
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(0));
+    assert_eq!(statements(&app, "unnamed").await, 1);
 }
 
 #[tokio::test]
