@@ -29,6 +29,9 @@ export RUSTFLAGS="-Cpasses=sancov-module \
 # --target keeps the instrumentation out of build scripts and proc macros.
 cargo build --locked --quiet --manifest-path fuzz/Cargo.toml --target "$host" \
   --profile "$profile" --target-dir target/fuzz --bins
+# FUZZ_BUILD_ONLY=1: build the targets and stop (CI builds them early, in
+# the background, and runs them at the end; the second build is a no-op).
+[ "${FUZZ_BUILD_ONLY:-0}" = 1 ] && { echo "fuzz targets built"; exit 0; }
 case "$profile" in dev) dir=debug ;; *) dir="$profile" ;; esac
 bin_dir="target/fuzz/$host/$dir"
 
