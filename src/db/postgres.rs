@@ -505,6 +505,29 @@ impl PostgresStore {
         })
     }
 
+    /// Runs one write statement on a write connection, within its deadline.
+    async fn write(&self, b: &SqlBuilder) -> StoreResult<Vec<Row>> {
+        let client = self.writer().await?;
+        let result = write_query(
+            Conn::new(&client, &self.statements),
+            b,
+            self.statement_timeout,
+            &self.tls,
+        )
+        .await;
+        client.done();
+        result
+    }
+
+    /// 404 or 412 after a conditional write touched no row.
+    async fn missing_or_stale<T>(&self, user_id: &str, id: i64) -> StoreResult<WriteOutcome<T>> {
+        Ok(if self.task_exists(user_id, id).await? {
+            WriteOutcome::PreconditionFailed
+        } else {
+            WriteOutcome::NotFound
+        })
+    }
+
     /// Runs a statement that is safe to repeat (a read, or an idempotent
     /// upsert) again on another connection while the ones it gets turn out
     /// to be dead (the server restarted, a Neon compute was suspended): after
@@ -713,16 +736,7 @@ impl Store for PostgresStore {
     }
 
     async fn delete_user(&self, user_id: &str) -> StoreResult<bool> {
-        let client = self.writer().await?;
-        let result = write_query(
-            Conn::new(&client, &self.statements),
-            &sql::delete_user(user_id),
-            self.statement_timeout,
-            &self.tls,
-        )
-        .await;
-        client.done();
-        Ok(!result?.is_empty())
+        Ok(!self.write(&sql::delete_user(user_id)).await?.is_empty())
     }
 
     async fn create_task(
@@ -768,24 +782,11 @@ impl Store for PostgresStore {
         condition: &Precondition,
         now: DateTime<Utc>,
     ) -> StoreResult<WriteOutcome<Task>> {
-        let client = self.writer().await?;
         let b = sql::update_task(user_id, id, change, condition, now, Dialect::Postgres);
-        let result = write_query(
-            Conn::new(&client, &self.statements),
-            &b,
-            self.statement_timeout,
-            &self.tls,
-        )
-        .await;
-        client.done();
-        if let Some(row) = result?.first() {
+        if let Some(row) = self.write(&b).await?.first() {
             return Ok(WriteOutcome::Done(task_from_row(row)?));
         }
-        Ok(if self.task_exists(user_id, id).await? {
-            WriteOutcome::PreconditionFailed
-        } else {
-            WriteOutcome::NotFound
-        })
+        self.missing_or_stale(user_id, id).await
     }
 
     async fn delete_task(
@@ -794,24 +795,11 @@ impl Store for PostgresStore {
         id: i64,
         condition: &Precondition,
     ) -> StoreResult<WriteOutcome<()>> {
-        let client = self.writer().await?;
         let b = sql::delete_task(user_id, id, condition, Dialect::Postgres);
-        let result = write_query(
-            Conn::new(&client, &self.statements),
-            &b,
-            self.statement_timeout,
-            &self.tls,
-        )
-        .await;
-        client.done();
-        if !result?.is_empty() {
+        if !self.write(&b).await?.is_empty() {
             return Ok(WriteOutcome::Done(()));
         }
-        Ok(if self.task_exists(user_id, id).await? {
-            WriteOutcome::PreconditionFailed
-        } else {
-            WriteOutcome::NotFound
-        })
+        self.missing_or_stale(user_id, id).await
     }
 
     async fn list_tasks(&self, spec: &ListSpec) -> StoreResult<Vec<Task>> {
