@@ -112,3 +112,79 @@ async fn token_command_prints_a_token_the_server_accepts() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A SQLite file as earlier versions (on sqlx) left it: the schema, sqlx's
+/// migration history with `checksum`, and one user with one task.
+fn earlier_version_database(path: &std::path::Path, checksum: &[u8]) {
+    let init = include_str!("../../migrations/sqlite/0001_init.sql");
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(init).unwrap();
+    conn.execute_batch(
+        "create table _sqlx_migrations (
+             version bigint primary key, description text not null,
+             installed_on timestamp not null default current_timestamp,
+             success boolean not null, checksum blob not null,
+             execution_time bigint not null);
+         insert into users (id, email, name, created_at, updated_at) values
+             ('old-user', null, null, '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z');
+         insert into tasks (user_id, title, title_lc, created_at, updated_at) values
+             ('old-user', 'Written before', 'written before',
+              '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z');",
+    )
+    .unwrap();
+    conn.execute(
+        "insert into _sqlx_migrations (version, description, success, checksum, execution_time) \
+         values (1, 'init', true, ?1, 0)",
+        [checksum],
+    )
+    .unwrap();
+}
+
+/// Upgrading from the sqlx-based versions keeps the data: their migration
+/// history is checked and adopted, nothing is re-applied.
+#[tokio::test]
+async fn a_database_from_an_earlier_version_is_adopted_with_its_data() {
+    use sha2::Digest as _;
+    let init = include_str!("../../migrations/sqlite/0001_init.sql");
+    let dir = tempfile::tempdir().unwrap();
+    earlier_version_database(
+        &dir.path().join("tasks.db"),
+        &sha2::Sha384::digest(init.as_bytes()),
+    );
+    let url = format!("sqlite://{}/tasks.db", dir.path().display());
+    let (mut child, base) =
+        crate::helpers::spawn_binary(dir.path(), &[("DATABASE_URL", &url), ("RUST_LOG", "warn")])
+            .await;
+    let listed: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/api/v1/tasks"))
+        .bearer_auth(crate::helpers::token("old-user"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(listed["items"][0]["title"], "Written before", "{listed}");
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(1));
+}
+
+/// A history whose script differs from the embedded one stops start-up with
+/// a sentence, instead of running against a schema it does not know.
+#[test]
+fn a_changed_migration_in_an_earlier_history_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    earlier_version_database(&dir.path().join("tasks.db"), b"not the checksum");
+    let out = tasks_api(dir.path())
+        .env("BETTER_AUTH_SECRET", SECRET)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("migration 1 (init) was changed after it was applied"),
+        "{stderr}"
+    );
+}

@@ -116,14 +116,9 @@ async fn time_limit_answers_503(backend: Backend) {
     // Another session holds a write lock on the task.
     let guard: Box<dyn std::any::Any + Send> = match backend {
         Backend::Sqlite => {
-            use sqlx::Connection;
-            let mut conn = sqlx::SqliteConnection::connect(&app.database_url)
-                .await
-                .unwrap();
-            sqlx::query("begin immediate")
-                .execute(&mut conn)
-                .await
-                .unwrap();
+            let path = app.database_url.trim_start_matches("sqlite://");
+            let conn = rusqlite::Connection::open(path).unwrap();
+            conn.execute_batch("begin immediate").unwrap();
             Box::new(conn)
         }
         Backend::Postgres => {
