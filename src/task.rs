@@ -180,6 +180,15 @@ impl std::fmt::Display for Rfc3339<'_> {
     }
 }
 
+/// Appends `ts` exactly as a serialised [`Task`] spells it (no quotes).
+pub fn push_ts(out: &mut Vec<u8>, ts: &DateTime<Utc>) {
+    let mut buf = [0u8; 32];
+    match Rfc3339(ts).write(&mut buf) {
+        Some(len) => out.extend_from_slice(&buf[..len]),
+        None => out.extend_from_slice(ts.to_rfc3339_opts(SecondsFormat::AutoSi, true).as_bytes()),
+    }
+}
+
 fn ser_ts<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(&Rfc3339(ts))
 }

@@ -3,6 +3,7 @@
 mod compat;
 mod extract;
 mod health;
+pub mod json;
 mod me;
 pub mod openapi;
 mod tasks;

@@ -7,12 +7,14 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde::Serialize;
 use serde_json::Value;
 
-use super::extract::{IdempotencyKey, IfMatch, JsonBody, TaskId};
 #[allow(unused_imports)]
 use super::openapi::{ListParams, ProblemDoc, TaskInputDoc, TaskPage, TaskPatchDoc};
+use super::{
+    extract::{IdempotencyKey, IfMatch, JsonBody, TaskId},
+    json,
+};
 use crate::{
     app::AppState,
     auth::AuthUser,
@@ -67,27 +69,20 @@ fn task_response(
     response
 }
 
-/// A page of tasks as JSON, written into a buffer sized for it up front
-/// (a full page is several KiB; growing from a small buffer costs a copy
-/// per doubling).
-fn json_page<T: Serialize>(page: &T, items: usize) -> Result<Response, ApiError> {
-    let mut body = Vec::with_capacity(64 + items * 400);
-    serde_json::to_writer(&mut body, page).map_err(|e| ApiError::Internal(e.into()))?;
+/// A JSON body with its content type.
+fn json_body(body: Vec<u8>) -> Response {
     let mut response = body.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    Ok(response)
+    response
 }
 
 fn render(task: &Task) -> Vec<u8> {
-    // A Task is strings, numbers and booleans: serialisation cannot fail.
-    let mut body = Vec::with_capacity(512);
-    match serde_json::to_writer(&mut body, task) {
-        Ok(()) => body,
-        Err(_) => Vec::new(),
-    }
+    let mut body = Vec::with_capacity(json::TASK_SIZE_HINT);
+    json::push_task(&mut body, task);
+    body
 }
 
 fn render_string(task: &Task) -> String {
@@ -118,13 +113,6 @@ fn outcome(result: WriteOutcome<Task>) -> Result<Response, ApiError> {
         WriteOutcome::NotFound => Err(ApiError::NotFound),
         WriteOutcome::PreconditionFailed => Err(ApiError::PreconditionFailed),
     }
-}
-
-/// The v1 list body.
-#[derive(Serialize)]
-struct Page<'a> {
-    items: &'a [Task],
-    next_cursor: Option<String>,
 }
 
 pub(super) async fn list_tasks(
@@ -162,16 +150,24 @@ pub(super) async fn list_tasks(
                 .map(|last| state.cursor_key.encode(user.id(), &query, last))
         })
         .flatten();
+    // Sized up front: a full page is several KiB, and growing from a small
+    // buffer costs a copy per doubling.
+    let mut body = Vec::with_capacity(64 + items.len() * json::TASK_SIZE_HINT);
     match flavor {
-        Flavor::V1 => json_page(
-            &Page {
-                items: &items,
-                next_cursor,
-            },
-            items.len(),
-        ),
+        Flavor::V1 => {
+            body.extend_from_slice(b"{\"items\":");
+            json::push_tasks(&mut body, &items);
+            body.extend_from_slice(b",\"next_cursor\":");
+            match &next_cursor {
+                Some(cursor) => json::push_str(&mut body, cursor),
+                None => body.extend_from_slice(b"null"),
+            }
+            body.push(b'}');
+            Ok(json_body(body))
+        }
         Flavor::Compat => {
-            let mut response = json_page(&items, items.len())?;
+            json::push_tasks(&mut body, &items);
+            let mut response = json_body(body);
             if let Some(cursor) = next_cursor {
                 let link = format!(
                     "<{}>; rel=\"next\"",
