@@ -9,11 +9,12 @@
 //! - **Reads** run on the calling task's thread, on a connection taken from
 //!   a small stack of read-only connections. Under WAL a reader never waits
 //!   for a writer, so a read cannot stall the thread on a lock.
-//! - **Writes** go to exactly one write connection, behind an async mutex
-//!   (writers queue there, with the acquire timeout, instead of failing with
-//!   `SQLITE_BUSY`), and run on tokio's blocking pool: another process (the
-//!   `sqlite3` shell, a second server) may hold the file's write lock, and
-//!   waiting for it must not stall a runtime thread.
+//! - **Writes** go to exactly one write connection, on its own thread, which
+//!   commits the writes that queued up meanwhile together (group commit, see
+//!   `group_commit.rs`). Writers queue there, with the acquire timeout,
+//!   instead of failing with `SQLITE_BUSY`, and waiting for another
+//!   process's lock on the file (the `sqlite3` shell, a second server)
+//!   never stalls a runtime thread.
 //!
 //! Migrations are embedded and applied by a small runner, the same scheme as
 //! the PostgreSQL backend (`schema_migrations` with a SHA-256 per script);
@@ -22,7 +23,7 @@
 
 use std::{
     sync::{
-        Arc, Mutex,
+        Mutex,
         atomic::{AtomicUsize, Ordering},
     },
     time::Duration,
@@ -39,6 +40,7 @@ use tokio::sync::Semaphore;
 use super::{
     Change, Created, IdempotentRequest, PoolStats, Precondition, Store, StoreError, StoreResult,
     UserProfile, WriteOutcome,
+    group_commit::Writer,
     sql::{self, Dialect, Param, SqlBuilder},
 };
 use crate::{
@@ -68,9 +70,7 @@ const MMAP_BYTES: i64 = 256 * 1024 * 1024;
 /// The SQLite store.
 pub struct SqliteStore {
     readers: ReadPool,
-    writer: Arc<tokio::sync::Mutex<Connection>>,
-    /// Writers waiting for the write connection, for metrics.
-    writers_waiting: Arc<AtomicUsize>,
+    writer: Writer,
     acquire_timeout: Duration,
 }
 
@@ -148,18 +148,27 @@ fn corrupt(column: usize, what: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(column, Type::Text, what.into())
 }
 
-fn classify(err: rusqlite::Error) -> StoreError {
-    match err.sqlite_error_code() {
-        // Another connection kept the lock past the busy timeout, or the
-        // file cannot be opened or read right now: retry later.
+/// Whether `err` means "retry later" (503) rather than a bug (500): another
+/// connection kept the lock past the busy timeout, or the file cannot be
+/// opened or written right now.
+pub(super) fn is_unavailable(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
         Some(
             ErrorCode::DatabaseBusy
-            | ErrorCode::DatabaseLocked
-            | ErrorCode::CannotOpen
-            | ErrorCode::SystemIoFailure
-            | ErrorCode::DiskFull,
-        ) => StoreError::Unavailable(err.into()),
-        _ => StoreError::Other(err.into()),
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::CannotOpen
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::DiskFull,
+        )
+    )
+}
+
+pub(super) fn classify(err: rusqlite::Error) -> StoreError {
+    if is_unavailable(&err) {
+        StoreError::Unavailable(err.into())
+    } else {
+        StoreError::Other(err.into())
     }
 }
 
@@ -388,8 +397,8 @@ impl SqliteStore {
             .push(first);
         Ok(Self {
             readers,
-            writer: Arc::new(tokio::sync::Mutex::new(writer)),
-            writers_waiting: Arc::new(AtomicUsize::new(0)),
+            writer: Writer::start(writer, config.db_acquire_timeout)
+                .context("cannot start the SQLite writer thread")?,
             acquire_timeout: config.db_acquire_timeout,
         })
     }
@@ -398,24 +407,12 @@ impl SqliteStore {
         self.readers.read(self.acquire_timeout, f).await
     }
 
-    /// Runs `f` on the write connection, on the blocking pool.
+    /// Runs `f` on the write connection (see [`Writer`]).
     async fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> StoreResult<T> {
-        let waiting = WaitCount::enter(&self.writers_waiting);
-        let mut conn = tokio::time::timeout(self.acquire_timeout, self.writer.clone().lock_owned())
-            .await
-            .map_err(|_| {
-                StoreError::Unavailable(anyhow::anyhow!(
-                    "timed out waiting for the SQLite write connection"
-                ))
-            })?;
-        drop(waiting);
-        tokio::task::spawn_blocking(move || f(&mut conn))
-            .await
-            .map_err(|e| StoreError::Other(anyhow::anyhow!("SQLite write task failed: {e}")))?
-            .map_err(classify)
+        self.writer.write(f).await
     }
 
     /// 404 or 412 after a conditional write touched no row.
@@ -425,22 +422,6 @@ impl SqliteStore {
         } else {
             WriteOutcome::NotFound
         })
-    }
-}
-
-/// Counts a waiter for as long as it lives (also when its future is dropped).
-struct WaitCount(Arc<AtomicUsize>);
-
-impl WaitCount {
-    fn enter(counter: &Arc<AtomicUsize>) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        Self(counter.clone())
-    }
-}
-
-impl Drop for WaitCount {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -532,11 +513,12 @@ impl Store for SqliteStore {
     fn pool_stats(&self) -> PoolStats {
         let readers_open = self.readers.open.load(Ordering::Relaxed);
         let readers_idle = self.readers.idle.lock().map_or(0, |idle| idle.len());
-        let writer_busy = usize::from(self.writer.try_lock().is_err());
+        let (writes_queued, writing) = self.writer.stats();
+        let writing = usize::from(writing);
         PoolStats {
-            in_use: readers_open.saturating_sub(readers_idle) + writer_busy,
-            idle: readers_idle + (1 - writer_busy),
-            waiting: self.writers_waiting.load(Ordering::Relaxed),
+            in_use: readers_open.saturating_sub(readers_idle) + writing,
+            idle: readers_idle + (1 - writing),
+            waiting: writes_queued,
             statements: None,
         }
     }
@@ -620,17 +602,17 @@ impl Store for SqliteStore {
         let claim = sql::claim_idempotency_key(&user_id, &key, &idem.fingerprint, now);
         let lookup = sql::select_idempotency_key(&user_id, &key);
         let fingerprint = idem.fingerprint.clone();
-        self.write(move |conn| {
-            // The single write connection serialises this whole transaction.
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            query(&tx, &expire, |_| Ok(()))?;
-            match query_first(&tx, &claim, |_| Ok(())) {
+        self.write(move |tx| {
+            // One savepoint of the writer's round: all of this or none of it.
+            query(tx, &expire, |_| Ok(()))?;
+            match query_first(tx, &claim, |_| Ok(())) {
                 Ok(Some(())) => {}
                 Ok(None) => {
-                    let stored = query_first(&tx, &lookup, |r| {
+                    let stored = query_first(tx, &lookup, |r| {
                         Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
                     })?;
-                    // Dropping `tx` rolls back: nothing was written.
+                    // Nothing was written: the expired-key delete found no
+                    // row (the key is live), and the claim did nothing.
                     return Ok(match stored {
                         Some((used_with, Some(body))) if used_with == fingerprint => {
                             Created::Replay(body)
@@ -641,14 +623,13 @@ impl Store for SqliteStore {
                 Err(e) if is_missing_user(&e) => return Ok(Created::UserMissing),
                 Err(e) => return Err(e),
             }
-            let task = match query_first(&tx, &insert, task_from_row) {
+            let task = match query_first(tx, &insert, task_from_row) {
                 Ok(task) => task.ok_or_else(no_row)?,
                 Err(e) if is_missing_user(&e) => return Ok(Created::UserMissing),
                 Err(e) => return Err(e),
             };
             let finish = sql::finish_idempotency_key(&user_id, &key, &render(&task));
-            query(&tx, &finish, |_| Ok(()))?;
-            tx.commit()?;
+            query(tx, &finish, |_| Ok(()))?;
             Ok(Created::New(task))
         })
         .await
