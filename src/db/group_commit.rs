@@ -15,6 +15,7 @@
 //! commits later.
 
 use std::{
+    panic::AssertUnwindSafe,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering},
@@ -159,7 +160,7 @@ impl Writer {
                 "the SQLite writer has stopped"
             )));
         }
-        let stopped = || StoreError::Unavailable(anyhow::anyhow!("the SQLite writer has stopped"));
+        let stopped = || StoreError::Other(anyhow::anyhow!("the SQLite write was abandoned"));
         let mut rx = rx;
         match tokio::time::timeout(self.acquire_timeout, &mut rx).await {
             Ok(result) => result.map_err(|_| stopped())?,
@@ -228,7 +229,19 @@ fn run(
                 (job.run)(Err(failure.clone()))(Ok(()));
             }
         } else {
-            let replies: Vec<Reply> = round.into_iter().map(|job| (job.run)(Ok(&conn))).collect();
+            let mut replies: Vec<Reply> = Vec::with_capacity(round.len());
+            for job in round {
+                let ran = std::panic::catch_unwind(AssertUnwindSafe(|| (job.run)(Ok(&conn))));
+                match ran {
+                    Ok(reply) => replies.push(reply),
+                    // A bug in one write: undo it (its caller sees the reply
+                    // channel close) and keep the thread and the round.
+                    Err(_) => {
+                        tracing::error!("a SQLite write panicked; it was rolled back");
+                        let _ = conn.execute_batch("rollback to write; release write");
+                    }
+                }
+            }
             let commit = conn.execute_batch("commit").map_err(|err| {
                 let failure = Failure::of(&err);
                 let _ = conn.execute_batch("rollback");
