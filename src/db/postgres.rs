@@ -35,11 +35,18 @@ use crate::{
 };
 
 /// Embedded migrations: (version, name, SQL). Append-only.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "drop_tags_gin_index",
+        include_str!("../../migrations/postgres/0002_drop_tags_gin_index.sql"),
+    ),
+];
 
 /// Arbitrary constant naming the advisory lock that serialises migrations
 /// across instances starting at once.
