@@ -248,23 +248,30 @@ fn query_first<T>(
     Ok(first)
 }
 
+/// Column `i` as text, read in place.
+fn text_at<'r>(row: &'r Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
+    row.get_ref(i)?
+        .as_str()
+        .map_err(|e| corrupt(i, e.to_string()))
+}
+
+/// Column `i` as a stored timestamp.
+fn ts_at(row: &Row<'_>, i: usize) -> rusqlite::Result<DateTime<Utc>> {
+    let t = text_at(row, i)?;
+    parse_ts(t).ok_or_else(|| corrupt(i, format!("corrupt timestamp {t:?}")))
+}
+
+/// Column `i` as a stored timestamp or null.
+fn opt_ts_at(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    match row.get_ref(i)? {
+        rusqlite::types::ValueRef::Null => Ok(None),
+        _ => ts_at(row, i).map(Some),
+    }
+}
+
 /// Decodes a task from a row of [`sql::TASK_COLUMNS`], reading text in place.
 fn task_from_row(row: &Row<'_>) -> rusqlite::Result<Task> {
-    let text = |i: usize| -> rusqlite::Result<&str> {
-        row.get_ref(i)?
-            .as_str()
-            .map_err(|e| corrupt(i, e.to_string()))
-    };
-    let ts = |i: usize| -> rusqlite::Result<DateTime<Utc>> {
-        let t = text(i)?;
-        parse_ts(t).ok_or_else(|| corrupt(i, format!("corrupt timestamp {t:?}")))
-    };
-    let opt_ts = |i: usize| -> rusqlite::Result<Option<DateTime<Utc>>> {
-        match row.get_ref(i)? {
-            rusqlite::types::ValueRef::Null => Ok(None),
-            _ => ts(i).map(Some),
-        }
-    };
+    let text = |i: usize| text_at(row, i);
     let rank: i64 = row.get(5)?;
     Ok(Task {
         id: row.get(0)?,
@@ -275,10 +282,10 @@ fn task_from_row(row: &Row<'_>) -> rusqlite::Result<Task> {
         priority: Priority::from_rank(rank)
             .ok_or_else(|| corrupt(5, format!("corrupt priority {rank}")))?,
         tags: serde_json::from_str(text(6)?).map_err(|e| corrupt(6, e.to_string()))?,
-        due_date: opt_ts(7)?,
-        completed_at: opt_ts(8)?,
-        created_at: ts(9)?,
-        updated_at: ts(10)?,
+        due_date: opt_ts_at(row, 7)?,
+        completed_at: opt_ts_at(row, 8)?,
+        created_at: ts_at(row, 9)?,
+        updated_at: ts_at(row, 10)?,
         version: row.get(11)?,
     })
 }
@@ -513,7 +520,7 @@ impl Store for SqliteStore {
     fn pool_stats(&self) -> PoolStats {
         let readers_open = self.readers.open.load(Ordering::Relaxed);
         let readers_idle = self.readers.idle.lock().map_or(0, |idle| idle.len());
-        let (writes_queued, writing) = self.writer.stats();
+        let (writes_queued, writing, _) = self.writer.stats();
         let writing = usize::from(writing);
         PoolStats {
             in_use: readers_open.saturating_sub(readers_idle) + writing,
@@ -552,16 +559,12 @@ impl Store for SqliteStore {
         let b = sql::select_user(user_id);
         self.read(|conn| {
             query_first(conn, &b, |r| {
-                let ts = |i: usize| -> rusqlite::Result<DateTime<Utc>> {
-                    let t: String = r.get(i)?;
-                    parse_ts(&t).ok_or_else(|| corrupt(i, format!("corrupt timestamp {t:?}")))
-                };
                 Ok(UserProfile {
                     id: r.get(0)?,
                     email: r.get(1)?,
                     name: r.get(2)?,
-                    created_at: ts(3)?,
-                    updated_at: ts(4)?,
+                    created_at: ts_at(r, 3)?,
+                    updated_at: ts_at(r, 4)?,
                     total: r.get(5)?,
                     completed: r.get(6)?,
                 })
