@@ -61,13 +61,21 @@ def machine(bin_path, admin_url):
 
 
 def derive(results):
-    http = [r for r in results if r["kind"] == "http"]
-    pgbench = {(r["scenario"], r.get("mode", "prepared")): r
-               for r in results if r["kind"] == "pgbench"}
-    health = {(r["backend"], r["connections"]): r for r in http if r["scenario"] == "health"}
+    """One row per HTTP run, each compared with the ceilings measured last
+    before it (bench/run measures them right before each scenario)."""
+    http, adjacent = [], []
+    pgbench, health = {}, {}
+    for r in results:
+        if r["kind"] == "pgbench":
+            pgbench[(r["scenario"], r.get("mode", "prepared"))] = r
+        elif r["kind"] == "http":
+            if r["scenario"] == "health":
+                health[(r["backend"], r["connections"])] = r
+            http.append(r)
+            adjacent.append((dict(pgbench), dict(health)))
     counted = {r["scenario"]: r for r in results if r["kind"] == "statements"}
     rows = []
-    for r in http:
+    for r, (pgbench_before, health_before) in zip(http, adjacent):
         w = r["wrk"]
         secs = w["duration_us"] / 1e6
         rps = w["requests"] / secs if secs else 0.0
@@ -93,7 +101,8 @@ def derive(results):
             "loadavg_1m_before": r["loadavg_1m_before"],
         }
         for mode, suffix in (("prepared", ""), ("extended", "_extended")):
-            ceiling = pgbench.get((r["scenario"], mode)) if r["backend"] == "postgres" else None
+            ceiling = (pgbench_before.get((r["scenario"], mode))
+                       if r["backend"] == "postgres" else None)
             if ceiling and ceiling.get("tps"):
                 row[f"sql_ceiling{suffix}_tps"] = round(ceiling["tps"], 1)
                 row[f"sql_ceiling{suffix}_p99_ms"] = ceiling.get("p99_ms")
@@ -111,7 +120,7 @@ def derive(results):
                 "rest_of_machine": round(other * per, 1),
             }
             row["machine_busy_pct"] = round(100 * cpu["machine_busy"] / cpu["machine_total"], 1)
-        h = health.get((r["backend"], r["connections"]))
+        h = health_before.get((r["backend"], r["connections"]))
         if h and r["scenario"] != "health":
             hw = h["wrk"]
             hrps = hw["requests"] / (hw["duration_us"] / 1e6)
@@ -129,7 +138,8 @@ def derive(results):
             row["db_statements_per_request"] = round(count["xacts"] / count["requests"], 3)
             row["db_rows_fetched_per_request"] = round(count["tup_fetched"] / count["requests"], 1)
         rows.append(row)
-    return rows, list(pgbench.values()), list(counted.values())
+    pgbench_runs = [r for r in results if r["kind"] == "pgbench"]
+    return rows, pgbench_runs, list(counted.values())
 
 
 def targets(rows):
@@ -184,6 +194,11 @@ def targets(rows):
     return out
 
 
+def median(sorted_values):
+    n = len(sorted_values)
+    return (sorted_values[(n - 1) // 2] + sorted_values[n // 2]) / 2
+
+
 def fmt(v, spec="{:.0f}"):
     return "–" if v is None else spec.format(v)
 
@@ -212,11 +227,12 @@ def markdown(doc):
         "## HTTP scenarios",
         "",
         "| backend | scenario | conns | req/s | p50 ms | p99 ms | p99.9 ms | errors | peak RSS MB "
-        "| of it private MB | SQL ceiling tps | vs SQL ceiling | vs -M extended | vs /health "
-        "| DB statements/req |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| of it private MB | SQL ceiling tps | vs SQL ceiling | vs -M extended | /health req/s "
+        "| vs /health | DB statements/req |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in doc["http"]:
+    scenario_rows = [r for r in doc["http"] if r["scenario"] != "health"]
+    for r in scenario_rows:
         errors = str(r["errors"])
         if r["errors"]:
             errors += f" ({r['errors_status']} status, {r['errors_socket']} socket)"
@@ -227,10 +243,38 @@ def markdown(doc):
             f"| {fmt(r.get('sql_ceiling_tps'))} "
             f"| {fmt(r.get('ratio_to_sql_ceiling'), '{:.0%}')} "
             f"| {fmt(r.get('ratio_to_sql_ceiling_extended'), '{:.0%}')} "
+            f"| {fmt(r.get('health_rps'))} "
             f"| {fmt(r.get('ratio_to_health'), '{:.0%}')} "
             f"| {fmt(r.get('db_statements_per_request'), '{:.2f}')} |"
         )
-    cpu_rows = [r for r in doc["http"] if "cpu_us_per_request" in r]
+    health_rows = [r for r in doc["http"] if r["scenario"] == "health"]
+    if health_rows:
+        lines += [
+            "",
+            "## HTTP ceiling: /health before each scenario",
+            "",
+            "The same route measured before every scenario (half its duration): its"
+            " spread is how much this machine's speed moved during the run, and why"
+            " each ratio uses the run right before it.",
+            "",
+            "| backend | conns | runs | req/s min | median | max | server µs/req median "
+            "| p99 ms median |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        groups = {}
+        for r in health_rows:
+            groups.setdefault((r["backend"], r["connections"]), []).append(r)
+        for (backend, conns), runs in groups.items():
+            rps = sorted(r["rps"] for r in runs)
+            server = sorted(r["cpu_us_per_request"]["server"] for r in runs
+                            if "cpu_us_per_request" in r)
+            p99 = sorted(r["p99_ms"] for r in runs)
+            lines.append(
+                f"| {backend} | {conns} | {len(runs)} | {rps[0]:.0f} | {median(rps):.0f} "
+                f"| {rps[-1]:.0f} | {fmt(median(server) if server else None)} "
+                f"| {median(p99):.2f} |"
+            )
+    cpu_rows = [r for r in scenario_rows if "cpu_us_per_request" in r]
     if cpu_rows:
         lines += [
             "",
@@ -298,7 +342,9 @@ def markdown(doc):
         " cluster (it needs shared_preload_libraries and a restart). The server runs every"
         " statement as its own implicit transaction (only creates with an Idempotency-Key"
         " use an explicit one; none are sent), so transactions = statements.",
-        "- /health touches no database: it is the HTTP ceiling of this server on this machine.",
+        "- /health touches no database: it is the HTTP ceiling of this server on this machine."
+        " It and the pgbench ceilings are measured right before each scenario, and every"
+        " ratio uses the ceiling measured last before its run.",
         f"- Server log warnings/errors: {doc['server_log_warnings'] or '–'}.",
     ]
     return "\n".join(lines) + "\n"

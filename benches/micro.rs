@@ -121,10 +121,18 @@ fn token_verification(c: &mut Criterion) {
     }
     let mut group = c.benchmark_group("verify");
     group.throughput(Throughput::Elements(1));
+    // First sighting: signature and claims.
     group.bench_function("hs256", |b| {
-        b.iter(|| block_on(verifier.verify(black_box(&hs256))))
+        b.iter(|| block_on(verifier.verify_uncached(black_box(&hs256))))
     });
     group.bench_function("eddsa_jwks", |b| {
+        b.iter(|| block_on(verifier.verify_uncached(black_box(&eddsa))))
+    });
+    // Every later request with the same token: the remembered identity.
+    group.bench_function("hs256_seen_before", |b| {
+        b.iter(|| block_on(verifier.verify(black_box(&hs256))))
+    });
+    group.bench_function("eddsa_jwks_seen_before", |b| {
         b.iter(|| block_on(verifier.verify(black_box(&eddsa))))
     });
     group.finish();

@@ -202,6 +202,12 @@ impl Jwks {
         self.fetches.load(Ordering::Relaxed)
     }
 
+    /// The key published under `kid` now, without fetching: a token
+    /// verified earlier is accepted again only while this is the same key.
+    pub fn current_key(&self, kid: &str) -> Option<Arc<PublicKey>> {
+        self.cached(kid)
+    }
+
     fn cached(&self, kid: &str) -> Option<Arc<PublicKey>> {
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
         state.keys.get(kid).cloned()

@@ -5,6 +5,7 @@
 mod jwks;
 mod known_users;
 mod token;
+mod verified;
 
 pub use jwks::{Jwks, KeyLookupError, refresh_forever};
 pub use known_users::KnownUsers;

@@ -12,7 +12,10 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Map, Value};
 
-use super::jwks::{Jwks, KeyLookupError, KeyMaterial, jwt_algorithm};
+use super::{
+    jwks::{Jwks, KeyLookupError, KeyMaterial, jwt_algorithm},
+    verified::{VerifiedBy, VerifiedTokens},
+};
 use crate::{config::Secret, error::ApiError};
 
 /// Tokens at or above this size are refused before any parsing.
@@ -49,6 +52,7 @@ pub struct Verifier {
     jwks: Option<Arc<Jwks>>,
     jwks_rules: ClaimRules,
     leeway: u64,
+    verified: VerifiedTokens,
 }
 
 /// The JOSE header fields we act on; everything else (`jwk`, `jku`, `x5u`,
@@ -89,11 +93,50 @@ impl Verifier {
             jwks,
             jwks_rules,
             leeway: leeway.as_secs(),
+            verified: VerifiedTokens::default(),
         }
     }
 
-    /// Verifies `token` and returns the identity it carries.
+    /// Verifies `token` and returns the identity it carries. A token that
+    /// passed before is only checked for expiry and, if a JWKS key verified
+    /// it, for that key still being published (see `verified`).
     pub async fn verify(&self, token: &str) -> Result<Identity, ApiError> {
+        let now = unix_now();
+        if let Some((identity, by)) = self.verified.get(token, now) {
+            let Some(by) = by else {
+                return Ok(identity);
+            };
+            let current = self
+                .jwks
+                .as_ref()
+                .and_then(|jwks| jwks.current_key(&by.kid));
+            if current.is_some_and(|key| Arc::ptr_eq(&key, &by.key)) {
+                return Ok(identity);
+            }
+            self.verified.remove(token);
+        }
+        let (identity, refused_from, by) = self.check(token, now).await?;
+        self.verified
+            .insert(token, &identity, refused_from, by, now);
+        Ok(identity)
+    }
+
+    /// The full check, every time: signature and claims. For benchmarks of
+    /// what a token costs the first time it is seen.
+    pub async fn verify_uncached(&self, token: &str) -> Result<Identity, ApiError> {
+        self.check(token, unix_now())
+            .await
+            .map(|(identity, ..)| identity)
+    }
+
+    /// Signature and claim rules; returns the identity, the first instant
+    /// the token is refused (`exp` + leeway) and the JWKS key that verified
+    /// it, if one did.
+    async fn check(
+        &self,
+        token: &str,
+        now: f64,
+    ) -> Result<(Identity, f64, Option<VerifiedBy>), ApiError> {
         if token.len() >= MAX_TOKEN_BYTES {
             return Err(ApiError::invalid_token("token is too large"));
         }
@@ -106,7 +149,7 @@ impl Verifier {
         };
         let jose = parse_header(header).ok_or_else(malformed)?;
         // `alg` matching is exact: `none`, `None`, `hs256` match nothing.
-        let claims = match jose.alg.as_str() {
+        let (claims, by) = match jose.alg.as_str() {
             "HS256" | "HS384" | "HS512" => {
                 let key = self
                     .hs_key
@@ -118,7 +161,8 @@ impl Verifier {
                     _ => Algorithm::HS512,
                 };
                 let claims = decode_with(token, key, alg)?;
-                return self.check_claims(&claims, unix_now(), &self.hs_rules);
+                let (identity, refused_from) = self.check_claims(&claims, now, &self.hs_rules)?;
+                return Ok((identity, refused_from, None));
             }
             "EdDSA" | "ES256" | "ES384" | "ES512" | "RS256" | "RS384" | "RS512" | "PS256"
             | "PS384" | "PS512" => {
@@ -140,7 +184,7 @@ impl Verifier {
                         "token algorithm does not match its key",
                     ));
                 }
-                match &key.material {
+                let claims = match &key.material {
                     KeyMaterial::Jwt(decoding) => {
                         let alg = jwt_algorithm(&jose.alg).ok_or_else(malformed)?;
                         decode_with(token, decoding, alg)?
@@ -148,20 +192,29 @@ impl Verifier {
                     KeyMaterial::P521(verifying) => {
                         verify_es512(verifying, header, payload, signature)?
                     }
-                }
+                };
+                (
+                    claims,
+                    VerifiedBy {
+                        kid: kid.to_owned(),
+                        key,
+                    },
+                )
             }
             _ => return Err(ApiError::invalid_token("token algorithm is not accepted")),
         };
-        self.check_claims(&claims, unix_now(), &self.jwks_rules)
+        let (identity, refused_from) = self.check_claims(&claims, now, &self.jwks_rules)?;
+        Ok((identity, refused_from, Some(by)))
     }
 
-    /// Applies API.md's claim rules to a payload whose signature is valid.
+    /// Applies API.md's claim rules to a payload whose signature is valid;
+    /// returns the identity and the first instant the token is refused.
     fn check_claims(
         &self,
         claims: &Map<String, Value>,
         now: f64,
         rules: &ClaimRules,
-    ) -> Result<Identity, ApiError> {
+    ) -> Result<(Identity, f64), ApiError> {
         let leeway = self.leeway as f64;
         let number = |name: &'static str| -> Result<Option<f64>, ApiError> {
             match claims.get(name) {
@@ -217,11 +270,12 @@ impl Verifier {
                 ));
             }
         };
-        Ok(Identity {
+        let identity = Identity {
             sub,
             email: profile_claim(claims, "email"),
             name: profile_claim(claims, "name"),
-        })
+        };
+        Ok((identity, exp + leeway))
     }
 }
 
@@ -336,7 +390,7 @@ mod tests {
         let c = claims(json!({"exp": 2e9, "sub": 7, "id": "u1"}));
         assert!(v.check_claims(&c, 1e9, &none()).is_err());
         let c = claims(json!({"exp": 2e9, "id": "u1"}));
-        assert_eq!(v.check_claims(&c, 1e9, &none()).unwrap().sub, "u1");
+        assert_eq!(v.check_claims(&c, 1e9, &none()).unwrap().0.sub, "u1");
     }
 
     #[test]
