@@ -294,17 +294,7 @@ fn task_from_row(row: &Row<'_>) -> rusqlite::Result<Task> {
 fn configure(conn: &Connection, busy_timeout: Duration) -> rusqlite::Result<()> {
     conn.busy_timeout(busy_timeout)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-    let mmap: i64 = std::env::var("XP_MMAP")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(MMAP_BYTES);
-    conn.pragma_update(None, "mmap_size", mmap)?;
-    if let Some(kb) = std::env::var("XP_CACHE_KB")
-        .ok()
-        .and_then(|v| v.parse::<i64>().ok())
-    {
-        conn.pragma_update(None, "cache_size", -kb)?;
-    }
+    conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
     Ok(())
 }
 
