@@ -60,22 +60,33 @@ def machine(bin_path, admin_url):
     }
 
 
+def rate(r):
+    """Requests (or transactions) per second of one measurement."""
+    if r["kind"] == "pgbench":
+        return r.get("tps")
+    w = r["wrk"]
+    return w["requests"] / (w["duration_us"] / 1e6) if w["duration_us"] else None
+
+
+def bracket(results, i, key):
+    """The ceiling measured last before results[i] and first after it with
+    the same key, as (mean rate, the measurements used)."""
+    before = next((r for r in reversed(results[:i]) if key(r)), None)
+    after = next((r for r in results[i + 1:] if key(r)), None)
+    used = [r for r in (before, after) if r is not None and rate(r)]
+    if not used:
+        return None, []
+    return sum(rate(r) for r in used) / len(used), used
+
+
 def derive(results):
-    """One row per HTTP run, each compared with the ceilings measured last
-    before it (bench/run measures them right before each scenario)."""
-    http, adjacent = [], []
-    pgbench, health = {}, {}
-    for r in results:
-        if r["kind"] == "pgbench":
-            pgbench[(r["scenario"], r.get("mode", "prepared"))] = r
-        elif r["kind"] == "http":
-            if r["scenario"] == "health":
-                health[(r["backend"], r["connections"])] = r
-            http.append(r)
-            adjacent.append((dict(pgbench), dict(health)))
+    """One row per HTTP run, each compared with the mean of the ceilings
+    measured right before and right after it (bench/run brackets every
+    scenario with them)."""
+    http = [(i, r) for i, r in enumerate(results) if r["kind"] == "http"]
     counted = {r["scenario"]: r for r in results if r["kind"] == "statements"}
     rows = []
-    for r, (pgbench_before, health_before) in zip(http, adjacent):
+    for i, r in http:
         w = r["wrk"]
         secs = w["duration_us"] / 1e6
         rps = w["requests"] / secs if secs else 0.0
@@ -101,12 +112,16 @@ def derive(results):
             "loadavg_1m_before": r["loadavg_1m_before"],
         }
         for mode, suffix in (("prepared", ""), ("extended", "_extended")):
-            ceiling = (pgbench_before.get((r["scenario"], mode))
-                       if r["backend"] == "postgres" else None)
-            if ceiling and ceiling.get("tps"):
-                row[f"sql_ceiling{suffix}_tps"] = round(ceiling["tps"], 1)
-                row[f"sql_ceiling{suffix}_p99_ms"] = ceiling.get("p99_ms")
-                row[f"ratio_to_sql_ceiling{suffix}"] = round(rps / ceiling["tps"], 3)
+            if r["backend"] != "postgres" or r["scenario"] == "health":
+                break
+            tps, used = bracket(results, i, lambda c, m=mode: c["kind"] == "pgbench"
+                                and (c["scenario"], c.get("mode", "prepared")) == (r["scenario"], m))
+            if tps:
+                row[f"sql_ceiling{suffix}_tps"] = round(tps, 1)
+                row[f"sql_ceiling{suffix}_runs"] = len(used)
+                p99s = [c["p99_ms"] for c in used if c.get("p99_ms") is not None]
+                row[f"sql_ceiling{suffix}_p99_ms"] = max(p99s) if p99s else None
+                row[f"ratio_to_sql_ceiling{suffix}"] = round(rps / tps, 3)
         cpu = r.get("cpu_seconds")
         if cpu and w["requests"] and cpu.get("window_s"):
             # Requests in the sampling window, at the run's average rate.
@@ -120,12 +135,13 @@ def derive(results):
                 "rest_of_machine": round(other * per, 1),
             }
             row["machine_busy_pct"] = round(100 * cpu["machine_busy"] / cpu["machine_total"], 1)
-        h = health_before.get((r["backend"], r["connections"]))
-        if h and r["scenario"] != "health":
-            hw = h["wrk"]
-            hrps = hw["requests"] / (hw["duration_us"] / 1e6)
+        hrps, used = bracket(results, i, lambda c: c["kind"] == "http"
+                             and c["scenario"] == "health"
+                             and (c["backend"], c["connections"]) == (r["backend"], r["connections"]))
+        if hrps and r["scenario"] != "health":
             row["health_rps"] = round(hrps, 1)
-            row["ratio_to_health"] = round(rps / hrps, 3) if hrps else None
+            row["health_runs"] = len(used)
+            row["ratio_to_health"] = round(rps / hrps, 3)
             tps = row.get("sql_ceiling_tps")
             if tps and hrps:
                 # The best ratio to the SQL ceiling this machine allows: if
@@ -251,11 +267,12 @@ def markdown(doc):
     if health_rows:
         lines += [
             "",
-            "## HTTP ceiling: /health before each scenario",
+            "## HTTP ceiling: /health before and after each scenario",
             "",
-            "The same route measured before every scenario (half its duration): its"
-            " spread is how much this machine's speed moved during the run, and why"
-            " each ratio uses the run right before it.",
+            "The same route measured before and after every scenario (half its"
+            " duration each): its spread is how much this machine's speed moved"
+            " during the run, and why each ratio uses the mean of the two runs"
+            " around it.",
             "",
             "| backend | conns | runs | req/s min | median | max | server µs/req median "
             "| p99 ms median |",
@@ -306,12 +323,14 @@ def markdown(doc):
             " `extended` parses and plans every statement, as the server's unnamed"
             " statements do.",
             "",
-            "| statement | mode | clients | tps | avg latency ms | p50 ms | p99 ms | failed |",
-            "|---|---|---:|---:|---:|---:|---:|---:|",
+            "| statement | mode | measured | clients | tps | avg latency ms | p50 ms | p99 ms "
+            "| failed |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|",
         ]
         for p in doc["pgbench"]:
             lines.append(
-                f"| {p['scenario']} | {p.get('mode', 'prepared')} | {p['clients']} | {fmt(p['tps'])} "
+                f"| {p['scenario']} | {p.get('mode', 'prepared')} "
+                f"| {p.get('position', 'before')} its HTTP runs | {p['clients']} | {fmt(p['tps'])} "
                 f"| {fmt(p['latency_avg_ms'], '{:.2f}')} | {fmt(p.get('p50_ms'), '{:.2f}')} "
                 f"| {fmt(p.get('p99_ms'), '{:.2f}')} | {int(p['failed'] or 0)} |"
             )
@@ -330,7 +349,7 @@ def markdown(doc):
         " same two cores, so a request costs at least 1/health + 1/pgbench of their time, and"
         " rps ≤ health·pgbench/(health + pgbench); as a ratio, health/(health + pgbench).",
         "- pgbench alone (targets): the p99 of pgbench's own transactions (`-l` log) at the same"
-        " client count, with nothing else running.",
+        " client count, with nothing else running (the higher of its two runs).",
         "- Errors are wrk's non-2xx/3xx responses plus socket errors (connect, read,"
         " write, timeout at 10 s).",
         "- Peak RSS is the server's VmHWM, reset before each measurement through"
@@ -343,8 +362,8 @@ def markdown(doc):
         " statement as its own implicit transaction (only creates with an Idempotency-Key"
         " use an explicit one; none are sent), so transactions = statements.",
         "- /health touches no database: it is the HTTP ceiling of this server on this machine."
-        " It and the pgbench ceilings are measured right before each scenario, and every"
-        " ratio uses the ceiling measured last before its run.",
+        " It and the pgbench ceilings are measured right before and right after each"
+        " scenario, and every ratio uses the mean of the two (`-M extended`: before only).",
         f"- Server log warnings/errors: {doc['server_log_warnings'] or '–'}.",
     ]
     return "\n".join(lines) + "\n"
