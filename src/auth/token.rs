@@ -149,7 +149,7 @@ impl Verifier {
         };
         let jose = parse_header(header).ok_or_else(malformed)?;
         // `alg` matching is exact: `none`, `None`, `hs256` match nothing.
-        let (claims, by) = match jose.alg.as_str() {
+        let (claims, rules, by) = match jose.alg.as_str() {
             "HS256" | "HS384" | "HS512" => {
                 let key = self
                     .hs_key
@@ -160,9 +160,7 @@ impl Verifier {
                     "HS384" => Algorithm::HS384,
                     _ => Algorithm::HS512,
                 };
-                let claims = decode_with(token, key, alg)?;
-                let (identity, refused_from) = self.check_claims(&claims, now, &self.hs_rules)?;
-                return Ok((identity, refused_from, None));
+                (decode_with(token, key, alg)?, &self.hs_rules, None)
             }
             "EdDSA" | "ES256" | "ES384" | "ES512" | "RS256" | "RS384" | "RS512" | "PS256"
             | "PS384" | "PS512" => {
@@ -193,18 +191,16 @@ impl Verifier {
                         verify_es512(verifying, header, payload, signature)?
                     }
                 };
-                (
-                    claims,
-                    VerifiedBy {
-                        kid: kid.to_owned(),
-                        key,
-                    },
-                )
+                let by = VerifiedBy {
+                    kid: kid.to_owned(),
+                    key,
+                };
+                (claims, &self.jwks_rules, Some(by))
             }
             _ => return Err(ApiError::invalid_token("token algorithm is not accepted")),
         };
-        let (identity, refused_from) = self.check_claims(&claims, now, &self.jwks_rules)?;
-        Ok((identity, refused_from, Some(by)))
+        let (identity, refused_from) = self.check_claims(&claims, now, rules)?;
+        Ok((identity, refused_from, by))
     }
 
     /// Applies API.md's claim rules to a payload whose signature is valid;

@@ -269,28 +269,33 @@ async fn issuer_and_audience_are_enforced_when_configured() {
 }
 
 /// A token is verified once and then remembered; remembering it must not
-/// outlive its `exp` (plus leeway, here none).
+/// outlive its `exp` (plus leeway, here none). On both backends.
 #[tokio::test]
 async fn a_token_accepted_before_is_refused_once_it_expires() {
-    let app = TestApp::with_env(
-        crate::helpers::Backend::Sqlite,
-        &[("JWT_LEEWAY_SECONDS", "0")],
-    )
-    .await
-    .unwrap();
+    let no_leeway = [("JWT_LEEWAY_SECONDS", "0")];
+    let mut apps = vec![
+        TestApp::with_env(crate::helpers::Backend::Sqlite, &no_leeway)
+            .await
+            .unwrap(),
+    ];
+    apps.extend(TestApp::with_env(crate::helpers::Backend::Postgres, &no_leeway).await);
     let exp = now_secs() + 2;
     let t = sign(&json!({"sub": "alice", "exp": exp}));
-    for _ in 0..3 {
-        let response = list_with_header(&app, Some(&format!("Bearer {t}"))).await;
-        assert_eq!(response.status(), StatusCode::OK);
+    for app in &apps {
+        for _ in 0..3 {
+            let response = list_with_header(app, Some(&format!("Bearer {t}"))).await;
+            assert_eq!(response.status(), StatusCode::OK);
+        }
     }
     while now_secs() <= exp {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    let body = assert_problem(
-        list_with_header(&app, Some(&format!("Bearer {t}"))).await,
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
-    assert_eq!(body["detail"], "token has expired", "{body}");
+    for app in &apps {
+        let body = assert_problem(
+            list_with_header(app, Some(&format!("Bearer {t}"))).await,
+            StatusCode::UNAUTHORIZED,
+        )
+        .await;
+        assert_eq!(body["detail"], "token has expired", "{body}");
+    }
 }
