@@ -51,6 +51,7 @@ struct Entry {
 }
 
 /// A bounded map from token to the identity its verification produced.
+#[derive(Default)]
 pub struct VerifiedTokens {
     hasher: RandomState,
     state: RwLock<State>,
@@ -64,15 +65,6 @@ struct State {
 
 /// What a hit returns: the identity, and the key to recheck, if any.
 pub type Hit = (Identity, Option<VerifiedBy>);
-
-impl Default for VerifiedTokens {
-    fn default() -> Self {
-        Self {
-            hasher: RandomState::default(),
-            state: RwLock::new(State::default()),
-        }
-    }
-}
 
 impl VerifiedTokens {
     /// The identity `token` was verified to carry, if it was and has not
@@ -105,12 +97,13 @@ impl VerifiedTokens {
             || state.token_bytes + token.len() > MAX_TOKEN_BYTES_HELD
         {
             state.entries.retain(|_, e| e.refused_from > now);
+            state.token_bytes = state.entries.values().map(|e| e.token.len()).sum();
             if state.entries.len() >= MAX_ENTRIES
                 || state.token_bytes + token.len() > MAX_TOKEN_BYTES_HELD
             {
                 state.entries.clear();
+                state.token_bytes = 0;
             }
-            state.token_bytes = state.entries.values().map(|e| e.token.len()).sum();
         }
         let entry = Entry {
             token: token.into(),
