@@ -314,9 +314,10 @@ impl ListQuery {
 }
 
 /// The key that signs cursors; derived from the service secret so cursors
-/// stay valid across restarts and across instances.
+/// stay valid across restarts and across instances. Held as the MAC state
+/// already keyed, so a page does not hash the key's pads again.
 #[derive(Clone)]
-pub struct CursorKey([u8; 32]);
+pub struct CursorKey(Hmac<Sha256>);
 
 impl CursorKey {
     /// Derives the cursor key from `secret` with a purpose label, so the key
@@ -325,12 +326,12 @@ impl CursorKey {
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret)
             .unwrap_or_else(|_| unreachable_hmac());
         mac.update(b"tasks-api list cursor v1");
-        Self(mac.finalize().into_bytes().into())
+        let key = mac.finalize().into_bytes();
+        Self(<Hmac<Sha256> as KeyInit>::new_from_slice(&key).unwrap_or_else(|_| unreachable_hmac()))
     }
 
     fn mac(&self, user_id: &str, payload: &[u8]) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0)
-            .unwrap_or_else(|_| unreachable_hmac());
+        let mut mac = self.0.clone();
         mac.update(user_id.as_bytes());
         mac.update(&[0]);
         mac.update(payload);

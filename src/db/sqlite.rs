@@ -32,8 +32,8 @@ use std::{
 use anyhow::Context as _;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use rusqlite::{
-    CachedStatement, Connection, ErrorCode, OpenFlags, OptionalExtension as _, Row,
-    TransactionBehavior, types::Type,
+    Connection, ErrorCode, OpenFlags, OptionalExtension as _, Row, Statement, TransactionBehavior,
+    types::Type,
 };
 use tokio::sync::Semaphore;
 
@@ -51,11 +51,18 @@ use crate::{
 };
 
 /// Embedded migrations: (version, name, SQL). Append-only.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "list_covering_index",
+        include_str!("../../migrations/sqlite/0002_list_covering_index.sql"),
+    ),
+];
 
 /// Statements kept prepared per connection. The SQL comes from a finite set
 /// of shapes (values are parameters), so this only bounds the rare growth
@@ -112,9 +119,10 @@ fn ts_text(ts: &DateTime<Utc>) -> String {
 }
 
 /// Reads the fixed-width form [`ts_text`] writes (`2026-01-02T03:04:05.123456Z`)
-/// without a general parser; anything else goes through chrono's RFC 3339
-/// parser, so older or hand-edited rows still read.
-fn parse_ts(text: &str) -> Option<DateTime<Utc>> {
+/// without a general parser, from the bytes SQLite holds (that shape is
+/// ASCII, so no UTF-8 check is needed); anything else goes through chrono's
+/// RFC 3339 parser, so older or hand-edited rows still read.
+fn parse_ts(text: &[u8]) -> Option<DateTime<Utc>> {
     fn fixed(b: &[u8]) -> Option<DateTime<Utc>> {
         let shape_ok = b.len() == 27
             && b[4] == b'-'
@@ -136,8 +144,8 @@ fn parse_ts(text: &str) -> Option<DateTime<Utc>> {
             .and_hms_micro_opt(num(11, 13)?, num(14, 16)?, num(17, 19)?, num(20, 26)?)
             .map(|t| t.and_utc())
     }
-    fixed(text.as_bytes()).or_else(|| {
-        DateTime::parse_from_rfc3339(text)
+    fixed(text).or_else(|| {
+        DateTime::parse_from_rfc3339(std::str::from_utf8(text).ok()?)
             .ok()
             .map(|t| t.with_timezone(&Utc))
     })
@@ -183,7 +191,7 @@ fn is_missing_user(err: &rusqlite::Error) -> bool {
 /// Binds `b`'s parameters. The shared SQL numbers them `$1`, `$2`…, which
 /// SQLite treats as names and indexes in order of first appearance; the
 /// number in each name says which parameter it is.
-fn bind(stmt: &mut CachedStatement<'_>, b: &SqlBuilder) -> rusqlite::Result<()> {
+fn bind(stmt: &mut Statement<'_>, b: &SqlBuilder) -> rusqlite::Result<()> {
     for index in 1..=stmt.parameter_count() {
         let param = stmt
             .parameter_name(index)
@@ -257,8 +265,18 @@ fn text_at<'r>(row: &'r Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
 
 /// Column `i` as a stored timestamp.
 fn ts_at(row: &Row<'_>, i: usize) -> rusqlite::Result<DateTime<Utc>> {
-    let t = text_at(row, i)?;
-    parse_ts(t).ok_or_else(|| corrupt(i, format!("corrupt timestamp {t:?}")))
+    match row.get_ref(i)? {
+        rusqlite::types::ValueRef::Text(t) => parse_ts(t).ok_or_else(|| {
+            corrupt(
+                i,
+                format!("corrupt timestamp {:?}", String::from_utf8_lossy(t)),
+            )
+        }),
+        other => Err(corrupt(
+            i,
+            format!("a timestamp stored as {}", other.data_type()),
+        )),
+    }
 }
 
 /// Column `i` as a stored timestamp or null.
@@ -267,6 +285,30 @@ fn opt_ts_at(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<DateTime<Utc>>>
         rusqlite::types::ValueRef::Null => Ok(None),
         _ => ts_at(row, i).map(Some),
     }
+}
+
+/// The `tags` column: a JSON array of strings. What this backend writes
+/// (and SQLite's `json_array`) is compact and, for ordinary tags, free of
+/// escapes, so that form is split directly; anything else (spaces, escapes,
+/// a corrupt value) goes through serde_json, which also gives the error.
+fn tags_from_json(text: &str) -> serde_json::Result<Vec<String>> {
+    fn plain(text: &str) -> Option<Vec<String>> {
+        let mut rest = text.strip_prefix('[')?.strip_suffix(']')?;
+        let mut tags = Vec::new();
+        while !rest.is_empty() {
+            if !tags.is_empty() {
+                rest = rest.strip_prefix(',')?;
+            }
+            let (tag, after) = rest.strip_prefix('"')?.split_once('"')?;
+            if tag.bytes().any(|c| c == b'\\' || c < 0x20) {
+                return None;
+            }
+            tags.push(tag.to_owned());
+            rest = after;
+        }
+        Some(tags)
+    }
+    plain(text).map_or_else(|| serde_json::from_str(text), Ok)
 }
 
 /// Decodes a task from a row of [`sql::TASK_COLUMNS`], reading text in place.
@@ -281,7 +323,7 @@ fn task_from_row(row: &Row<'_>) -> rusqlite::Result<Task> {
         completed: row.get(4)?,
         priority: Priority::from_rank(rank)
             .ok_or_else(|| corrupt(5, format!("corrupt priority {rank}")))?,
-        tags: serde_json::from_str(text(6)?).map_err(|e| corrupt(6, e.to_string()))?,
+        tags: tags_from_json(text(6)?).map_err(|e| corrupt(6, e.to_string()))?,
         due_date: opt_ts_at(row, 7)?,
         completed_at: opt_ts_at(row, 8)?,
         created_at: ts_at(row, 9)?,
@@ -699,20 +741,101 @@ mod tests {
             let expected = DateTime::parse_from_rfc3339(text)
                 .unwrap()
                 .with_timezone(&Utc);
-            assert_eq!(parse_ts(text), Some(expected), "{text}");
+            assert_eq!(parse_ts(text.as_bytes()), Some(expected), "{text}");
             assert_eq!(ts_text(&expected), text);
         }
         // Other RFC 3339 forms still read, through chrono.
         assert_eq!(
-            parse_ts("2026-11-30T05:05:06+01:00"),
-            parse_ts("2026-11-30T04:05:06.000000Z")
+            parse_ts(b"2026-11-30T05:05:06+01:00"),
+            parse_ts(b"2026-11-30T04:05:06.000000Z")
         );
         for bad in [
             "2023-02-29T00:00:00.000000Z",
             "2026-11-30T04:05:06.00000xZ",
             "",
         ] {
-            assert_eq!(parse_ts(bad), None, "{bad}");
+            assert_eq!(parse_ts(bad.as_bytes()), None, "{bad}");
+        }
+        assert_eq!(parse_ts(b"2026-11-30T04:05:06.00000\xffZ"), None);
+    }
+
+    /// The default list, with or without a cursor, reads its rows from
+    /// the covering index alone; a column added to the task without adding
+    /// it to that index would silently bring back a table search per row.
+    #[test]
+    fn the_default_list_reads_only_the_covering_index() {
+        use crate::listing::{After, Filters, SortValue, Status};
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        for after in [
+            None,
+            Some(After {
+                value: SortValue::Timestamp(Some(Utc::now())),
+                id: 7,
+            }),
+        ] {
+            let spec = ListSpec {
+                user_id: "u".into(),
+                filters: Filters {
+                    status: Status::All,
+                    priority: None,
+                    tags: Vec::new(),
+                    q: None,
+                    due_before: None,
+                    due_after: None,
+                },
+                sort: crate::listing::Sort::DEFAULT,
+                limit: 20,
+                offset: 0,
+                after,
+            };
+            let b = sql::list_query(&spec, Dialect::Sqlite);
+            let mut stmt = conn
+                .prepare(&format!("explain query plan {}", b.sql))
+                .unwrap();
+            bind(&mut stmt, &b).unwrap();
+            let mut rows = stmt.raw_query();
+            let mut plan = Vec::new();
+            while let Some(row) = rows.next().unwrap() {
+                plan.push(row.get::<_, String>(3).unwrap());
+            }
+            let covered =
+                "SEARCH tasks USING COVERING INDEX tasks_user_created_cover_idx (user_id=?";
+            assert!(
+                plan.len() == 1 && plan[0].starts_with(covered),
+                "{plan:?} for {}",
+                b.sql
+            );
+        }
+    }
+
+    #[test]
+    fn tags_read_like_serde_json() {
+        for text in [
+            "[]",
+            r#"["home"]"#,
+            r#"["home","a,b","x]y"]"#,
+            r#"["caf\u00e9","q\"uote"]"#,
+            r#"[ "spaced" , "out" ]"#,
+            "[\"caf\u{e9}\",\"\"]",
+        ] {
+            assert_eq!(
+                tags_from_json(text).unwrap(),
+                serde_json::from_str::<Vec<String>>(text).unwrap(),
+                "{text}"
+            );
+        }
+        for bad in [
+            "",
+            "[",
+            r#"["a""#,
+            r#"["a",]"#,
+            r#"["a"]]"#,
+            r#"[1]"#,
+            "[\"tab\there\"]",
+            r#"{"a":1}"#,
+        ] {
+            assert!(tags_from_json(bad).is_err(), "{bad}");
         }
     }
 
