@@ -58,6 +58,10 @@ pub struct Config {
     /// direct connection, no through a transaction pooler, where a named
     /// statement may not exist on the next server connection.
     pub db_prepared_statements: Option<bool>,
+    /// How many PostgreSQL connections concurrent reads share, pipelining
+    /// their statements (`DB_SHARED_READ_CONNECTIONS=auto|N`; 0: every read
+    /// checks out its own). `None` (auto): see `PostgresStore::connect`.
+    pub db_shared_read_connections: Option<u32>,
     /// Clock skew tolerated on `exp`, `nbf` and `iat`.
     pub jwt_leeway: Duration,
     /// Required `iss` of every token, when set.
@@ -208,6 +212,19 @@ impl Config {
                 None
             }
         };
+        let db_shared_read_connections = match var(lookup, "DB_SHARED_READ_CONNECTIONS").as_deref()
+        {
+            None | Some("auto") => None,
+            Some(n) => match n.parse::<u32>() {
+                Ok(n) if n < db_pool_size => Some(n),
+                _ => {
+                    problems.push(format!(
+                        "DB_SHARED_READ_CONNECTIONS must be auto or a number below DB_POOL_SIZE ({db_pool_size}), got {n:?}."
+                    ));
+                    None
+                }
+            },
+        };
         let leeway = parse_num(lookup, "JWT_LEEWAY_SECONDS", 60u64, &mut problems);
         let idem_hours = parse_num(lookup, "IDEMPOTENCY_TTL_HOURS", 24u64, &mut problems);
         if idem_hours == 0 {
@@ -252,6 +269,7 @@ impl Config {
             db_acquire_timeout: Duration::from_millis(acquire_ms.max(1)),
             db_startup_timeout: Duration::from_secs(startup_s),
             db_prepared_statements,
+            db_shared_read_connections,
             jwt_leeway: Duration::from_secs(leeway),
             jwks_issuer: jwt_issuer.clone().or_else(|| better_auth_url.clone()),
             jwks_audience: jwt_audience.clone().or_else(|| better_auth_url.clone()),
@@ -337,6 +355,33 @@ mod tests {
         assert_eq!(config.cors_origins, ["http://localhost:3000"]);
         assert!(!format!("{config:?}").contains(&"s".repeat(32)));
         assert_eq!(config.db_prepared_statements, None, "auto");
+        assert_eq!(config.db_shared_read_connections, None, "auto");
+    }
+
+    #[test]
+    fn shared_read_connections_are_auto_or_fewer_than_the_pool() {
+        let secret = "s".repeat(32);
+        let with = |v: &str| {
+            load(
+                &[
+                    ("BETTER_AUTH_SECRET", secret.as_str()),
+                    ("DB_POOL_SIZE", "4"),
+                    ("DB_SHARED_READ_CONNECTIONS", v),
+                ],
+                false,
+            )
+        };
+        assert_eq!(with("auto").unwrap().db_shared_read_connections, None);
+        assert_eq!(with("0").unwrap().db_shared_read_connections, Some(0));
+        assert_eq!(with("3").unwrap().db_shared_read_connections, Some(3));
+        for bad in ["4", "-1", "two"] {
+            assert_eq!(
+                with(bad).unwrap_err(),
+                [format!(
+                    "DB_SHARED_READ_CONNECTIONS must be auto or a number below DB_POOL_SIZE (4), got {bad:?}."
+                )],
+            );
+        }
     }
 
     #[test]

@@ -48,7 +48,8 @@ pub fn postgres_url() -> Option<String> {
     }
 }
 
-async fn admin_client(url: &str) -> tokio_postgres::Client {
+/// A plain connection to the test server, for setting up and inspecting.
+pub async fn admin_client(url: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
         .expect("connect to TEST_DATABASE_URL");

@@ -108,3 +108,99 @@ async fn a_prepared_statement_invalidated_by_a_schema_change_is_recovered() {
     assert_eq!(app.get_task(&t, id).await.status(), StatusCode::OK);
     assert_eq!(statements(&app, "prepared").await, before + 1);
 }
+
+/// Sessions of this app's PostgreSQL schema (`application_name`).
+async fn sessions(app: &TestApp) -> i64 {
+    let (base, schema) = app.pg_schema().unwrap();
+    crate::helpers::admin_client(base)
+        .await
+        .query_one(
+            "select count(*) from pg_stat_activity where application_name = $1",
+            &[&schema],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Concurrent reads for many users, each expecting its own task (or a 404
+/// for another user's), all at once.
+async fn concurrent_reads(app: &TestApp, users: &[String], ids: &[i64], count: usize) {
+    let reads = futures::future::join_all((0..count).map(|i| {
+        let (user, id) = (&users[i % users.len()], ids[i % ids.len()]);
+        // Every fifth read asks for the next user's task instead.
+        let (asked, owner) = if i % 5 == 4 {
+            (ids[(i + 1) % ids.len()], &users[(i + 1) % users.len()])
+        } else {
+            (id, user)
+        };
+        async move { (user, owner, app.get_task(&token(user), asked).await) }
+    }))
+    .await;
+    for (user, owner, response) in reads {
+        if user == owner {
+            assert_eq!(response.status(), StatusCode::OK);
+            let task: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(task["user_id"], user.as_str());
+            assert_eq!(task["title"], format!("{user}'s task"));
+        } else {
+            assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        }
+    }
+}
+
+/// Reads share `DB_SHARED_READ_CONNECTIONS` connections, pipelined: a burst
+/// of concurrent reads opens no further session, every read still gets its
+/// own user's row, and when the shared connection dies the reads move to a
+/// new one without an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reads_share_a_connection_and_survive_its_loss() {
+    let Some(app) = TestApp::with_env(
+        Backend::Postgres,
+        &[("DB_POOL_SIZE", "6"), ("DB_SHARED_READ_CONNECTIONS", "1")],
+    )
+    .await
+    else {
+        return;
+    };
+    let users: Vec<String> = (0..8).map(|i| format!("lane-{i}")).collect();
+    let mut ids = Vec::new();
+    for user in &users {
+        let task = app
+            .new_task(&token(user), json!({"title": format!("{user}'s task")}))
+            .await;
+        ids.push(task["id"].as_i64().unwrap());
+    }
+    // The creates' connection(s); the reads then add the shared one only.
+    let before = sessions(&app).await;
+    concurrent_reads(&app, &users, &ids, 240).await;
+    let after = sessions(&app).await;
+    assert!(
+        after <= before + 1,
+        "the concurrent reads opened {} sessions",
+        after - before
+    );
+
+    let (base, schema) = app.pg_schema().unwrap();
+    let killed = crate::helpers::admin_client(base)
+        .await
+        .query(
+            "select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1",
+            &[&schema],
+        )
+        .await
+        .unwrap()
+        .len();
+    assert!(killed >= 1);
+    concurrent_reads(&app, &users, &ids, 80).await;
+    // Killed backends leave pg_stat_activity as they exit.
+    let mut now = sessions(&app).await;
+    for _ in 0..40 {
+        if now == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        now = sessions(&app).await;
+    }
+    assert_eq!(now, 1, "one new shared connection");
+}
