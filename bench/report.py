@@ -103,6 +103,9 @@ def derive(results):
             "max_ms": w["lat_max_us"] / 1000,
             "errors_status": w["err_status"],
             "errors_socket": socket,
+            "errors_socket_by_kind": {
+                kind: w[f"err_{kind}"] for kind in ("connect", "read", "write", "timeout")
+            },
             "errors": w["err_status"] + socket,
             "rss_peak_mb": round(r["rss_peak_kb"] / 1024, 1),
             # RSS less file-backed pages (SQLite maps its database file):
@@ -251,7 +254,13 @@ def markdown(doc):
     for r in scenario_rows:
         errors = str(r["errors"])
         if r["errors"]:
-            errors += f" ({r['errors_status']} status, {r['errors_socket']} socket)"
+            kinds = ", ".join(
+                f"{n} {kind}"
+                for kind, n in r.get("errors_socket_by_kind", {}).items()
+                if n
+            )
+            errors += f" ({r['errors_status']} status, {r['errors_socket']} socket"
+            errors += f": {kinds})" if kinds else ")"
         lines.append(
             f"| {r['backend']} | {r['scenario']} | {r['connections']} | {r['rps']:.0f} "
             f"| {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['p999_ms']:.2f} | {errors} "

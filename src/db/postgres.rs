@@ -13,7 +13,7 @@
 
 use std::sync::{
     Arc, Mutex, PoisonError,
-    atomic::{AtomicU64, AtomicUsize, Ordering},
+    atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
 };
 use std::time::{Duration, Instant};
 
@@ -118,10 +118,48 @@ struct ReadLanes {
     next: AtomicUsize,
 }
 
+/// A connection as reads (and other statements safe to repeat) hold it:
+/// shared by the reads of a lane, or a read's own. One whose statement
+/// overran its deadline is condemned: when the last read using it lets go
+/// it is closed, not returned to the pool, where a write would queue
+/// behind whatever holds it up.
+struct ReadConnection {
+    object: Option<deadpool_postgres::Object>,
+    condemned: AtomicBool,
+}
+
+impl ReadConnection {
+    fn new(object: deadpool_postgres::Object) -> Arc<Self> {
+        Arc::new(Self {
+            object: Some(object),
+            condemned: AtomicBool::new(false),
+        })
+    }
+}
+
+impl std::ops::Deref for ReadConnection {
+    type Target = deadpool_postgres::Object;
+    fn deref(&self) -> &Self::Target {
+        self.object
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("present until drop"))
+    }
+}
+
+impl Drop for ReadConnection {
+    fn drop(&mut self) {
+        if self.condemned.load(Ordering::Relaxed)
+            && let Some(object) = self.object.take()
+        {
+            drop(deadpool_postgres::Object::take(object));
+        }
+    }
+}
+
 /// One shared connection: checked out of the pool when first needed (and
-/// again after it died) and kept.
+/// again after it died or was condemned) and kept.
 struct Lane {
-    client: Mutex<Option<Arc<deadpool_postgres::Object>>>,
+    client: Mutex<Option<Arc<ReadConnection>>>,
     /// Held by the one read that checks out a replacement, so that the
     /// reads arriving meanwhile wait for it rather than each opening one.
     refill: tokio::sync::Mutex<()>,
@@ -129,7 +167,7 @@ struct Lane {
 
 impl Lane {
     /// The lane's connection, unless it has none or it died.
-    fn live(&self) -> Option<Arc<deadpool_postgres::Object>> {
+    fn live(&self) -> Option<Arc<ReadConnection>> {
         self.client
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -157,9 +195,9 @@ impl ReadLanes {
         (n > 0).then(|| &self.lanes[self.next.fetch_add(1, Ordering::Relaxed) % n])
     }
 
-    /// Forgets `client` wherever a lane still holds it (it was found dead);
-    /// the next read there checks out a fresh connection.
-    fn forget(&self, client: &Arc<deadpool_postgres::Object>) {
+    /// Forgets `client` wherever a lane still holds it (it was found dead
+    /// or stuck); the next read there checks out a fresh connection.
+    fn forget(&self, client: &Arc<ReadConnection>) {
         for lane in &self.lanes {
             let mut slot = lane.client.lock().unwrap_or_else(PoisonError::into_inner);
             if slot.as_ref().is_some_and(|held| Arc::ptr_eq(held, client)) {
@@ -487,8 +525,8 @@ impl PostgresStore {
             .context("could not build the PostgreSQL pool")?;
         let pooled = looks_pooled(url);
         let prepared = config.db_prepared_statements.unwrap_or(!pooled);
-        // Auto: one shared connection, whenever the pool leaves another for
-        // writes. Measured here (bench/run, PostgreSQL on the same 2 cores,
+        // Auto: one shared connection, whenever the pool leaves at least two
+        // for writes. Measured here (bench/run, PostgreSQL on the same 2 cores,
         // 32 HTTP connections): against a connection per read, get 25k ->
         // 37k req/s, list 17k -> 23k, list-filtered 8.8k -> 11.5k; two
         // shared connections gained less and varied more. Through
@@ -498,7 +536,7 @@ impl PostgresStore {
         // DB_SHARED_READ_CONNECTIONS raises the count or turns this off.
         let shared_reads = config
             .db_shared_read_connections
-            .unwrap_or(u32::from(config.db_pool_size >= 2));
+            .unwrap_or(u32::from(config.db_pool_size >= 3));
         let store = Self {
             pool,
             reads: ReadLanes::new(shared_reads as usize),
@@ -601,26 +639,29 @@ impl PostgresStore {
     /// A connection for a read: the next lane's (see [`ReadLanes`]),
     /// checking one out for it when it has none or its one died; without
     /// lanes, one of its own.
-    async fn read_client(&self) -> StoreResult<Arc<deadpool_postgres::Object>> {
+    async fn read_client(&self) -> StoreResult<Arc<ReadConnection>> {
         let Some(lane) = self.reads.pick() else {
-            return Ok(Arc::new(self.client().await?));
+            return Ok(ReadConnection::new(self.client().await?));
         };
         if let Some(client) = lane.live() {
             return Ok(client);
         }
-        let _refill = tokio::time::timeout(self.acquire_timeout, lane.refill.lock())
+        let refill = async {
+            let _refill = lane.refill.lock().await;
+            if let Some(client) = lane.live() {
+                return Ok(client);
+            }
+            let fresh = ReadConnection::new(self.client().await?);
+            *lane.client.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&fresh));
+            Ok(fresh)
+        };
+        tokio::time::timeout(self.acquire_timeout, refill)
             .await
-            .map_err(|_| {
-                unavailable(anyhow::anyhow!(
+            .unwrap_or_else(|_| {
+                Err(unavailable(anyhow::anyhow!(
                     "timed out waiting for a database connection"
-                ))
-            })?;
-        if let Some(client) = lane.live() {
-            return Ok(client);
-        }
-        let fresh = Arc::new(self.client().await?);
-        *lane.client.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&fresh));
-        Ok(fresh)
+                )))
+            })
     }
 
     async fn writer(&self) -> StoreResult<WriteConnection> {
@@ -667,9 +708,20 @@ impl PostgresStore {
             attempt += 1;
             let client = match sharing {
                 Sharing::Read => self.read_client().await?,
-                Sharing::Write => Arc::new(self.client().await?),
+                Sharing::Write => ReadConnection::new(self.client().await?),
             };
-            match query(Conn::new(&client, &self.statements), b).await {
+            let running = query(Conn::new(&client, &self.statements), b);
+            let Ok(outcome) = tokio::time::timeout(self.statement_timeout, running).await else {
+                // Stuck (a lock, a half-open link) or just slow: either way
+                // the reads queued behind it on this connection would wait
+                // too, so later reads get another one.
+                client.condemned.store(true, Ordering::Relaxed);
+                self.reads.forget(&client);
+                return Err(unavailable(anyhow::anyhow!(
+                    "the statement did not finish within its deadline"
+                )));
+            };
+            match outcome {
                 Err(StoreError::Unavailable(err))
                     if connection_lost(&err) && attempt <= self.max_size =>
                 {

@@ -71,6 +71,16 @@ impl TestApp {
 
     /// Like [`TestApp::new`], with extra configuration variables.
     pub async fn with_env(backend: Backend, extra: &[(&str, &str)]) -> Option<Self> {
+        Self::with_env_through(backend, extra, &|url| url.to_owned()).await
+    }
+
+    /// Like [`TestApp::with_env`], with the server's `DATABASE_URL` passed
+    /// through `route` (to reach the database through a proxy).
+    pub async fn with_env_through(
+        backend: Backend,
+        extra: &[(&str, &str)],
+        route: &dyn Fn(&str) -> String,
+    ) -> Option<Self> {
         let (url, dir, schema) = match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("tempdir");
@@ -88,7 +98,7 @@ impl TestApp {
                 (with_search_path(&base, &name), None, Some((base, name)))
             }
         };
-        let mut app = Self::start(backend, &url, extra).await;
+        let mut app = Self::start(backend, &route(&url), extra).await;
         app._dir = dir;
         app.schema = schema;
         Some(app)

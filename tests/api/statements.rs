@@ -2,6 +2,11 @@
 //! per connection on a direct URL, unnamed when turned off, and a prepared
 //! statement the server can no longer use is recovered from, not a 500.
 
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -181,16 +186,22 @@ async fn concurrent_reads_share_a_connection_and_survive_its_loss() {
         after - before
     );
 
+    // Killed while a burst of reads is queued on it: they move to a new
+    // shared connection and still get their own rows.
     let (base, schema) = app.pg_schema().unwrap();
-    let killed = crate::helpers::admin_client(base)
-        .await
-        .query(
-            "select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1",
-            &[&schema],
-        )
-        .await
-        .unwrap()
-        .len();
+    let admin = crate::helpers::admin_client(base).await;
+    let kill = async {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        admin
+            .query(
+                "select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1",
+                &[&schema],
+            )
+            .await
+            .unwrap()
+            .len()
+    };
+    let ((), killed) = tokio::join!(concurrent_reads(&app, &users, &ids, 400), kill);
     assert!(killed >= 1);
     concurrent_reads(&app, &users, &ids, 80).await;
     // Killed backends leave pg_stat_activity as they exit.
@@ -203,4 +214,153 @@ async fn concurrent_reads_share_a_connection_and_survive_its_loss() {
         now = sessions(&app).await;
     }
     assert_eq!(now, 1, "one new shared connection");
+}
+
+/// A TCP proxy in front of PostgreSQL whose connections can be frozen:
+/// bytes stop flowing both ways while the sockets stay open, as on a link
+/// that died without a reset.
+struct FreezingProxy {
+    port: u16,
+    /// Connections numbered below this are frozen.
+    frozen_below: Arc<AtomicUsize>,
+    opened: Arc<AtomicUsize>,
+}
+
+impl FreezingProxy {
+    async fn start(target: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (frozen_below, opened) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (frozen, count) = (frozen_below.clone(), opened.clone());
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let id = count.fetch_add(1, Ordering::SeqCst);
+                let Ok(outbound) = tokio::net::TcpStream::connect(&target).await else {
+                    continue;
+                };
+                let (in_read, in_write) = inbound.into_split();
+                let (out_read, out_write) = outbound.into_split();
+                tokio::spawn(pump(in_read, out_write, id, frozen.clone()));
+                tokio::spawn(pump(out_read, in_write, id, frozen.clone()));
+            }
+        });
+        Self {
+            port,
+            frozen_below,
+            opened,
+        }
+    }
+
+    /// Freezes every connection opened so far.
+    fn freeze(&self) {
+        self.frozen_below
+            .store(self.opened.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    id: usize,
+    frozen_below: Arc<AtomicUsize>,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if id < frozen_below.load(Ordering::SeqCst) {
+            // Keep both sockets open and silent for good.
+            std::future::pending::<()>().await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// One read per user, all at once: their statuses, each within a bound.
+async fn one_read_each(app: &TestApp, users: &[String], ids: &[i64]) -> Vec<StatusCode> {
+    let started = std::time::Instant::now();
+    let statuses = futures::future::join_all(
+        ids.iter()
+            .zip(users)
+            .map(|(id, user)| async move { app.get_task(&token(user), *id).await.status() }),
+    )
+    .await;
+    let waited = started.elapsed();
+    assert!(
+        waited < std::time::Duration::from_secs(3),
+        "a read hung: {waited:?}"
+    );
+    statuses
+}
+
+/// The shared read connection goes silent (a dead link, no reset): the
+/// reads on it answer 503 at their deadline instead of hanging, and the
+/// next reads run on a new connection and get their own rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_shared_connection_is_replaced_after_the_reads_on_it_time_out() {
+    let Some(direct) = crate::helpers::postgres_url() else {
+        return;
+    };
+    let target: tokio_postgres::Config = direct.parse().unwrap();
+    let host = match &target.get_hosts()[0] {
+        tokio_postgres::config::Host::Tcp(host) => host.clone(),
+        #[allow(unreachable_patterns)]
+        _ => "127.0.0.1".to_owned(),
+    };
+    let port = target.get_ports().first().copied().unwrap_or(5432);
+    let proxy = FreezingProxy::start(format!("{host}:{port}")).await;
+    let hostport = format!("{host}:{port}");
+    let proxied = format!("127.0.0.1:{}", proxy.port);
+    let route = move |url: &str| url.replacen(&hostport, &proxied, 1);
+    let app = TestApp::with_env_through(
+        Backend::Postgres,
+        &[
+            ("DB_POOL_SIZE", "4"),
+            ("DB_SHARED_READ_CONNECTIONS", "1"),
+            ("REQUEST_TIMEOUT_MS", "1000"),
+        ],
+        &route,
+    )
+    .await
+    .unwrap();
+    let users: Vec<String> = (0..3).map(|i| format!("silent-{i}")).collect();
+    let mut ids = Vec::new();
+    for user in &users {
+        let task = app
+            .new_task(&token(user), json!({"title": format!("{user}'s task")}))
+            .await;
+        ids.push(task["id"].as_i64().unwrap());
+    }
+    concurrent_reads(&app, &users, &ids, 30).await;
+
+    proxy.freeze();
+    let stuck = one_read_each(&app, &users, &ids).await;
+    assert!(
+        stuck.iter().all(|s| *s == StatusCode::SERVICE_UNAVAILABLE),
+        "{stuck:?}"
+    );
+    // The frozen connection is not used again. The pool may still hold
+    // other frozen (idle) ones, each found out the same way, so a few
+    // rounds may pass before the reads reach a new connection.
+    let mut recovered = false;
+    for _ in 0..4 {
+        let statuses = one_read_each(&app, &users, &ids).await;
+        assert!(
+            statuses
+                .iter()
+                .all(|s| *s == StatusCode::OK || *s == StatusCode::SERVICE_UNAVAILABLE),
+            "{statuses:?}"
+        );
+        if statuses.iter().all(|s| *s == StatusCode::OK) {
+            recovered = true;
+            break;
+        }
+    }
+    assert!(recovered, "reads still fail on the frozen connection");
+    concurrent_reads(&app, &users, &ids, 60).await;
 }
