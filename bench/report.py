@@ -356,7 +356,11 @@ def markdown(doc):
         "- Machine bound (targets): the best ratio to pgbench this machine allows even if the"
         " server cost nothing beyond `/health`: server, database and load generator share the"
         " same two cores, so a request costs at least 1/health + 1/pgbench of their time, and"
-        " rps ≤ health·pgbench/(health + pgbench); as a ratio, health/(health + pgbench).",
+        " rps ≤ health·pgbench/(health + pgbench); as a ratio, health/(health + pgbench)."
+        " That holds for a server that, like pgbench, sends each statement on its own"
+        " connection and waits; the server's reads share one connection and are pipelined"
+        " (`DB_SHARED_READ_CONNECTIONS`), which makes each cheaper for PostgreSQL than a"
+        " pgbench transaction, so a read can beat this bound.",
         "- pgbench alone (targets): the p99 of pgbench's own transactions (`-l` log) at the same"
         " client count, with nothing else running (the higher of its two runs).",
         "- Errors are wrk's non-2xx/3xx responses plus socket errors (connect, read,"
