@@ -105,6 +105,16 @@ pub struct Filters {
 }
 
 impl Filters {
+    /// No filter: every task of the user.
+    pub const NONE: Self = Self {
+        status: Status::All,
+        priority: None,
+        tags: Vec::new(),
+        q: None,
+        due_before: None,
+        due_after: None,
+    };
+
     /// A digest that changes whenever the set of matching rows could.
     fn digest(&self) -> String {
         let canonical = serde_json::json!([
@@ -199,14 +209,7 @@ impl ListQuery {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
             .map_err(|_| ApiError::bad_param("query", "is not a valid query string"))?;
         let mut query = Self {
-            filters: Filters {
-                status: Status::All,
-                priority: None,
-                tags: Vec::new(),
-                q: None,
-                due_before: None,
-                due_after: None,
-            },
+            filters: Filters::NONE,
             sort: Sort::DEFAULT,
             limit: limits.default,
             offset: None,

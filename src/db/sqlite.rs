@@ -764,7 +764,7 @@ mod tests {
     /// it to that index would silently bring back a table search per row.
     #[test]
     fn the_default_list_reads_only_the_covering_index() {
-        use crate::listing::{After, Filters, SortValue, Status};
+        use crate::listing::{After, Filters, SortValue};
         let mut conn = Connection::open_in_memory().unwrap();
         migrate(&mut conn).unwrap();
         for after in [
@@ -776,14 +776,7 @@ mod tests {
         ] {
             let spec = ListSpec {
                 user_id: "u".into(),
-                filters: Filters {
-                    status: Status::All,
-                    priority: None,
-                    tags: Vec::new(),
-                    q: None,
-                    due_before: None,
-                    due_after: None,
-                },
+                filters: Filters::NONE,
                 sort: crate::listing::Sort::DEFAULT,
                 limit: 20,
                 offset: 0,

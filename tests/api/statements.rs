@@ -128,6 +128,20 @@ async fn sessions(app: &TestApp) -> i64 {
         .get(0)
 }
 
+/// `count` users named after `prefix`, each with one task titled
+/// "<user>'s task": the users and their task ids.
+async fn one_task_each(app: &TestApp, prefix: &str, count: usize) -> (Vec<String>, Vec<i64>) {
+    let users: Vec<String> = (0..count).map(|i| format!("{prefix}-{i}")).collect();
+    let mut ids = Vec::new();
+    for user in &users {
+        let task = app
+            .new_task(&token(user), json!({"title": format!("{user}'s task")}))
+            .await;
+        ids.push(task["id"].as_i64().unwrap());
+    }
+    (users, ids)
+}
+
 /// Concurrent reads for many users, each expecting its own task (or a 404
 /// for another user's), all at once.
 async fn concurrent_reads(app: &TestApp, users: &[String], ids: &[i64], count: usize) {
@@ -168,14 +182,7 @@ async fn concurrent_reads_share_a_connection_and_survive_its_loss() {
     else {
         return;
     };
-    let users: Vec<String> = (0..8).map(|i| format!("lane-{i}")).collect();
-    let mut ids = Vec::new();
-    for user in &users {
-        let task = app
-            .new_task(&token(user), json!({"title": format!("{user}'s task")}))
-            .await;
-        ids.push(task["id"].as_i64().unwrap());
-    }
+    let (users, ids) = one_task_each(&app, "lane", 8).await;
     // The creates' connection(s); the reads then add the shared one only.
     let before = sessions(&app).await;
     concurrent_reads(&app, &users, &ids, 240).await;
@@ -328,14 +335,7 @@ async fn a_silent_shared_connection_is_replaced_after_the_reads_on_it_time_out()
     )
     .await
     .unwrap();
-    let users: Vec<String> = (0..3).map(|i| format!("silent-{i}")).collect();
-    let mut ids = Vec::new();
-    for user in &users {
-        let task = app
-            .new_task(&token(user), json!({"title": format!("{user}'s task")}))
-            .await;
-        ids.push(task["id"].as_i64().unwrap());
-    }
+    let (users, ids) = one_task_each(&app, "silent", 3).await;
     concurrent_reads(&app, &users, &ids, 30).await;
 
     proxy.freeze();
