@@ -223,9 +223,10 @@ pub struct PostgresStore {
     max_size: usize,
     /// How long a request waits for a connection (`DB_ACQUIRE_TIMEOUT_MS`).
     acquire_timeout: Duration,
-    /// Longest a write statement may run (kept under the request time
-    /// limit): then it is cancelled and its outcome awaited, so the answer
-    /// always says what happened.
+    /// Longest a statement may run (kept under the request time limit).
+    /// Then a write is cancelled and its outcome awaited, so the answer
+    /// always says what happened; a read answers 503 and its connection is
+    /// condemned (see [`ReadConnection`]).
     statement_timeout: Duration,
 }
 
