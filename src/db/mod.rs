@@ -3,6 +3,7 @@
 //! every statement filters by it in SQL, so isolation does not depend on the
 //! handlers remembering to check ownership.
 
+mod batch;
 mod group_commit;
 mod pg_tls;
 mod postgres;

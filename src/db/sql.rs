@@ -218,28 +218,39 @@ fn search_copy(text: &str) -> String {
 
 /// Inserts a task and returns it.
 pub fn insert_task(user_id: &str, input: &TaskInput, now: DateTime<Utc>) -> SqlBuilder {
+    insert_tasks(&[(user_id, input, now)])
+}
+
+/// Inserts several tasks (of any users) in one statement and returns them,
+/// in the order given: PostgreSQL writes a multi-row `values` list and
+/// returns its rows in that order. One statement is one transaction, so
+/// either every row is stored or none.
+pub fn insert_tasks(rows: &[(&str, &TaskInput, DateTime<Utc>)]) -> SqlBuilder {
     let mut b = SqlBuilder::default();
-    let values = [
-        b.bind(Param::Text(user_id.to_owned())),
-        b.bind(Param::Text(input.title.clone())),
-        b.bind(Param::Text(search_copy(&input.title))),
-        b.bind(Param::OptText(input.description.clone())),
-        b.bind(Param::OptText(
-            input.description.as_deref().map(search_copy),
-        )),
-        b.bind(Param::Bool(input.completed)),
-        b.bind(Param::SmallInt(input.priority.rank())),
-        b.bind(Param::TextList(input.tags.clone())),
-        b.bind(Param::OptTimestamp(input.due_date)),
-        b.bind(Param::OptTimestamp(input.completed.then_some(now))),
-        b.bind(Param::Timestamp(now)),
-    ];
+    let mut tuples = Vec::with_capacity(rows.len());
+    for (user_id, input, now) in rows {
+        let values = [
+            b.bind(Param::Text((*user_id).to_owned())),
+            b.bind(Param::Text(input.title.clone())),
+            b.bind(Param::Text(search_copy(&input.title))),
+            b.bind(Param::OptText(input.description.clone())),
+            b.bind(Param::OptText(
+                input.description.as_deref().map(search_copy),
+            )),
+            b.bind(Param::Bool(input.completed)),
+            b.bind(Param::SmallInt(input.priority.rank())),
+            b.bind(Param::TextList(input.tags.clone())),
+            b.bind(Param::OptTimestamp(input.due_date)),
+            b.bind(Param::OptTimestamp(input.completed.then_some(*now))),
+            b.bind(Param::Timestamp(*now)),
+        ];
+        tuples.push(format!("({}, {}, 1)", values.join(", "), values[10]));
+    }
     b.sql = format!(
         "insert into tasks (user_id, title, title_lc, description, description_lc, completed, \
          priority, tags, due_date, completed_at, created_at, updated_at, version) \
-         values ({}, {}, 1) returning {TASK_COLUMNS}",
-        values.join(", "),
-        values[10],
+         values {} returning {TASK_COLUMNS}",
+        tuples.join(", "),
     );
     b
 }
