@@ -24,6 +24,8 @@ use std::{
     time::Duration,
 };
 
+use tokio::time::Instant;
+
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot};
 
 const QUEUED: u8 = 0;
@@ -47,6 +49,8 @@ pub(super) enum NotRun {
 /// One queued request.
 pub(super) struct Job<I, O> {
     pub input: I,
+    /// When the caller queued it: its time budget runs from here.
+    pub submitted: Instant,
     state: Arc<AtomicU8>,
     reply: oneshot::Sender<O>,
 }
@@ -71,6 +75,13 @@ pub(super) struct Round<I, O> {
 }
 
 impl<I, O> Round<I, O> {
+    /// Takes the jobs for which `late` holds out of the round.
+    pub fn remove_where(&mut self, late: impl Fn(&Job<I, O>) -> bool) -> Vec<Job<I, O>> {
+        let (removed, kept) = std::mem::take(&mut self.jobs).into_iter().partition(late);
+        self.jobs = kept;
+        removed
+    }
+
     /// Resolves once a caller of this round's jobs stopped waiting.
     pub async fn abandoned(&self) {
         loop {
@@ -152,6 +163,7 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
         let (reply, answer) = oneshot::channel();
         self.lock().push_back(Job {
             input,
+            submitted: Instant::now(),
             state: Arc::clone(&state),
             reply,
         });

@@ -218,13 +218,14 @@ enum Sharing {
 /// The PostgreSQL store: a pool of tokio-postgres clients.
 pub struct PostgresStore {
     pool: Pool,
-    reads: ReadLanes,
+    reads: Reads,
     /// Creates without an `Idempotency-Key` wait here to be written in
     /// shared rounds (see [`create_round`]).
     creates: Arc<Batcher<NewTask, StoreResult<Batched>>>,
+    /// Gets wait here to be looked up in shared rounds (see [`get_round`]).
+    gets: Arc<Batcher<Lookup, StoreResult<Option<Task>>>>,
     statements: Arc<Statements>,
     tls: tokio_postgres_rustls::MakeRustlsConnect,
-    max_size: usize,
     /// How long a request waits for a connection (`DB_ACQUIRE_TIMEOUT_MS`).
     acquire_timeout: Duration,
     /// Longest a statement may run (kept under the request time limit).
@@ -553,9 +554,23 @@ impl PostgresStore {
             tls: settings_tls.clone(),
             deadline: statement_timeout,
         };
+        let reads = Reads {
+            pool: pool.clone(),
+            lanes: Arc::new(ReadLanes::new(shared_reads as usize)),
+            statements: Arc::clone(&statements),
+            acquire_timeout: config.db_acquire_timeout,
+            statement_timeout,
+            max_size: config.db_pool_size as usize,
+        };
+        let round_reads = reads.clone();
         let store = Self {
             pool,
-            reads: ReadLanes::new(shared_reads as usize),
+            gets: Batcher::new(
+                GET_ROUNDS,
+                GET_BATCH,
+                Arc::new(move |round| Box::pin(get_round(round_reads.clone(), round))),
+            ),
+            reads,
             creates: Batcher::new(
                 create_rounds(config.db_pool_size),
                 CREATE_BATCH,
@@ -563,7 +578,6 @@ impl PostgresStore {
             ),
             statements,
             tls: settings_tls,
-            max_size: config.db_pool_size as usize,
             acquire_timeout: config.db_acquire_timeout,
             statement_timeout,
         };
@@ -654,34 +668,6 @@ impl PostgresStore {
         self.pool.get().await.map_err(pool_error)
     }
 
-    /// A connection for a read: the next lane's (see [`ReadLanes`]),
-    /// checking one out for it when it has none or its one died; without
-    /// lanes, one of its own.
-    async fn read_client(&self) -> StoreResult<Arc<ReadConnection>> {
-        let Some(lane) = self.reads.pick() else {
-            return Ok(ReadConnection::new(self.client().await?));
-        };
-        if let Some(client) = lane.live() {
-            return Ok(client);
-        }
-        let refill = async {
-            let _refill = lane.refill.lock().await;
-            if let Some(client) = lane.live() {
-                return Ok(client);
-            }
-            let fresh = ReadConnection::new(self.client().await?);
-            *lane.client.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&fresh));
-            Ok(fresh)
-        };
-        tokio::time::timeout(self.acquire_timeout, refill)
-            .await
-            .unwrap_or_else(|_| {
-                Err(unavailable(anyhow::anyhow!(
-                    "timed out waiting for a database connection"
-                )))
-            })
-    }
-
     async fn writer(&self) -> StoreResult<WriteConnection> {
         Ok(WriteConnection {
             client: Some(self.client().await?),
@@ -712,6 +698,52 @@ impl PostgresStore {
             WriteOutcome::NotFound
         })
     }
+}
+
+/// What reads need of the store, owned and cheap to clone, so that a round
+/// of reads can run on its own task (see [`get_round`]).
+#[derive(Clone)]
+struct Reads {
+    pool: Pool,
+    lanes: Arc<ReadLanes>,
+    statements: Arc<Statements>,
+    acquire_timeout: Duration,
+    statement_timeout: Duration,
+    max_size: usize,
+}
+
+impl Reads {
+    async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(pool_error)
+    }
+
+    /// A connection for a read: the next lane's (see [`ReadLanes`]),
+    /// checking one out for it when it has none or its one died; without
+    /// lanes, one of its own.
+    async fn read_client(&self) -> StoreResult<Arc<ReadConnection>> {
+        let Some(lane) = self.lanes.pick() else {
+            return Ok(ReadConnection::new(self.client().await?));
+        };
+        if let Some(client) = lane.live() {
+            return Ok(client);
+        }
+        let refill = async {
+            let _refill = lane.refill.lock().await;
+            if let Some(client) = lane.live() {
+                return Ok(client);
+            }
+            let fresh = ReadConnection::new(self.client().await?);
+            *lane.client.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&fresh));
+            Ok(fresh)
+        };
+        tokio::time::timeout(self.acquire_timeout, refill)
+            .await
+            .unwrap_or_else(|_| {
+                Err(unavailable(anyhow::anyhow!(
+                    "timed out waiting for a database connection"
+                )))
+            })
+    }
 
     /// Runs a statement that is safe to repeat (a read, or an idempotent
     /// upsert) again on another connection while the ones it gets turn out
@@ -734,7 +766,7 @@ impl PostgresStore {
                 // the reads queued behind it on this connection would wait
                 // too, so later reads get another one.
                 client.condemned.store(true, Ordering::Relaxed);
-                self.reads.forget(&client);
+                self.lanes.forget(&client);
                 return Err(unavailable(anyhow::anyhow!(
                     "the statement did not finish within its deadline"
                 )));
@@ -743,7 +775,7 @@ impl PostgresStore {
                 Err(StoreError::Unavailable(err))
                     if connection_lost(&err) && attempt <= self.max_size =>
                 {
-                    self.reads.forget(&client);
+                    self.lanes.forget(&client);
                     tracing::info!(attempt, error = %err, "connection lost; retrying on another");
                 }
                 other => return other,
@@ -926,7 +958,7 @@ struct RoundWriter {
 type CreateRound = Round<NewTask, StoreResult<Batched>>;
 
 /// Gives every job of a round the same error.
-fn fail_all(round: CreateRound, err: &StoreError) {
+fn fail_all<I, T>(round: Round<I, StoreResult<T>>, err: &StoreError) {
     let message = format!("{err:#}");
     for job in round.jobs {
         job.answer(Err(match err {
@@ -959,10 +991,35 @@ fn refused_by_server(err: &StoreError) -> bool {
 /// statement deadline they get 503 instead; if the connection fails before
 /// the answer, whether the round was stored is unknown and every create
 /// gets 503, as a single create would.
-async fn create_round(w: RoundWriter, round: CreateRound) {
-    let client = match w.pool.get().await {
-        Ok(client) => client,
-        Err(err) => return fail_all(round, &pool_error(err)),
+async fn create_round(w: RoundWriter, mut round: CreateRound) {
+    // Each create must be answered within the statement deadline from when
+    // it was queued, well before its request's time limit, so that a 503
+    // always means "not stored": the round's deadline is its oldest's.
+    let now = tokio::time::Instant::now();
+    for job in round.remove_where(|job| job.submitted + w.deadline <= now) {
+        job.answer(Err(unavailable(anyhow::anyhow!(
+            "timed out waiting for a database connection"
+        ))));
+    }
+    let Some(deadline) = round
+        .jobs
+        .iter()
+        .map(|job| job.submitted + w.deadline)
+        .min()
+    else {
+        return;
+    };
+    let client = match tokio::time::timeout_at(deadline, w.pool.get()).await {
+        Ok(Ok(client)) => client,
+        Ok(Err(err)) => return fail_all(round, &pool_error(err)),
+        Err(_) => {
+            return fail_all(
+                round,
+                &unavailable(anyhow::anyhow!(
+                    "timed out waiting for a database connection"
+                )),
+            );
+        }
     };
     let conn = WriteConnection {
         client: Some(client),
@@ -976,7 +1033,12 @@ async fn create_round(w: RoundWriter, round: CreateRound) {
         .collect();
     let insert = sql::insert_tasks(&rows);
     if round.jobs.len() == 1 {
-        let running = write_query(Conn::new(&conn, &w.statements), &insert, w.deadline, &w.tls);
+        let running = write_query(
+            Conn::new(&conn, &w.statements),
+            &insert,
+            deadline.saturating_duration_since(tokio::time::Instant::now()),
+            &w.tls,
+        );
         tokio::select! {
             inserted = running => {
                 conn.done();
@@ -995,7 +1057,7 @@ async fn create_round(w: RoundWriter, round: CreateRound) {
         tokio::pin!(running);
         tokio::select! {
             inserted = &mut running => (inserted, false),
-            () = tokio::time::sleep(w.deadline) => {
+            () = tokio::time::sleep_until(deadline) => {
                 (cancel_until_done(&token, &w.tls, running).await, true)
             }
             () = round.abandoned() => (cancel_until_done(&token, &w.tls, running).await, false),
@@ -1064,7 +1126,59 @@ fn answer_round(round: CreateRound, tasks: Vec<Task>) {
     }
 }
 
-/// Cancels what the connection runs, again every half second until the
+/// Most gets looked up in one round.
+const GET_BATCH: usize = 64;
+
+/// Rounds of gets in flight at once. They share the read connection(s),
+/// pipelined, so more rounds cost no more connections.
+const GET_ROUNDS: usize = 4;
+
+/// A get waiting for its round.
+struct Lookup {
+    user_id: String,
+    id: i64,
+}
+
+/// Looks up one round of gets.
+///
+/// Why: a get's cost in PostgreSQL is almost all per statement (bind,
+/// executor start-up, one index probe). Measured with pgbench on this
+/// machine: ~45 µs of PostgreSQL CPU for a one-row select, ~8 µs a row
+/// when eight (id, user) pairs are looked up by one statement.
+///
+/// One get: its own select, as without batching. Several: one select of
+/// every (id, user) pair of the round; each get takes the row with its own
+/// id *and* user id, so a row can only answer the user it belongs to, and a
+/// missing or foreign id answers none. Reads are safe to repeat, so the
+/// round retries on another connection like any read.
+async fn get_round(reads: Reads, round: Round<Lookup, StoreResult<Option<Task>>>) {
+    let query = match round.jobs.as_slice() {
+        [job] => sql::select_task(&job.input.user_id, job.input.id),
+        jobs => sql::select_tasks(
+            &jobs
+                .iter()
+                .map(|job| (job.input.user_id.as_str(), job.input.id))
+                .collect::<Vec<_>>(),
+        ),
+    };
+    let tasks = match reads
+        .idempotent(&query, Sharing::Read)
+        .await
+        .and_then(|rows| tasks_from_rows(&rows))
+    {
+        Ok(tasks) => tasks,
+        Err(err) => return fail_all(round, &err),
+    };
+    for job in round.jobs {
+        let found = tasks
+            .iter()
+            .find(|t| t.id == job.input.id && t.user_id == job.input.user_id)
+            .cloned();
+        job.answer(Ok(found));
+    }
+}
+
+/// Cancels what the connection runs, again every 50 ms until the
 /// statement ends (a cancel that arrives before it started is lost).
 async fn cancel_until_done(
     token: &tokio_postgres::CancelToken,
@@ -1075,7 +1189,7 @@ async fn cancel_until_done(
         if let Err(err) = token.cancel_query(tls.clone()).await {
             tracing::warn!(error = %err, "could not cancel a round of creates");
         }
-        if let Ok(done) = tokio::time::timeout(Duration::from_millis(500), running.as_mut()).await {
+        if let Ok(done) = tokio::time::timeout(Duration::from_millis(50), running.as_mut()).await {
             return done;
         }
     }
@@ -1114,16 +1228,18 @@ impl Store for PostgresStore {
     }
 
     async fn upsert_user(&self, who: &Identity, now: DateTime<Utc>) -> StoreResult<()> {
-        self.idempotent(
-            &sql::upsert_user(who, now, Dialect::Postgres),
-            Sharing::Write,
-        )
-        .await?;
+        self.reads
+            .idempotent(
+                &sql::upsert_user(who, now, Dialect::Postgres),
+                Sharing::Write,
+            )
+            .await?;
         Ok(())
     }
 
     async fn get_user(&self, user_id: &str) -> StoreResult<Option<UserProfile>> {
         let rows = self
+            .reads
             .idempotent(&sql::select_user(user_id), Sharing::Read)
             .await?;
         rows.first()
@@ -1193,14 +1309,29 @@ impl Store for PostgresStore {
     }
 
     async fn get_task(&self, user_id: &str, id: i64) -> StoreResult<Option<Task>> {
-        let rows = self
-            .idempotent(&sql::select_task(user_id, id), Sharing::Read)
-            .await?;
-        rows.first().map(task_from_row).transpose()
+        let lookup = Lookup {
+            user_id: user_id.to_owned(),
+            id,
+        };
+        match self.gets.submit(lookup, self.reads.acquire_timeout).await {
+            Ok(found) => found,
+            Err(NotRun::TimedOut) => Err(unavailable(anyhow::anyhow!(
+                "timed out waiting for a database connection"
+            ))),
+            // A read can simply be repeated.
+            Err(NotRun::Lost) => {
+                let rows = self
+                    .reads
+                    .idempotent(&sql::select_task(user_id, id), Sharing::Read)
+                    .await?;
+                rows.first().map(task_from_row).transpose()
+            }
+        }
     }
 
     async fn task_exists(&self, user_id: &str, id: i64) -> StoreResult<bool> {
         Ok(!self
+            .reads
             .idempotent(&sql::task_exists(user_id, id), Sharing::Read)
             .await?
             .is_empty())
@@ -1236,6 +1367,7 @@ impl Store for PostgresStore {
 
     async fn list_tasks(&self, spec: &ListSpec) -> StoreResult<Vec<Task>> {
         let rows = self
+            .reads
             .idempotent(&sql::list_query(spec, Dialect::Postgres), Sharing::Read)
             .await?;
         tasks_from_rows(&rows)

@@ -266,6 +266,24 @@ pub fn select_task(user_id: &str, id: i64) -> SqlBuilder {
     b
 }
 
+/// Several tasks, each of its own user, by (id, user id) pairs: one
+/// statement for a round of gets (PostgreSQL only). A pair whose task
+/// belongs to another user matches no row.
+pub fn select_tasks(keys: &[(&str, i64)]) -> SqlBuilder {
+    let mut b = SqlBuilder::default();
+    let (ids, users) = (
+        b.bind(Param::IntList(keys.iter().map(|k| k.1).collect())),
+        b.bind(Param::TextList(
+            keys.iter().map(|k| k.0.to_owned()).collect(),
+        )),
+    );
+    b.sql = format!(
+        "select {TASK_COLUMNS} from tasks \
+         where (id, user_id) in (select * from unnest({ids}::int8[], {users}::text[]))"
+    );
+    b
+}
+
 /// Applies `change` in one statement whose `where` carries the `If-Match`
 /// condition, so the version check and the write are one atomic step.
 pub fn update_task(

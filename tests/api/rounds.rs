@@ -1,13 +1,15 @@
-//! PostgreSQL writes concurrent creates in shared rounds (one transaction,
-//! pipelined inserts): every create still gets its own row, for its own
-//! user, exactly once; a refused insert sends its round's creates through
-//! alone; a round stuck on a lock answers 503 and stores nothing.
+//! PostgreSQL serves concurrent creates and gets in shared rounds (one
+//! multi-row insert, one select of many (id, user) pairs): every create
+//! still gets its own row, for its own user, exactly once; a refused insert
+//! sends its round's creates through alone; a round stuck on a lock answers
+//! 503 and stores nothing; every get sees its own task and never another
+//! user's.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp, admin_client, assert_problem, token};
@@ -209,4 +211,64 @@ async fn a_round_stuck_on_a_lock_answers_503_and_stores_nothing() {
         statuses.iter().all(|s| *s == StatusCode::CREATED),
         "{statuses:?}"
     );
+}
+
+/// `db_statements_total`, both modes, from `/metrics`.
+async fn statements_run(app: &TestApp) -> u64 {
+    let text = app
+        .req(Method::GET, "/metrics", None)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("db_statements_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// 240 gets at once for 8 users, every fifth asking for another user's
+/// task or an id that does not exist: each sees its own task, the others
+/// 404, and the gets took far fewer statements than requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_gets_share_statements_and_see_only_their_own_tasks() {
+    let Some(app) = TestApp::new(Backend::Postgres).await else {
+        return;
+    };
+    let users = users_with_a_task(&app, "getter", 8).await;
+    let mut ids = Vec::new();
+    for user in &users {
+        let page = app.list_tasks(&token(user), "").await;
+        ids.push(page["items"][0]["id"].as_i64().unwrap());
+    }
+    let before = statements_run(&app).await;
+    let app = &app;
+    let (users, ids) = (&users, &ids);
+    let answers = join_all((0..240).map(|i| async move {
+        let user = &users[i % users.len()];
+        let (asked, expect) = match i % 10 {
+            4 => (ids[(i + 1) % ids.len()], None),
+            9 => (i64::MAX - i as i64, None),
+            _ => (ids[i % ids.len()], Some(format!("{user} first"))),
+        };
+        (expect, app.get_task(&token(user), asked).await)
+    }))
+    .await;
+    let statements = statements_run(app).await - before;
+    for (expect, response) in answers {
+        match expect {
+            Some(title) => {
+                assert_eq!(response.status(), StatusCode::OK);
+                let task: Value = response.json().await.unwrap();
+                assert_eq!(task["title"], title.as_str());
+            }
+            None => {
+                assert_problem(response, StatusCode::NOT_FOUND).await;
+            }
+        }
+    }
+    // Each request's user is known, so a get is its select and nothing else.
+    assert!(statements < 200, "240 gets ran {statements} statements");
 }
