@@ -339,9 +339,17 @@ async fn a_silent_shared_connection_is_replaced_after_the_reads_on_it_time_out()
     concurrent_reads(&app, &users, &ids, 30).await;
 
     proxy.freeze();
+    // Reads on the frozen connection answer 503 at their deadline; a read
+    // queued behind them (reads go in rounds) may already reach a new one.
     let stuck = one_read_each(&app, &users, &ids).await;
     assert!(
-        stuck.iter().all(|s| *s == StatusCode::SERVICE_UNAVAILABLE),
+        stuck
+            .iter()
+            .all(|s| *s == StatusCode::SERVICE_UNAVAILABLE || *s == StatusCode::OK),
+        "{stuck:?}"
+    );
+    assert!(
+        stuck.contains(&StatusCode::SERVICE_UNAVAILABLE),
         "{stuck:?}"
     );
     // The frozen connection is not used again. The pool may still hold
