@@ -34,7 +34,7 @@ use super::{
 use crate::{
     auth::Identity,
     config::Config,
-    listing::{Filters, ListSpec},
+    listing::ListSpec,
     task::{Priority, Task, TaskInput},
 };
 
@@ -224,9 +224,6 @@ pub struct PostgresStore {
     creates: Arc<Batcher<NewTask, StoreResult<Batched>>>,
     /// Gets wait here to be looked up in shared rounds (see [`get_round`]).
     gets: Arc<Batcher<Lookup, StoreResult<Option<Task>>>>,
-    /// Unfiltered first pages wait here to be read in shared rounds (see
-    /// [`list_round`]).
-    lists: Arc<Batcher<ListSpec, StoreResult<Vec<Task>>>>,
     statements: Arc<Statements>,
     tls: tokio_postgres_rustls::MakeRustlsConnect,
     /// How long a request waits for a connection (`DB_ACQUIRE_TIMEOUT_MS`).
@@ -566,14 +563,8 @@ impl PostgresStore {
             max_size: config.db_pool_size as usize,
         };
         let round_reads = reads.clone();
-        let list_reads = reads.clone();
         let store = Self {
             pool,
-            lists: Batcher::new(
-                LIST_ROUNDS,
-                LIST_BATCH,
-                Arc::new(move |round| Box::pin(list_round(list_reads.clone(), round))),
-            ),
             gets: Batcher::new(
                 GET_ROUNDS,
                 GET_BATCH,
@@ -968,13 +959,8 @@ type CreateRound = Round<NewTask, StoreResult<Batched>>;
 
 /// Gives every job of a round the same error.
 fn fail_all<I, T>(round: Round<I, StoreResult<T>>, err: &StoreError) {
-    fail_jobs(round.jobs, err);
-}
-
-/// Gives each of `jobs` the same error.
-fn fail_jobs<I, T>(jobs: Vec<super::batch::Job<I, StoreResult<T>>>, err: &StoreError) {
     let message = format!("{err:#}");
-    for job in jobs {
+    for job in round.jobs {
         job.answer(Err(match err {
             StoreError::Unavailable(_) => unavailable(anyhow::anyhow!(message.clone())),
             StoreError::Other(_) => StoreError::Other(anyhow::anyhow!(message.clone())),
@@ -1144,10 +1130,8 @@ fn answer_round(round: CreateRound, tasks: Vec<Task>) {
 const GET_BATCH: usize = 64;
 
 /// Rounds of gets in flight at once. They share the read connection(s),
-/// pipelined. Measured with 32 HTTP connections getting: 1 round 33–35k
-/// gets/s, 2 rounds 33–35k, 4 rounds 31–32k (smaller rounds: PostgreSQL's
-/// CPU a get 21 µs instead of 13), one statement a get 29.5k.
-const GET_ROUNDS: usize = 2;
+/// pipelined, so more rounds cost no more connections.
+const GET_ROUNDS: usize = 4;
 
 /// A get waiting for its round.
 struct Lookup {
@@ -1191,65 +1175,6 @@ async fn get_round(reads: Reads, round: Round<Lookup, StoreResult<Option<Task>>>
             .find(|t| t.id == job.input.id && t.user_id == job.input.user_id)
             .cloned();
         job.answer(Ok(found));
-    }
-}
-
-/// Most lists read in one round.
-const LIST_BATCH: usize = 32;
-
-/// Rounds of lists in flight at once (they share the read connections).
-const LIST_ROUNDS: usize = 2;
-
-/// An unfiltered first page: the list every client opens with, and the one
-/// a round can read for many users in one statement.
-fn first_page(spec: &ListSpec) -> bool {
-    spec.filters == Filters::NONE && spec.after.is_none() && spec.offset == 0
-}
-
-/// Reads one round of unfiltered first pages.
-///
-/// Why: as for gets, a list's cost in PostgreSQL is largely per statement.
-/// Measured with pgbench on this machine: eight users' first pages by one
-/// statement cost PostgreSQL ~40 µs a page, one page a statement ~128 µs.
-///
-/// Pages with the same order and size are read together: one statement
-/// takes each user's page by its own `user_id = …` index range (see
-/// [`sql::first_pages`]); each list keeps only the rows of its own user, so
-/// a row can only reach the user it belongs to. A lone page is read as
-/// without batching.
-async fn list_round(reads: Reads, round: Round<ListSpec, StoreResult<Vec<Task>>>) {
-    let mut jobs = round.jobs;
-    while let Some(first) = jobs.first() {
-        let (sort, limit) = (first.input.sort, first.input.limit);
-        let (group, rest): (Vec<_>, Vec<_>) = jobs
-            .into_iter()
-            .partition(|job| job.input.sort == sort && job.input.limit == limit);
-        jobs = rest;
-        let query = if let [job] = group.as_slice() {
-            sql::list_query(&job.input, Dialect::Postgres)
-        } else {
-            let mut users: Vec<&str> = group.iter().map(|j| j.input.user_id.as_str()).collect();
-            users.sort_unstable();
-            users.dedup();
-            sql::first_pages(&users, sort, limit)
-        };
-        let tasks = reads
-            .idempotent(&query, Sharing::Read)
-            .await
-            .and_then(|rows| tasks_from_rows(&rows));
-        match tasks {
-            Ok(tasks) => {
-                for job in group {
-                    let own = tasks
-                        .iter()
-                        .filter(|t| t.user_id == job.input.user_id)
-                        .cloned()
-                        .collect();
-                    job.answer(Ok(own));
-                }
-            }
-            Err(err) => fail_jobs(group, &err),
-        }
     }
 }
 
@@ -1441,22 +1366,6 @@ impl Store for PostgresStore {
     }
 
     async fn list_tasks(&self, spec: &ListSpec) -> StoreResult<Vec<Task>> {
-        if first_page(spec) {
-            match self
-                .lists
-                .submit(spec.clone(), self.reads.acquire_timeout)
-                .await
-            {
-                Ok(page) => return page,
-                Err(NotRun::TimedOut) => {
-                    return Err(unavailable(anyhow::anyhow!(
-                        "timed out waiting for a database connection"
-                    )));
-                }
-                // A read can simply be repeated.
-                Err(NotRun::Lost) => {}
-            }
-        }
         let rows = self
             .reads
             .idempotent(&sql::list_query(spec, Dialect::Postgres), Sharing::Read)

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use super::{Change, Precondition};
 use crate::{
     auth::Identity,
-    listing::{After, ListSpec, Sort, SortKey, SortValue, Status},
+    listing::{After, ListSpec, SortKey, SortValue, Status},
     task::TaskInput,
 };
 
@@ -133,7 +133,18 @@ pub fn list_query(spec: &ListSpec, dialect: Dialect) -> SqlBuilder {
             after,
         ));
     }
-    let order = order_by(spec.sort, dialect);
+    let dir = if spec.sort.descending { "desc" } else { "asc" };
+    // Null due dates sort after every date, so first under descending order.
+    let nulls = if spec.sort.descending {
+        "nulls first"
+    } else {
+        "nulls last"
+    };
+    let order = if spec.sort.key == SortKey::DueDate {
+        format!("{column} {dir} {nulls}, id {dir}")
+    } else {
+        format!("{column} {dir}, id {dir}")
+    };
     let limit = i64::from(spec.limit) + 1;
     let offset = i64::try_from(spec.offset).unwrap_or(i64::MAX);
     let page = match dialect {
@@ -154,43 +165,6 @@ pub fn list_query(spec: &ListSpec, dialect: Dialect) -> SqlBuilder {
     b.sql = format!(
         "select {TASK_COLUMNS} from tasks where {} order by {order} {page}",
         conds.join(" and ")
-    );
-    b
-}
-
-/// The `order by` of a page: the sort column, then `id` the same way.
-fn order_by(sort: Sort, dialect: Dialect) -> String {
-    let column = sort_column(sort.key, dialect);
-    let dir = if sort.descending { "desc" } else { "asc" };
-    // Null due dates sort after every date, so first under descending order.
-    let nulls = if sort.descending {
-        "nulls first"
-    } else {
-        "nulls last"
-    };
-    if sort.key == SortKey::DueDate {
-        format!("{column} {dir} {nulls}, id {dir}")
-    } else {
-        format!("{column} {dir}, id {dir}")
-    }
-}
-
-/// The first page (`limit` + 1 rows, no filter) of each of several users,
-/// in one statement for a round of lists (PostgreSQL only): each user's
-/// rows in page order, users in the order given.
-pub fn first_pages(users: &[&str], sort: Sort, limit: u32) -> SqlBuilder {
-    let mut b = SqlBuilder::default();
-    let users = b.bind(Param::TextList(
-        users.iter().map(|u| (*u).to_owned()).collect(),
-    ));
-    let limit = b.bind(Param::Int(i64::from(limit) + 1));
-    let order = order_by(sort, Dialect::Postgres);
-    // The outer `order by` names the page's columns (the lateral rows');
-    // `k` has only `uid` and `n`, so the same text orders both.
-    b.sql = format!(
-        "select {TASK_COLUMNS} from unnest({users}::text[]) with ordinality as k(uid, n) \
-         cross join lateral (select {TASK_COLUMNS} from tasks where user_id = k.uid \
-         order by {order} limit {limit}) as page order by k.n, {order}"
     );
     b
 }
