@@ -9,10 +9,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp, admin_client, assert_problem, token};
+use crate::statements::statements;
 
 /// Users `prefix-0..count`, each with one task created alone.
 async fn users_with_a_task(app: &TestApp, prefix: &str, count: usize) -> Vec<String> {
@@ -215,18 +216,7 @@ async fn a_round_stuck_on_a_lock_answers_503_and_stores_nothing() {
 
 /// `db_statements_total`, both modes, from `/metrics`.
 async fn statements_run(app: &TestApp) -> u64 {
-    let text = app
-        .req(Method::GET, "/metrics", None)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with("db_statements_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
+    statements(app, "prepared").await + statements(app, "unnamed").await
 }
 
 /// 240 gets at once for 8 users, every fifth asking for another user's

@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::helpers::{Backend, TestApp, token};
 
 /// `db_statements_total{mode=…}` from `/metrics`.
-async fn statements(app: &TestApp, mode: &str) -> u64 {
+pub(crate) async fn statements(app: &TestApp, mode: &str) -> u64 {
     let text = app
         .req(Method::GET, "/metrics", None)
         .send()
