@@ -64,11 +64,28 @@ pub async fn count_request(
 #[derive(Clone)]
 pub struct RouteTemplate(pub String);
 
+tokio::task_local! {
+    /// When the request being served started (set by [`time_limit`]):
+    /// storage counts a write's deadline from it, so that the write is
+    /// answered before the request's time limit answers 503 for it.
+    static REQUEST_STARTED: std::time::Instant;
+}
+
+/// The start of the request this task serves, if it runs under
+/// [`time_limit`].
+pub fn request_started() -> Option<std::time::Instant> {
+    REQUEST_STARTED.try_with(|started| *started).ok()
+}
+
 /// Answers 503 (problem, `Retry-After`) when a request takes longer than
 /// the configured limit; the handler's future is dropped, which rolls back
 /// any open transaction.
 pub async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
+    let limited = tokio::time::timeout(limit, next.run(request));
+    match REQUEST_STARTED
+        .scope(std::time::Instant::now(), limited)
+        .await
+    {
         Ok(response) => response,
         Err(_) => ApiError::Unavailable(format!(
             "request exceeded the {} ms time limit",

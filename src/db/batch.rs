@@ -24,7 +24,7 @@ use std::{
     time::Duration,
 };
 
-use tokio::time::Instant;
+use std::time::Instant;
 
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot};
 
@@ -49,8 +49,8 @@ pub(super) enum NotRun {
 /// One queued request.
 pub(super) struct Job<I, O> {
     pub input: I,
-    /// When the caller queued it: its time budget runs from here.
-    pub submitted: Instant,
+    /// When the caller's time budget started (its request's start).
+    pub started: Instant,
     state: Arc<AtomicU8>,
     reply: oneshot::Sender<O>,
 }
@@ -158,12 +158,17 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
     /// Queues `input` and waits for its round's answer. A job no round has
     /// taken after `wait` is withdrawn ([`NotRun::TimedOut`]); once taken,
     /// the caller waits for the round, which bounds its own time.
-    pub async fn submit(self: &Arc<Self>, input: I, wait: Duration) -> Result<O, NotRun> {
+    pub async fn submit(
+        self: &Arc<Self>,
+        input: I,
+        started: Instant,
+        wait: Duration,
+    ) -> Result<O, NotRun> {
         let state = Arc::new(AtomicU8::new(QUEUED));
         let (reply, answer) = oneshot::channel();
         self.lock().push_back(Job {
             input,
-            submitted: Instant::now(),
+            started,
             state: Arc::clone(&state),
             reply,
         });
@@ -268,7 +273,9 @@ mod tests {
         let calls: Vec<_> = (0..20)
             .map(|i| {
                 let b = Arc::clone(&batcher);
-                tokio::spawn(async move { b.submit(i, Duration::from_secs(5)).await })
+                tokio::spawn(
+                    async move { b.submit(i, Instant::now(), Duration::from_secs(5)).await },
+                )
             })
             .collect();
         let mut answers = Vec::new();
@@ -288,7 +295,9 @@ mod tests {
         let calls: Vec<_> = (0..13)
             .map(|i| {
                 let b = Arc::clone(&batcher);
-                tokio::spawn(async move { b.submit(i, Duration::from_secs(5)).await })
+                tokio::spawn(
+                    async move { b.submit(i, Instant::now(), Duration::from_secs(5)).await },
+                )
             })
             .collect();
         for call in calls {
@@ -318,11 +327,14 @@ mod tests {
             }),
         );
         let b = Arc::clone(&batcher);
-        let first = tokio::spawn(async move { b.submit(1, Duration::from_secs(5)).await });
+        let first =
+            tokio::spawn(async move { b.submit(1, Instant::now(), Duration::from_secs(5)).await });
         tokio::time::sleep(Duration::from_millis(20)).await;
         // The only runner is busy for 300 ms: this one gives up after 50.
         assert_eq!(
-            batcher.submit(2, Duration::from_millis(50)).await,
+            batcher
+                .submit(2, Instant::now(), Duration::from_millis(50))
+                .await,
             Err(NotRun::TimedOut)
         );
         assert_eq!(first.await.unwrap(), Ok(1));
@@ -352,7 +364,8 @@ mod tests {
             }),
         );
         let b = Arc::clone(&batcher);
-        let leaving = tokio::spawn(async move { b.submit(1, Duration::from_secs(5)).await });
+        let leaving =
+            tokio::spawn(async move { b.submit(1, Instant::now(), Duration::from_secs(5)).await });
         tokio::time::sleep(Duration::from_millis(50)).await;
         leaving.abort();
         let start = std::time::Instant::now();
@@ -361,6 +374,11 @@ mod tests {
         }
         assert_eq!(woke.load(Ordering::Relaxed), 1);
         // The runner is free again.
-        assert_eq!(batcher.submit(2, Duration::from_secs(1)).await, Ok(2));
+        assert_eq!(
+            batcher
+                .submit(2, Instant::now(), Duration::from_secs(1))
+                .await,
+            Ok(2)
+        );
     }
 }

@@ -238,29 +238,35 @@ pub struct PostgresStore {
 /// Runs a write statement with a deadline. Past it the statement is
 /// cancelled on the server and its outcome awaited: it either finished
 /// first (its rows are returned) or was cancelled (503, nothing written).
+/// `None`: it did not end even then (a dead link); the caller must drop its
+/// [`WriteConnection`] still armed, so that it never goes back to the pool.
 async fn write_query(
     conn: Conn<'_>,
     b: &SqlBuilder,
-    deadline: Duration,
+    deadline: Instant,
     tls: &tokio_postgres_rustls::MakeRustlsConnect,
-) -> StoreResult<Vec<Row>> {
-    let client = conn.client;
+) -> Option<StoreResult<Vec<Row>>> {
+    let token = conn.client.cancel_token();
     let running = query(conn, b);
     tokio::pin!(running);
-    match tokio::time::timeout(deadline, &mut running).await {
-        Ok(result) => result,
-        Err(_) => {
-            if let Err(err) = client.cancel_token().cancel_query(tls.clone()).await {
-                tracing::warn!(error = %err, "could not cancel a slow statement");
-            }
-            running.await.map_err(|err| match err {
+    match tokio::time::timeout_at(deadline.into(), &mut running).await {
+        Ok(result) => Some(result),
+        Err(_) => cancel_until_done(&token, tls, running).await.map(|result| {
+            result.map_err(|err| match err {
                 StoreError::Other(cause) => {
                     StoreError::Unavailable(cause.context("statement cancelled after its deadline"))
                 }
                 unavailable => unavailable,
             })
-        }
+        }),
     }
+}
+
+/// The answer for writes whose connection was given up on mid-statement.
+fn outcome_unknown() -> StoreError {
+    unavailable(anyhow::anyhow!(
+        "the database stopped answering during a write; whether it was stored is unknown"
+    ))
 }
 
 /// A pooled connection for a write. If the request is abandoned (its time
@@ -678,16 +684,27 @@ impl PostgresStore {
 
     /// Runs one write statement on a write connection, within its deadline.
     async fn write(&self, b: &SqlBuilder) -> StoreResult<Vec<Row>> {
-        let client = self.writer().await?;
-        let result = write_query(
-            Conn::new(&client, &self.statements),
-            b,
-            self.statement_timeout,
-            &self.tls,
-        )
-        .await;
-        client.done();
-        result
+        self.write_by(b, Instant::now() + self.statement_timeout)
+            .await
+    }
+
+    /// [`PostgresStore::write`] with its deadline given.
+    async fn write_by(&self, b: &SqlBuilder, deadline: Instant) -> StoreResult<Vec<Row>> {
+        let client = tokio::time::timeout_at(deadline.into(), self.writer())
+            .await
+            .map_err(|_| {
+                unavailable(anyhow::anyhow!(
+                    "timed out waiting for a database connection"
+                ))
+            })??;
+        match write_query(Conn::new(&client, &self.statements), b, deadline, &self.tls).await {
+            Some(result) => {
+                client.done();
+                result
+            }
+            // Dropped armed: detached from the pool.
+            None => Err(outcome_unknown()),
+        }
     }
 
     /// 404 or 412 after a conditional write touched no row.
@@ -995,21 +1012,16 @@ async fn create_round(w: RoundWriter, mut round: CreateRound) {
     // Each create must be answered within the statement deadline from when
     // it was queued, well before its request's time limit, so that a 503
     // always means "not stored": the round's deadline is its oldest's.
-    let now = tokio::time::Instant::now();
-    for job in round.remove_where(|job| job.submitted + w.deadline <= now) {
+    let now = Instant::now();
+    for job in round.remove_where(|job| job.started + w.deadline <= now) {
         job.answer(Err(unavailable(anyhow::anyhow!(
             "timed out waiting for a database connection"
         ))));
     }
-    let Some(deadline) = round
-        .jobs
-        .iter()
-        .map(|job| job.submitted + w.deadline)
-        .min()
-    else {
+    let Some(deadline) = round.jobs.iter().map(|job| job.started + w.deadline).min() else {
         return;
     };
-    let client = match tokio::time::timeout_at(deadline, w.pool.get()).await {
+    let client = match tokio::time::timeout_at(deadline.into(), w.pool.get()).await {
         Ok(Ok(client)) => client,
         Ok(Err(err)) => return fail_all(round, &pool_error(err)),
         Err(_) => {
@@ -1033,17 +1045,19 @@ async fn create_round(w: RoundWriter, mut round: CreateRound) {
         .collect();
     let insert = sql::insert_tasks(&rows);
     if round.jobs.len() == 1 {
-        let running = write_query(
-            Conn::new(&conn, &w.statements),
-            &insert,
-            deadline.saturating_duration_since(tokio::time::Instant::now()),
-            &w.tls,
-        );
+        let running = write_query(Conn::new(&conn, &w.statements), &insert, deadline, &w.tls);
         tokio::select! {
             inserted = running => {
-                conn.done();
+                let answer = match inserted {
+                    Some(inserted) => {
+                        conn.done();
+                        created(inserted).map(Batched::Done)
+                    }
+                    // Dropped armed: detached from the pool.
+                    None => Err(outcome_unknown()),
+                };
                 if let Some(job) = round.jobs.into_iter().next() {
-                    job.answer(created(inserted).map(Batched::Done));
+                    job.answer(answer);
                 }
             }
             // Dropping the armed connection cancels the insert.
@@ -1056,16 +1070,27 @@ async fn create_round(w: RoundWriter, mut round: CreateRound) {
         let running = query(Conn::new(&conn, &w.statements), &insert);
         tokio::pin!(running);
         tokio::select! {
-            inserted = &mut running => (inserted, false),
-            () = tokio::time::sleep_until(deadline) => {
+            inserted = &mut running => (Some(inserted), false),
+            () = tokio::time::sleep_until(deadline.into()) => {
                 (cancel_until_done(&token, &w.tls, running).await, true)
             }
             () = round.abandoned() => (cancel_until_done(&token, &w.tls, running).await, false),
         }
     };
+    let Some(inserted) = inserted else {
+        // Dropped armed: detached from the pool.
+        drop(conn);
+        return fail_all(round, &outcome_unknown());
+    };
     conn.done();
-    let err = match inserted.and_then(|rows| tasks_from_rows(&rows)) {
-        Ok(tasks) => return answer_round(round, tasks),
+    let err = match inserted {
+        Ok(rows) => {
+            return match tasks_from_rows(&rows) {
+                Ok(tasks) => answer_round(round, tasks),
+                // Stored, but a row does not decode: a bug (500), not 503.
+                Err(err) => fail_all(round, &err),
+            };
+        }
         Err(err) => err,
     };
     if !refused_by_server(&err) {
@@ -1178,21 +1203,32 @@ async fn get_round(reads: Reads, round: Round<Lookup, StoreResult<Option<Task>>>
     }
 }
 
-/// Cancels what the connection runs, again every 50 ms until the
-/// statement ends (a cancel that arrives before it started is lost).
-async fn cancel_until_done(
+/// How long a statement past its deadline is cancelled again and again
+/// before its connection is given up on (a link that went silent).
+const CANCEL_FOR: Duration = Duration::from_secs(2);
+
+/// Cancels what the connection runs, again every 50 ms (a cancel that
+/// arrives before the statement started is lost), until the statement
+/// ends. `None` after [`CANCEL_FOR`]: the connection does not answer, and
+/// the caller must drop it armed, so that it never goes back to the pool.
+async fn cancel_until_done<T>(
     token: &tokio_postgres::CancelToken,
     tls: &tokio_postgres_rustls::MakeRustlsConnect,
-    mut running: std::pin::Pin<&mut impl std::future::Future<Output = StoreResult<Vec<Row>>>>,
-) -> StoreResult<Vec<Row>> {
-    loop {
-        if let Err(err) = token.cancel_query(tls.clone()).await {
-            tracing::warn!(error = %err, "could not cancel a round of creates");
+    mut running: std::pin::Pin<&mut impl std::future::Future<Output = T>>,
+) -> Option<T> {
+    let give_up = Instant::now() + CANCEL_FOR;
+    while Instant::now() < give_up {
+        if let Err(err) = tokio::time::timeout(CANCEL_FOR, token.cancel_query(tls.clone()))
+            .await
+            .unwrap_or_else(|_| Ok(()))
+        {
+            tracing::warn!(error = %err, "could not cancel a statement past its deadline");
         }
         if let Ok(done) = tokio::time::timeout(Duration::from_millis(50), running.as_mut()).await {
-            return done;
+            return Some(done);
         }
     }
+    None
 }
 
 #[async_trait::async_trait]
@@ -1276,10 +1312,23 @@ impl Store for PostgresStore {
                 input: input.clone(),
                 now,
             };
-            match self.creates.submit(task, self.acquire_timeout).await {
+            // The create's deadline counts from its request's start.
+            let started = crate::middleware::request_started().unwrap_or_else(Instant::now);
+            match self
+                .creates
+                .submit(task, started, self.acquire_timeout)
+                .await
+            {
                 Ok(Ok(Batched::Done(created))) => return Ok(created),
-                // Nothing of that round was stored: this create goes alone.
-                Ok(Ok(Batched::RunAlone)) => {}
+                // Nothing of that round was stored: this create goes alone,
+                // within what is left of the same deadline.
+                Ok(Ok(Batched::RunAlone)) => {
+                    let insert = sql::insert_task(user_id, input, now);
+                    return created(
+                        self.write_by(&insert, started + self.statement_timeout)
+                            .await,
+                    );
+                }
                 Ok(Err(err)) => return Err(err),
                 Err(NotRun::TimedOut) => {
                     return Err(unavailable(anyhow::anyhow!(
@@ -1313,7 +1362,11 @@ impl Store for PostgresStore {
             user_id: user_id.to_owned(),
             id,
         };
-        match self.gets.submit(lookup, self.reads.acquire_timeout).await {
+        match self
+            .gets
+            .submit(lookup, Instant::now(), self.reads.acquire_timeout)
+            .await
+        {
             Ok(found) => found,
             Err(NotRun::TimedOut) => Err(unavailable(anyhow::anyhow!(
                 "timed out waiting for a database connection"

@@ -372,3 +372,88 @@ async fn a_silent_shared_connection_is_replaced_after_the_reads_on_it_time_out()
     assert!(recovered, "reads still fail on the frozen connection");
     concurrent_reads(&app, &users, &ids, 60).await;
 }
+
+/// The connection a round of creates runs on goes silent: the round gives
+/// it up (503, outcome unknown) instead of waiting for it for ever, and
+/// creates work again on new connections; with one round at a time, a
+/// stuck round would otherwise stop every create.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_write_connection_does_not_stop_creates() {
+    let Some(direct) = crate::helpers::postgres_url() else {
+        return;
+    };
+    let target: tokio_postgres::Config = direct.parse().unwrap();
+    let host = match &target.get_hosts()[0] {
+        tokio_postgres::config::Host::Tcp(host) => host.clone(),
+        #[allow(unreachable_patterns)]
+        _ => "127.0.0.1".to_owned(),
+    };
+    let port = target.get_ports().first().copied().unwrap_or(5432);
+    let proxy = FreezingProxy::start(format!("{host}:{port}")).await;
+    let hostport = format!("{host}:{port}");
+    let proxied = format!("127.0.0.1:{}", proxy.port);
+    let route = move |url: &str| url.replacen(&hostport, &proxied, 1);
+    let app = TestApp::with_env_through(
+        Backend::Postgres,
+        &[("DB_POOL_SIZE", "4"), ("REQUEST_TIMEOUT_MS", "1500")],
+        &route,
+    )
+    .await
+    .unwrap();
+    let (users, ids) = one_task_each(&app, "mute", 4).await;
+    // Concurrent toggles open further write connections, which sit idle in
+    // the pool when the freeze comes.
+    let toggles = futures::future::join_all(users.iter().zip(&ids).map(|(user, id)| {
+        let (app, t) = (&app, token(user));
+        async move { app.toggle_task(&t, *id).await.status() }
+    }))
+    .await;
+    assert!(toggles.iter().all(|s| *s == StatusCode::OK), "{toggles:?}");
+
+    proxy.freeze();
+    let app = &app;
+    let create = |user: &str| {
+        let t = token(user);
+        async move {
+            app.create_task(&t, json!({"title": "into the void"}))
+                .await
+                .status()
+        }
+    };
+    // One create holds the round on a frozen connection until its caller
+    // leaves; three more queue meanwhile and then go together, on another
+    // frozen connection, where only the round's own deadline ends them.
+    let first = create(&users[0]);
+    let rest = async {
+        tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+        futures::future::join_all(users[1..].iter().map(|u| create(u))).await
+    };
+    let (first, rest) = tokio::join!(first, rest);
+    assert_eq!(first, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        rest.iter().all(|s| *s == StatusCode::SERVICE_UNAVAILABLE),
+        "{rest:?}"
+    );
+    // Each frozen connection left in the pool is found out the same way;
+    // then creates reach new connections.
+    let started = std::time::Instant::now();
+    let mut recovered = false;
+    while started.elapsed() < std::time::Duration::from_secs(30) {
+        let status = app
+            .create_task(&token(&users[0]), json!({"title": "after the freeze"}))
+            .await
+            .status();
+        assert!(
+            status == StatusCode::CREATED || status == StatusCode::SERVICE_UNAVAILABLE,
+            "{status}"
+        );
+        if status == StatusCode::CREATED {
+            recovered = true;
+            break;
+        }
+    }
+    assert!(
+        recovered,
+        "creates never recovered from the frozen connection"
+    );
+}
