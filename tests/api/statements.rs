@@ -305,14 +305,10 @@ async fn one_read_each(app: &TestApp, users: &[String], ids: &[i64]) -> Vec<Stat
     statuses
 }
 
-/// The shared read connection goes silent (a dead link, no reset): the
-/// reads on it answer 503 at their deadline instead of hanging, and the
-/// next reads run on a new connection and get their own rows.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_silent_shared_connection_is_replaced_after_the_reads_on_it_time_out() {
-    let Some(direct) = crate::helpers::postgres_url() else {
-        return;
-    };
+/// A PostgreSQL app whose database connections all pass through a
+/// [`FreezingProxy`]; `None` when PostgreSQL is skipped.
+async fn behind_freezing_proxy(extra: &[(&str, &str)]) -> Option<(TestApp, FreezingProxy)> {
+    let direct = crate::helpers::postgres_url()?;
     let target: tokio_postgres::Config = direct.parse().unwrap();
     let host = match &target.get_hosts()[0] {
         tokio_postgres::config::Host::Tcp(host) => host.clone(),
@@ -324,17 +320,24 @@ async fn a_silent_shared_connection_is_replaced_after_the_reads_on_it_time_out()
     let hostport = format!("{host}:{port}");
     let proxied = format!("127.0.0.1:{}", proxy.port);
     let route = move |url: &str| url.replacen(&hostport, &proxied, 1);
-    let app = TestApp::with_env_through(
-        Backend::Postgres,
-        &[
-            ("DB_POOL_SIZE", "4"),
-            ("DB_SHARED_READ_CONNECTIONS", "1"),
-            ("REQUEST_TIMEOUT_MS", "1000"),
-        ],
-        &route,
-    )
+    let app = TestApp::with_env_through(Backend::Postgres, extra, &route).await?;
+    Some((app, proxy))
+}
+
+/// The shared read connection goes silent (a dead link, no reset): the
+/// reads on it answer 503 at their deadline instead of hanging, and the
+/// next reads run on a new connection and get their own rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_shared_connection_is_replaced_after_the_reads_on_it_time_out() {
+    let Some((app, proxy)) = behind_freezing_proxy(&[
+        ("DB_POOL_SIZE", "4"),
+        ("DB_SHARED_READ_CONNECTIONS", "1"),
+        ("REQUEST_TIMEOUT_MS", "1000"),
+    ])
     .await
-    .unwrap();
+    else {
+        return;
+    };
     let (users, ids) = one_task_each(&app, "silent", 3).await;
     concurrent_reads(&app, &users, &ids, 30).await;
 
@@ -379,27 +382,11 @@ async fn a_silent_shared_connection_is_replaced_after_the_reads_on_it_time_out()
 /// stuck round would otherwise stop every create.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_write_connection_does_not_stop_creates() {
-    let Some(direct) = crate::helpers::postgres_url() else {
+    let Some((app, proxy)) =
+        behind_freezing_proxy(&[("DB_POOL_SIZE", "4"), ("REQUEST_TIMEOUT_MS", "1500")]).await
+    else {
         return;
     };
-    let target: tokio_postgres::Config = direct.parse().unwrap();
-    let host = match &target.get_hosts()[0] {
-        tokio_postgres::config::Host::Tcp(host) => host.clone(),
-        #[allow(unreachable_patterns)]
-        _ => "127.0.0.1".to_owned(),
-    };
-    let port = target.get_ports().first().copied().unwrap_or(5432);
-    let proxy = FreezingProxy::start(format!("{host}:{port}")).await;
-    let hostport = format!("{host}:{port}");
-    let proxied = format!("127.0.0.1:{}", proxy.port);
-    let route = move |url: &str| url.replacen(&hostport, &proxied, 1);
-    let app = TestApp::with_env_through(
-        Backend::Postgres,
-        &[("DB_POOL_SIZE", "4"), ("REQUEST_TIMEOUT_MS", "1500")],
-        &route,
-    )
-    .await
-    .unwrap();
     let (users, ids) = one_task_each(&app, "mute", 4).await;
     // Concurrent toggles open further write connections, which sit idle in
     // the pool when the freeze comes.
