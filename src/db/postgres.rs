@@ -858,20 +858,18 @@ async fn apply_migrations(client: &mut deadpool_postgres::Object) -> anyhow::Res
     Ok(())
 }
 
-/// The create of [`Store::create_task`], on a write connection.
+/// A create carrying an `Idempotency-Key` (see [`Store::create_task`]), in
+/// one transaction on a write connection.
 async fn create_on(
     client: &mut deadpool_postgres::Object,
     statements: &Statements,
     user_id: &str,
     input: &TaskInput,
     now: DateTime<Utc>,
-    idempotency: Option<&IdempotentRequest>,
+    idem: &IdempotentRequest,
     render: for<'t> fn(&'t Task) -> String,
 ) -> StoreResult<Created> {
     let insert = sql::insert_task(user_id, input, now);
-    let Some(idem) = idempotency else {
-        return created(query(Conn::new(client, statements), &insert).await);
-    };
     let tx = client.transaction().await.map_err(classify)?;
     query(
         Conn::transaction(&tx, statements),
@@ -1306,7 +1304,7 @@ impl Store for PostgresStore {
         idempotency: Option<&IdempotentRequest>,
         render: for<'t> fn(&'t Task) -> String,
     ) -> StoreResult<Created> {
-        if idempotency.is_none() {
+        let Some(idem) = idempotency else {
             let task = NewTask {
                 user_id: user_id.to_owned(),
                 input: input.clone(),
@@ -1314,34 +1312,30 @@ impl Store for PostgresStore {
             };
             // The create's deadline counts from its request's start.
             let started = crate::middleware::request_started().unwrap_or_else(Instant::now);
-            match self
+            return match self
                 .creates
                 .submit(task, started, self.acquire_timeout)
                 .await
             {
-                Ok(Ok(Batched::Done(created))) => return Ok(created),
+                Ok(Ok(Batched::Done(created))) => Ok(created),
                 // Nothing of that round was stored: this create goes alone,
                 // within what is left of the same deadline.
                 Ok(Ok(Batched::RunAlone)) => {
                     let insert = sql::insert_task(user_id, input, now);
-                    return created(
+                    created(
                         self.write_by(&insert, started + self.statement_timeout)
                             .await,
-                    );
+                    )
                 }
-                Ok(Err(err)) => return Err(err),
-                Err(NotRun::TimedOut) => {
-                    return Err(unavailable(anyhow::anyhow!(
-                        "timed out waiting for a database connection"
-                    )));
-                }
-                Err(NotRun::Lost) => {
-                    return Err(StoreError::Other(anyhow::anyhow!(
-                        "a round of creates ended without answering"
-                    )));
-                }
-            }
-        }
+                Ok(Err(err)) => Err(err),
+                Err(NotRun::TimedOut) => Err(unavailable(anyhow::anyhow!(
+                    "timed out waiting for a database connection"
+                ))),
+                Err(NotRun::Lost) => Err(StoreError::Other(anyhow::anyhow!(
+                    "a round of creates ended without answering"
+                ))),
+            };
+        };
         let mut client = self.writer().await?;
         let result = create_on(
             &mut client,
@@ -1349,7 +1343,7 @@ impl Store for PostgresStore {
             user_id,
             input,
             now,
-            idempotency,
+            idem,
             render,
         )
         .await;
