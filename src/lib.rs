@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod json;
 pub mod listing;
 pub mod metrics;
 pub mod middleware;

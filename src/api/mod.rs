@@ -3,7 +3,6 @@
 mod compat;
 mod extract;
 mod health;
-pub mod json;
 mod me;
 pub mod openapi;
 mod tasks;

@@ -9,23 +9,21 @@ use axum::{
 };
 use serde_json::Value;
 
+use super::extract::{IdempotencyKey, IfMatch, JsonBody, TaskId};
 #[allow(unused_imports)]
 use super::openapi::{ListParams, ProblemDoc, TaskInputDoc, TaskPage, TaskPatchDoc};
-use super::{
-    extract::{IdempotencyKey, IfMatch, JsonBody, TaskId},
-    json,
-};
 use crate::{
     app::AppState,
     auth::AuthUser,
     db::{Change, Created, IdempotentRequest, Precondition, WriteOutcome},
     error::ApiError,
+    json,
     listing::{COMPAT_LIMITS, ListQuery, ListSpec, V1_LIMITS},
     task::{self, Task, TaskPatch},
 };
 
 /// Which family of routes is being served.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Flavor {
     V1,
     Compat,
@@ -140,23 +138,19 @@ pub(super) async fn list_tasks(
         offset: query.offset.unwrap_or(0),
         after,
     };
-    let mut items = state.store.list_tasks(&spec).await?;
-    let more = items.len() > query.limit as usize;
-    items.truncate(query.limit as usize);
-    let next_cursor = more
-        .then(|| {
-            items
-                .last()
-                .map(|last| state.cursor_key.encode(user.id(), &query, last))
-        })
-        .flatten();
     // Sized up front: a full page is several KiB, and growing from a small
     // buffer costs a copy per doubling.
-    let mut body = Vec::with_capacity(64 + items.len() * json::TASK_SIZE_HINT);
+    let page_hint = (query.limit.min(32) as usize) * json::TASK_SIZE_HINT;
+    let mut body = Vec::with_capacity(64 + page_hint);
+    if flavor == Flavor::V1 {
+        body.extend_from_slice(b"{\"items\":");
+    }
+    let page = state.store.list_tasks(&spec, &mut body).await?;
+    let next_cursor = page
+        .next_after
+        .map(|last| state.cursor_key.encode(user.id(), &query, &last));
     match flavor {
         Flavor::V1 => {
-            body.extend_from_slice(b"{\"items\":");
-            json::push_tasks(&mut body, &items);
             body.extend_from_slice(b",\"next_cursor\":");
             match &next_cursor {
                 Some(cursor) => json::push_str(&mut body, cursor),
@@ -166,7 +160,6 @@ pub(super) async fn list_tasks(
             Ok(json_body(body))
         }
         Flavor::Compat => {
-            json::push_tasks(&mut body, &items);
             let mut response = json_body(body);
             if let Some(cursor) = next_cursor {
                 let link = format!(

@@ -18,7 +18,7 @@ use std::{
     panic::AssertUnwindSafe,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering},
         mpsc,
     },
     time::Duration,
@@ -86,6 +86,11 @@ pub(super) struct Writer {
     acquire_timeout: Duration,
 }
 
+/// Counts the writer's commits, each counted before any write in it is
+/// answered, so that a reader can tell whether a snapshot it took earlier
+/// may miss a write someone has already been told about.
+pub(super) type Commits = Arc<AtomicU64>;
+
 /// Marks a queued write as abandoned when its caller stops waiting.
 struct Ticket(Arc<AtomicU8>);
 
@@ -105,8 +110,13 @@ impl Drop for Ticket {
 }
 
 impl Writer {
-    /// Moves `conn` to a new writer thread.
-    pub fn start(conn: Connection, acquire_timeout: Duration) -> std::io::Result<Self> {
+    /// Moves `conn` to a new writer thread, which counts its commits in
+    /// `commits`.
+    pub fn start(
+        conn: Connection,
+        acquire_timeout: Duration,
+        commits: Commits,
+    ) -> std::io::Result<Self> {
         let (jobs, inbox) = mpsc::channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let busy = Arc::new(AtomicBool::new(false));
@@ -114,7 +124,7 @@ impl Writer {
         let (q, b, r) = (queued.clone(), busy.clone(), rounds.clone());
         std::thread::Builder::new()
             .name("sqlite-writer".to_owned())
-            .spawn(move || run(conn, &inbox, &q, &b, &r))?;
+            .spawn(move || run(conn, &inbox, &q, &b, &r, &commits))?;
         Ok(Self {
             jobs,
             queued,
@@ -197,6 +207,7 @@ fn run(
     queued: &AtomicUsize,
     busy: &AtomicBool,
     rounds: &AtomicUsize,
+    commits: &AtomicU64,
 ) {
     while let Ok(first) = inbox.recv() {
         let mut round = Vec::with_capacity(MAX_BATCH);
@@ -245,6 +256,10 @@ fn run(
                 let _ = conn.execute_batch("rollback");
                 failure
             });
+            // Before any reply: a read that starts after its write was
+            // answered must see the count change (Release pairs with the
+            // readers' Acquire).
+            commits.fetch_add(1, Ordering::Release);
             for reply in replies {
                 reply(commit.clone());
             }
@@ -267,7 +282,8 @@ mod tests {
             "create table t (n integer primary key, v text not null check (v <> 'bad'))",
         )
         .unwrap();
-        let writer = Arc::new(Writer::start(conn, Duration::from_secs(5)).unwrap());
+        let writer =
+            Arc::new(Writer::start(conn, Duration::from_secs(5), Commits::default()).unwrap());
         let calls = (0..200i64).map(|n| {
             let writer = writer.clone();
             tokio::spawn(async move {

@@ -117,6 +117,27 @@ pub struct StatementCounts {
     pub unnamed: u64,
 }
 
+/// What a list request needs besides the page's JSON.
+#[derive(Debug)]
+pub struct ListedPage {
+    /// The page's last task when more rows follow it (the next page's
+    /// cursor starts after it); `None` on the last page.
+    pub next_after: Option<Task>,
+}
+
+impl ListedPage {
+    /// Writes a page from decoded tasks: `tasks` holds up to `limit` rows
+    /// plus the look-ahead row that tells whether more follow.
+    pub fn from_tasks(mut tasks: Vec<Task>, limit: u32, out: &mut Vec<u8>) -> Self {
+        let more = tasks.len() > limit as usize;
+        tasks.truncate(limit as usize);
+        crate::json::push_tasks(out, &tasks);
+        Self {
+            next_after: if more { tasks.pop() } else { None },
+        }
+    }
+}
+
 /// The storage seam. Both implementations run the same HTTP test suite.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync {
@@ -161,8 +182,13 @@ pub trait Store: Send + Sync {
         id: i64,
         condition: &Precondition,
     ) -> StoreResult<WriteOutcome<()>>;
-    /// One page (plus one look-ahead row) of the user's tasks.
-    async fn list_tasks(&self, spec: &ListSpec) -> StoreResult<Vec<Task>>;
+    /// One page of the user's tasks, appended to `out` as a JSON array.
+    ///
+    /// The store writes the JSON so that a backend can go from its rows to
+    /// the response without building a [`Task`] per row (SQLite does: see
+    /// `sqlite::push_task_row`); the bytes are always those of
+    /// [`crate::json::push_tasks`].
+    async fn list_tasks(&self, spec: &ListSpec, out: &mut Vec<u8>) -> StoreResult<ListedPage>;
     /// Drops idempotency records created before `cutoff`.
     async fn purge_idempotency_keys(&self, cutoff: DateTime<Utc>) -> StoreResult<u64>;
 }

@@ -26,8 +26,8 @@ use tokio_postgres::{
 };
 
 use super::{
-    Change, Created, IdempotentRequest, Precondition, Store, StoreError, StoreResult, UserProfile,
-    WriteOutcome,
+    Change, Created, IdempotentRequest, ListedPage, Precondition, Store, StoreError, StoreResult,
+    UserProfile, WriteOutcome,
     batch::{Batcher, NotRun, Round},
     sql::{self, Dialect, Param, SqlBuilder},
 };
@@ -1412,12 +1412,16 @@ impl Store for PostgresStore {
         self.missing_or_stale(user_id, id).await
     }
 
-    async fn list_tasks(&self, spec: &ListSpec) -> StoreResult<Vec<Task>> {
+    async fn list_tasks(&self, spec: &ListSpec, out: &mut Vec<u8>) -> StoreResult<ListedPage> {
         let rows = self
             .reads
             .idempotent(&sql::list_query(spec, Dialect::Postgres), Sharing::Read)
             .await?;
-        tasks_from_rows(&rows)
+        Ok(ListedPage::from_tasks(
+            tasks_from_rows(&rows)?,
+            spec.limit,
+            out,
+        ))
     }
 
     async fn purge_idempotency_keys(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {

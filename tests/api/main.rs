@@ -17,6 +17,7 @@ mod neon;
 mod openapi;
 mod operations;
 mod rounds;
+mod snapshots;
 mod statements;
 mod tasks;
 mod users;

@@ -79,11 +79,13 @@ pub fn push_str(out: &mut Vec<u8>, text: &str) {
     }
 }
 
-fn push_int(out: &mut Vec<u8>, n: i64) {
+/// An integer, as serde_json writes it.
+pub fn push_int(out: &mut Vec<u8>, n: i64) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
-fn push_opt_ts(out: &mut Vec<u8>, ts: Option<&DateTime<Utc>>) {
+/// A timestamp as a JSON string, or `null`.
+pub fn push_opt_ts(out: &mut Vec<u8>, ts: Option<&DateTime<Utc>>) {
     match ts {
         Some(ts) => {
             out.push(b'"');
