@@ -187,7 +187,8 @@ pub trait Store: Send + Sync {
     /// The store writes the JSON so that a backend can go from its rows to
     /// the response without building a [`Task`] per row (SQLite does: see
     /// `sqlite::push_task_row`); the bytes are always those of
-    /// [`crate::json::push_tasks`].
+    /// [`crate::json::push_tasks`]. After an error `out` may hold part of
+    /// a page; it is not a response.
     async fn list_tasks(&self, spec: &ListSpec, out: &mut Vec<u8>) -> StoreResult<ListedPage>;
     /// Drops idempotency records created before `cutoff`.
     async fn purge_idempotency_keys(&self, cutoff: DateTime<Utc>) -> StoreResult<u64>;

@@ -8,7 +8,10 @@
 //!
 //! - **Reads** run on the calling task's thread, on a connection taken from
 //!   a small stack of read-only connections. Under WAL a reader never waits
-//!   for a writer, so a read cannot stall the thread on a lock.
+//!   for a writer, so a read cannot stall the thread on a lock. A
+//!   connection keeps its read transaction from one read to the next while
+//!   the writer has committed nothing (see [`Reader`]), and a list writes
+//!   its rows straight into the response (see [`push_task_row`]).
 //! - **Writes** go to exactly one write connection, on its own thread, which
 //!   commits the writes that queued up meanwhile together (group commit, see
 //!   `group_commit.rs`). Writers queue there, with the acquire timeout,
@@ -133,7 +136,7 @@ impl Reader {
             if open.commits == commits && open.began.elapsed() < SNAPSHOT_REUSE {
                 return Ok(());
             }
-            self.end();
+            self.end()?;
         }
         let began = Instant::now();
         self.conn.prepare_cached("begin")?.execute([])?;
@@ -141,17 +144,15 @@ impl Reader {
         Ok(())
     }
 
-    /// Ends the read transaction, if one is open.
-    fn end(&mut self) {
+    /// Ends the read transaction, if one is open. Ending a read-only
+    /// transaction cannot lose anything; a connection where it fails is
+    /// closed by its pool rather than reused.
+    fn end(&mut self) -> rusqlite::Result<()> {
         self.snapshot = None;
         if !self.conn.is_autocommit() {
-            // Ending a read-only transaction cannot lose anything; should it
-            // fail, the next `begin` fails and the read reports it.
-            let _ = self
-                .conn
-                .prepare_cached("rollback")
-                .and_then(|mut s| s.execute([]));
+            self.conn.prepare_cached("rollback")?.execute([])?;
         }
+        Ok(())
     }
 }
 
@@ -526,6 +527,9 @@ fn list_json(
     out.push(b'[');
     while let Some(row) = rows.next()? {
         if written == limit {
+            // Decoded only to refuse a corrupt row, as a page of decoded
+            // tasks does.
+            task_from_row(row)?;
             out.push(b']');
             return Ok(ListedPage { next_after: last });
         }
@@ -605,10 +609,12 @@ impl ReadPool {
         // the snapshot then holds every commit counted so far.
         let commits = self.commits.load(Ordering::Acquire);
         let result = reader.begin(commits).and_then(|()| f(&reader.conn));
-        if result.is_err() || reader.conn.is_autocommit() {
-            reader.end();
+        if (result.is_err() || reader.conn.is_autocommit()) && reader.end().is_err() {
+            // Closing it ends its transaction.
+            self.open.fetch_sub(1, Ordering::Relaxed);
+        } else {
+            self.idle.lock().map_err(poisoned)?.push(reader);
         }
-        self.idle.lock().map_err(poisoned)?.push(reader);
         result.map_err(classify)
     }
 
@@ -624,14 +630,14 @@ impl ReadPool {
                 let Ok(mut idle) = pool.idle.lock() else {
                     return;
                 };
-                for reader in idle.iter_mut() {
-                    if reader
+                let before = idle.len();
+                idle.retain_mut(|reader| {
+                    let stale = reader
                         .snapshot
-                        .is_some_and(|s| s.began.elapsed() >= SNAPSHOT_REUSE)
-                    {
-                        reader.end();
-                    }
-                }
+                        .is_some_and(|s| s.began.elapsed() >= SNAPSHOT_REUSE);
+                    !stale || reader.end().is_ok()
+                });
+                pool.open.fetch_sub(before - idle.len(), Ordering::Relaxed);
             }
         });
     }
@@ -1173,7 +1179,7 @@ mod tests {
         }
         let page = |limit: u32| {
             let b = SqlBuilder {
-                sql: format!("select {} from t order by id", sql::TASK_COLUMNS),
+                sql: format!("select {} from t order by rowid", sql::TASK_COLUMNS),
                 params: Vec::new(),
                 plan_each_time: false,
             };
@@ -1208,8 +1214,14 @@ mod tests {
         ] {
             conn.execute_batch(&format!("savepoint s; {corrupt}"))
                 .unwrap();
-            let (_, listed, theirs) = page(10);
-            assert!(listed.is_err() && theirs.is_err(), "{corrupt}");
+            // Row 2 inside the page, and as the look-ahead row.
+            for limit in [10, 1] {
+                let (_, listed, theirs) = page(limit);
+                assert!(
+                    listed.is_err() && theirs.is_err(),
+                    "{corrupt}, limit {limit}"
+                );
+            }
             conn.execute_batch("rollback to s; release s").unwrap();
         }
     }
