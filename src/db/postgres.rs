@@ -34,6 +34,7 @@ use super::{
 use crate::{
     auth::Identity,
     config::Config,
+    json::{self, TaskFields},
     listing::ListSpec,
     task::{Priority, Task, TaskInput},
 };
@@ -473,17 +474,23 @@ fn stale_statement(err: &tokio_postgres::Error) -> bool {
     })
 }
 
-fn task_from_row(row: &Row) -> StoreResult<Task> {
-    let corrupt = |what: &str| StoreError::Other(anyhow::anyhow!("corrupt task row: {what}"));
+/// A row of [`sql::TASK_COLUMNS`], borrowed: text and tags point into the
+/// row, so a page is written from its rows without a [`Task`] per row.
+type RowFields<'r> = TaskFields<'r, Vec<&'r str>, DateTime<Utc>>;
+
+/// Reads a row of [`sql::TASK_COLUMNS`] in place.
+fn fields_of_row(row: &Row) -> StoreResult<RowFields<'_>> {
     let rank: i16 = row.try_get(5).map_err(|e| StoreError::Other(e.into()))?;
-    let task = (|| -> Result<Task, tokio_postgres::Error> {
-        Ok(Task {
+    let priority = Priority::from_rank(rank.into())
+        .ok_or_else(|| StoreError::Other(anyhow::anyhow!("corrupt task row: priority {rank}")))?;
+    (|| -> Result<RowFields<'_>, tokio_postgres::Error> {
+        Ok(TaskFields {
             id: row.try_get(0)?,
             user_id: row.try_get(1)?,
             title: row.try_get(2)?,
             description: row.try_get(3)?,
             completed: row.try_get(4)?,
-            priority: Priority::Medium,
+            priority,
             tags: row.try_get(6)?,
             due_date: row.try_get(7)?,
             completed_at: row.try_get(8)?,
@@ -492,15 +499,55 @@ fn task_from_row(row: &Row) -> StoreResult<Task> {
             version: row.try_get(11)?,
         })
     })()
-    .map_err(|e| StoreError::Other(e.into()))?;
+    .map_err(|e| StoreError::Other(e.into()))
+}
+
+fn task_from_row(row: &Row) -> StoreResult<Task> {
+    let f = fields_of_row(row)?;
     Ok(Task {
-        priority: Priority::from_rank(rank.into()).ok_or_else(|| corrupt("priority"))?,
-        ..task
+        id: f.id,
+        user_id: f.user_id.to_owned(),
+        title: f.title.to_owned(),
+        description: f.description.map(str::to_owned),
+        completed: f.completed,
+        priority: f.priority,
+        tags: f.tags.into_iter().map(str::to_owned).collect(),
+        due_date: f.due_date,
+        completed_at: f.completed_at,
+        created_at: f.created_at,
+        updated_at: f.updated_at,
+        version: f.version,
     })
 }
 
 fn tasks_from_rows(rows: &[Row]) -> StoreResult<Vec<Task>> {
     rows.iter().map(task_from_row).collect()
+}
+
+/// Writes a list query's page into `out` as a JSON array: up to `limit`
+/// rows, then the look-ahead row that says whether more follow. Every row
+/// is read, the look-ahead too, so a corrupt row is refused wherever it is.
+fn page_from_rows(rows: &[Row], limit: u32, out: &mut Vec<u8>) -> StoreResult<ListedPage> {
+    let limit = limit as usize;
+    out.push(b'[');
+    for (i, row) in rows.iter().take(limit).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        json::push_fields(out, &fields_of_row(row)?);
+    }
+    out.push(b']');
+    let next_after = match (
+        rows.get(limit),
+        limit.checked_sub(1).and_then(|i| rows.get(i)),
+    ) {
+        (Some(ahead), Some(last)) => {
+            fields_of_row(ahead)?;
+            Some(task_from_row(last)?)
+        }
+        _ => None,
+    };
+    Ok(ListedPage { next_after })
 }
 
 /// Whether the error is the tasks → users foreign key (user row missing).
@@ -1417,11 +1464,7 @@ impl Store for PostgresStore {
             .reads
             .idempotent(&sql::list_query(spec, Dialect::Postgres), Sharing::Read)
             .await?;
-        Ok(ListedPage::from_tasks(
-            tasks_from_rows(&rows)?,
-            spec.limit,
-            out,
-        ))
+        page_from_rows(&rows, spec.limit, out)
     }
 
     async fn purge_idempotency_keys(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {

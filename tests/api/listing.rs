@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem, token};
+use crate::helpers::{Backend, TestApp, admin_client, assert_problem, token};
 
 fn ids(page: &Value) -> Vec<i64> {
     page["items"]
@@ -63,10 +63,21 @@ fn key(task: &Value, sort: &str) -> (i64, String) {
         "due_date" => match task["due_date"].as_str() {
             // Nulls after every date ascending.
             None => (1, String::new()),
-            Some(d) => (0, d.to_owned()),
+            Some(d) => (0, sortable_ts(d)),
         },
+        "created_at" | "updated_at" => (0, sortable_ts(task[field].as_str().unwrap())),
         _ => (0, task[field].as_str().unwrap().to_owned()),
     }
+}
+
+/// A timestamp as text that sorts in time order. The API's own spelling
+/// does not: it drops a zero fraction and shortens a whole millisecond, so
+/// `…:12Z` and `…:12.123Z` sort after `…:12.123456Z` as strings.
+fn sortable_ts(ts: &str) -> String {
+    let micros = chrono::DateTime::parse_from_rfc3339(ts)
+        .unwrap()
+        .timestamp_micros();
+    format!("{micros:020}")
 }
 
 fn expected_order(tasks: &[Value], sort: &str) -> Vec<i64> {
@@ -398,6 +409,121 @@ async fn cursor_is_bound_to_sort_filters_and_user(app: TestApp) {
     assert_problem(response, StatusCode::BAD_REQUEST).await;
 }
 
+/// A page is written straight from the database's rows (no task is built
+/// per row), a single task from a decoded one: both must say the same of
+/// every task, whatever its text, tags, nulls and timestamps, and at every
+/// page size the page must be the head of the full list with a cursor
+/// exactly when rows follow.
+async fn listed_tasks_are_what_get_returns(app: TestApp) {
+    let t = token("alice");
+    let texts = [
+        "plain",
+        "quote \" and back\\slash",
+        "tab\tnew\nline\r",
+        "\u{1}\u{1f}\u{7f}",
+        "ünïcödé ✓ 🦀",
+        "exactly8",
+    ];
+    for (i, text) in texts.iter().enumerate() {
+        let priority = ["low", "medium", "high"][i % 3];
+        let mut body =
+            json!({"title": format!("{text} {i}"), "tags": [text, "home"], "priority": priority});
+        if i % 2 == 0 {
+            body["description"] = json!(format!("{text} described"));
+            let fraction = ["", ".5", ".123456"][i / 2 % 3];
+            body["due_date"] = json!(format!("2026-12-0{}T09:00:00{fraction}Z", 1 + i));
+        }
+        let id = app.new_task(&t, body).await["id"].as_i64().unwrap();
+        if i % 3 == 0 {
+            app.toggle_task(&t, id).await;
+        }
+    }
+    let all = app.list_tasks(&t, "limit=100").await;
+    let items = all["items"].as_array().unwrap();
+    assert_eq!(items.len(), texts.len());
+    for item in items {
+        let got: Value = app
+            .get_task(&t, item["id"].as_i64().unwrap())
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(item, &got);
+    }
+    for limit in 1..=texts.len() + 1 {
+        let page = app.list_tasks(&t, &format!("limit={limit}")).await;
+        let n = limit.min(texts.len());
+        assert_eq!(
+            page["items"].as_array().unwrap()[..],
+            items[..n],
+            "limit={limit}"
+        );
+        assert_eq!(
+            page["next_cursor"].is_string(),
+            limit < texts.len(),
+            "limit={limit}"
+        );
+    }
+}
+
+/// A stored row this server cannot read (an array with a null or a second
+/// dimension; only a hand-made update can store one) is refused with a
+/// problem, whether it falls in the page or is only the row that tells
+/// whether more follow; pages that do not reach it are unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_corrupt_row_is_refused_in_the_page_and_as_the_look_ahead() {
+    let Some(app) = TestApp::new(Backend::Postgres).await else {
+        return;
+    };
+    let t = token("alice");
+    let mut created = Vec::new();
+    for i in 0..4 {
+        created.push(
+            app.new_task(&t, json!({"title": format!("task {i}")}))
+                .await["id"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    // Newest first: created[3], created[2], created[1], created[0].
+    let (base, schema) = app.pg_schema().unwrap();
+    let admin = admin_client(base).await;
+    for corrupt in ["'{NULL}'", "'{{a},{b}}'"] {
+        admin
+            .execute(
+                &format!("update {schema}.tasks set tags = {corrupt} where id = $1"),
+                &[&created[1]],
+            )
+            .await
+            .unwrap();
+        let page = app.list_tasks(&t, "limit=1").await;
+        assert_eq!(ids(&page), [created[3]]);
+        for limit in [2, 3, 4] {
+            let response = app
+                .req(
+                    Method::GET,
+                    &format!("/api/v1/tasks?limit={limit}"),
+                    Some(&t),
+                )
+                .send()
+                .await
+                .unwrap();
+            assert_problem(response, StatusCode::INTERNAL_SERVER_ERROR).await;
+        }
+        admin
+            .execute(
+                &format!("update {schema}.tasks set tags = '{{}}' where id = $1"),
+                &[&created[1]],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            ids(&app.list_tasks(&t, "limit=4").await),
+            [created[3], created[2], created[1], created[0]]
+        );
+    }
+}
+
 crate::both_backends!(
     every_sort_key_orders_both_ways_with_id_ties,
     status_priority_tag_and_due_filters,
@@ -406,4 +532,5 @@ crate::both_backends!(
     bad_query_parameters_are_400_naming_the_parameter,
     cursor_pages_never_repeat_or_skip_under_churn,
     cursor_is_bound_to_sort_filters_and_user,
+    listed_tasks_are_what_get_returns,
 );
