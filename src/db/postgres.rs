@@ -36,7 +36,7 @@ use crate::{
     config::Config,
     json::{self, TaskFields},
     listing::ListSpec,
-    task::{Priority, Task, TaskInput},
+    task::{self, Priority, Task, TaskInput},
 };
 
 /// Embedded migrations: (version, name, SQL). Append-only.
@@ -476,7 +476,53 @@ fn stale_statement(err: &tokio_postgres::Error) -> bool {
 
 /// A row of [`sql::TASK_COLUMNS`], borrowed: text and tags point into the
 /// row, so a page is written from its rows without a [`Task`] per row.
-type RowFields<'r> = TaskFields<'r, Vec<&'r str>, DateTime<Utc>>;
+type RowFields<'r> = TaskFields<'r, Vec<&'r str>, PgTimestamp>;
+
+/// A `timestamptz` as PostgreSQL sends it, an integer, kept as one until it
+/// is written ([`task::push_unix_micros`]); only a cursor's row becomes a
+/// `DateTime`. Only instants chrono can hold are accepted (PostgreSQL's
+/// `infinity` is refused, as chrono's own decoding refuses it), so that
+/// conversion cannot fail.
+#[derive(Clone, Copy)]
+struct PgTimestamp {
+    unix_micros: i64,
+}
+
+/// PostgreSQL counts from 2000-01-01 UTC.
+const PG_EPOCH_UNIX_MICROS: i64 = 946_684_800_000_000;
+
+impl PgTimestamp {
+    fn to_datetime(self) -> DateTime<Utc> {
+        DateTime::from_timestamp_micros(self.unix_micros).unwrap_or_default()
+    }
+}
+
+impl<'a> tokio_postgres::types::FromSql<'a> for PgTimestamp {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let since_2000 = i64::from_be_bytes(raw.try_into()?);
+        const HELD: std::ops::RangeInclusive<i64> = DateTime::<Utc>::MIN_UTC.timestamp_micros()
+            ..=DateTime::<Utc>::MAX_UTC.timestamp_micros();
+        since_2000
+            .checked_add(PG_EPOCH_UNIX_MICROS)
+            .filter(|micros| HELD.contains(micros))
+            .map(|unix_micros| Self { unix_micros })
+            .ok_or_else(|| "timestamp out of range".into())
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::TIMESTAMPTZ
+    }
+}
+
+impl json::PushJson for PgTimestamp {
+    fn push_json(&self, out: &mut Vec<u8>) {
+        out.push(b'"');
+        if !task::push_unix_micros(out, self.unix_micros) {
+            task::push_ts(out, &self.to_datetime());
+        }
+        out.push(b'"');
+    }
+}
 
 /// Reads a row of [`sql::TASK_COLUMNS`] in place.
 fn fields_of_row(row: &Row) -> StoreResult<RowFields<'_>> {
@@ -512,10 +558,10 @@ fn task_from_row(row: &Row) -> StoreResult<Task> {
         completed: f.completed,
         priority: f.priority,
         tags: f.tags.into_iter().map(str::to_owned).collect(),
-        due_date: f.due_date,
-        completed_at: f.completed_at,
-        created_at: f.created_at,
-        updated_at: f.updated_at,
+        due_date: f.due_date.map(PgTimestamp::to_datetime),
+        completed_at: f.completed_at.map(PgTimestamp::to_datetime),
+        created_at: f.created_at.to_datetime(),
+        updated_at: f.updated_at.to_datetime(),
         version: f.version,
     })
 }

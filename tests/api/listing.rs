@@ -467,7 +467,7 @@ async fn listed_tasks_are_what_get_returns(app: TestApp) {
 }
 
 /// A stored row this server cannot read (an array with a null or a second
-/// dimension; only a hand-made update can store one) is refused with a
+/// dimension, an infinite timestamp; only a hand-made update stores one) is refused with a
 /// problem, whether it falls in the page or is only the row that tells
 /// whether more follow; pages that do not reach it are unaffected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -488,10 +488,15 @@ async fn postgres_a_corrupt_row_is_refused_in_the_page_and_as_the_look_ahead() {
     // Newest first: created[3], created[2], created[1], created[0].
     let (base, schema) = app.pg_schema().unwrap();
     let admin = admin_client(base).await;
-    for corrupt in ["'{NULL}'", "'{{a},{b}}'"] {
+    for corrupt in [
+        "tags = '{NULL}'",
+        "tags = '{{a},{b}}'",
+        "due_date = 'infinity'",
+        "updated_at = '-infinity'",
+    ] {
         admin
             .execute(
-                &format!("update {schema}.tasks set tags = {corrupt} where id = $1"),
+                &format!("update {schema}.tasks set {corrupt} where id = $1"),
                 &[&created[1]],
             )
             .await
@@ -512,7 +517,9 @@ async fn postgres_a_corrupt_row_is_refused_in_the_page_and_as_the_look_ahead() {
         }
         admin
             .execute(
-                &format!("update {schema}.tasks set tags = '{{}}' where id = $1"),
+                &format!(
+                    "update {schema}.tasks set tags = '{{}}', due_date = null, updated_at = created_at where id = $1"
+                ),
                 &[&created[1]],
             )
             .await
