@@ -252,20 +252,17 @@ pub fn with_middleware(routes: Router, config: &Config) -> Router {
     // first.
     routes.layer(
         tower::ServiceBuilder::new()
-            .layer(middleware::from_fn(crate::middleware::security_headers))
             .layer(middleware::from_fn_with_state(
                 allowed,
-                crate::middleware::no_cors_for_strangers,
+                crate::middleware::edge,
             ))
             .layer(cors)
-            .layer(middleware::from_fn(request_id::layer))
-            .layer(middleware::from_fn_with_state(
-                config.request_timeout,
-                crate::middleware::time_limit,
-            ))
             // The time limit covers reading the body too: a client that
             // trickles its body is answered 503 instead of holding a connection.
-            .layer(middleware::from_fn(crate::middleware::read_body))
+            .layer(middleware::from_fn_with_state(
+                config.request_timeout,
+                crate::middleware::per_request,
+            ))
             .layer(CatchPanicLayer::custom(
                 |_: Box<dyn std::any::Any + Send>| {
                     ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()

@@ -3,10 +3,11 @@
 //! the request's task so problem bodies can carry it without threading it
 //! through every function.
 
+use std::future::Future;
+
 use axum::{
     extract::Request,
     http::{HeaderName, HeaderValue},
-    middleware::Next,
     response::Response,
 };
 
@@ -25,8 +26,12 @@ pub fn current() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
 }
 
-/// Middleware: pick the id, run the rest of the stack inside its scope, echo it.
-pub async fn layer(request: Request, next: Next) -> Response {
+/// Middleware step: pick the id, run `inner` (the rest of the stack)
+/// inside its scope, echo it.
+pub async fn around<F: Future<Output = Response>>(
+    request: Request,
+    inner: impl FnOnce(Request) -> F,
+) -> Response {
     let id = request
         .headers()
         .get(&X_REQUEST_ID)
@@ -42,7 +47,7 @@ pub async fn layer(request: Request, next: Next) -> Response {
     );
     let header = HeaderValue::from_str(&id).ok();
     let mut response =
-        tracing::Instrument::instrument(REQUEST_ID.scope(id, next.run(request)), span).await;
+        tracing::Instrument::instrument(REQUEST_ID.scope(id, inner(request)), span).await;
     if let Some(header) = header {
         response.headers_mut().insert(X_REQUEST_ID.clone(), header);
     }
