@@ -205,16 +205,14 @@ fn router(state: AppState, config: &Config) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state);
-    with_middleware(routes, config).layer(middleware::from_fn_with_state(
-        metrics,
-        crate::middleware::count_request,
-    ))
+    with_middleware(routes, config, metrics)
 }
 
-/// The middleware stack around any router: request ids, panics as 500
-/// problems, one log line per request, CORS. Public so tests can check the
+/// The middleware stack around any router: request counts, security
+/// headers, CORS, request ids, the time limit, one log line per request,
+/// panics as 500 problems. Public so tests can check the
 /// stack's behaviour around handlers the API does not have (a panicking one).
-pub fn with_middleware(routes: Router, config: &Config) -> Router {
+pub fn with_middleware(routes: Router, config: &Config, metrics: Arc<Metrics>) -> Router {
     let origins: Vec<axum::http::HeaderValue> = config
         .cors_origins
         .iter()
@@ -253,7 +251,7 @@ pub fn with_middleware(routes: Router, config: &Config) -> Router {
     routes.layer(
         tower::ServiceBuilder::new()
             .layer(middleware::from_fn_with_state(
-                allowed,
+                crate::middleware::Edge { allowed, metrics },
                 crate::middleware::edge,
             ))
             .layer(cors)
@@ -263,12 +261,13 @@ pub fn with_middleware(routes: Router, config: &Config) -> Router {
                 config.request_timeout,
                 crate::middleware::per_request,
             ))
+            // Inside the log line and the count: a panic is logged and
+            // counted as the 500 it is answered with.
             .layer(CatchPanicLayer::custom(
                 |_: Box<dyn std::any::Any + Send>| {
                     ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
                 },
-            ))
-            .layer(middleware::from_fn(crate::middleware::log_request)),
+            )),
     )
 }
 

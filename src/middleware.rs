@@ -21,7 +21,10 @@ use crate::error::ApiError;
 
 /// One log line per request: route template (never the query, which may
 /// hold search text), status and latency. Headers are never logged.
-pub async fn log_request(request: Request, next: Next) -> Response {
+async fn log_request<F: Future<Output = Response>>(
+    request: Request,
+    inner: impl FnOnce(Request) -> F,
+) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -29,7 +32,7 @@ pub async fn log_request(request: Request, next: Next) -> Response {
         .unwrap_or_else(|| "(unmatched)".to_owned());
     let method = request.method().clone();
     let started = Instant::now();
-    let mut response = next.run(request).await;
+    let mut response = inner(request).await;
     response
         .extensions_mut()
         .insert(RouteTemplate(route.clone()));
@@ -44,14 +47,14 @@ pub async fn log_request(request: Request, next: Next) -> Response {
 }
 
 /// Counts every request in the metrics by route template and status.
-pub async fn count_request(
-    State(metrics): State<std::sync::Arc<crate::metrics::Metrics>>,
+async fn count_request<F: Future<Output = Response>>(
+    metrics: &crate::metrics::Metrics,
     request: Request,
-    next: Next,
+    inner: impl FnOnce(Request) -> F,
 ) -> Response {
     let method = request.method().as_str().to_owned();
     let started = Instant::now();
-    let response = next.run(request).await;
+    let response = inner(request).await;
     let route = response
         .extensions()
         .get::<RouteTemplate>()
@@ -84,22 +87,35 @@ pub fn request_started() -> Option<std::time::Instant> {
     REQUEST_STARTED.try_with(|started| *started).ok()
 }
 
-/// Request id, time limit and body reading, in that order, as one layer
-/// (see the module doc).
+/// Request id, time limit, body reading and the log line, in that order,
+/// as one layer (see the module doc).
 pub async fn per_request(State(limit): State<Duration>, request: Request, next: Next) -> Response {
     crate::request_id::around(request, |request| {
         time_limit(limit, request, |request| {
-            read_body(request, |request| next.run(request))
+            read_body(request, |request| {
+                log_request(request, |request| next.run(request))
+            })
         })
     })
     .await
 }
 
-/// Security headers and the CORS cleanup for strangers, as one layer
-/// outside CORS (see the module doc).
-pub async fn edge(State(allowed): State<AllowedOrigins>, request: Request, next: Next) -> Response {
-    security_headers(request, |request| {
-        no_cors_for_strangers(&allowed, request, |request| next.run(request))
+/// What the outermost layer needs.
+#[derive(Clone)]
+pub struct Edge {
+    /// The origins CORS allows.
+    pub allowed: AllowedOrigins,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+}
+
+/// The request count, security headers and the CORS cleanup for
+/// strangers, in that order, as one layer outside CORS (see the module
+/// doc).
+pub async fn edge(State(edge): State<Edge>, request: Request, next: Next) -> Response {
+    count_request(&edge.metrics, request, |request| {
+        security_headers(request, |request| {
+            no_cors_for_strangers(&edge.allowed, request, |request| next.run(request))
+        })
     })
     .await
 }

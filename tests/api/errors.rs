@@ -235,7 +235,8 @@ async fn panics_become_500_problems_without_internals() {
             "unreachable"
         }),
     );
-    let app = tasks_api::app::with_middleware(routes, &config);
+    let metrics = std::sync::Arc::new(tasks_api::metrics::Metrics::new());
+    let app = tasks_api::app::with_middleware(routes, &config, metrics.clone());
     let request = axum::http::Request::get("/boom")
         .body(axum::body::Body::empty())
         .unwrap();
@@ -258,6 +259,10 @@ async fn panics_become_500_problems_without_internals() {
         .body(axum::body::Body::empty())
         .unwrap();
     assert_eq!(app.oneshot(request).await.unwrap().status(), 500);
+    // Both counted, under their route, as the 500s they were answered with.
+    let counted = r#"http_requests_total{method="GET",route="/boom",status="500"} 2"#;
+    let rendered = metrics.render();
+    assert!(rendered.contains(counted), "{rendered}");
 }
 
 /// Requests refused before their body is read (401, 405) leave a keep-alive
