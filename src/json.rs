@@ -61,6 +61,31 @@ impl<'a> TaskFields<'a, &'a [String], DateTime<Utc>> {
     }
 }
 
+impl<Tags, Ts> TaskFields<'_, Tags, Ts> {
+    /// The owned task these fields hold, given how the backend's tags and
+    /// timestamps become owned values (a single task, a list's cursor row).
+    pub fn into_task(
+        self,
+        tags: impl FnOnce(Tags) -> Vec<String>,
+        ts: impl Fn(Ts) -> DateTime<Utc>,
+    ) -> Task {
+        Task {
+            id: self.id,
+            user_id: self.user_id.to_owned(),
+            title: self.title.to_owned(),
+            description: self.description.map(str::to_owned),
+            completed: self.completed,
+            priority: self.priority,
+            tags: tags(self.tags),
+            due_date: self.due_date.map(&ts),
+            completed_at: self.completed_at.map(&ts),
+            created_at: ts(self.created_at),
+            updated_at: ts(self.updated_at),
+            version: self.version,
+        }
+    }
+}
+
 /// A value that writes itself as JSON, the way [`Task`]'s `Serialize`
 /// output spells it; what [`TaskFields`] needs of its tags and timestamps.
 pub trait PushJson {

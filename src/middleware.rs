@@ -4,8 +4,9 @@
 //! Adjacent middlewares run as one axum layer ([`edge`], [`per_request`]),
 //! each step calling the next as a plain future. Why: every `from_fn`
 //! layer clones the whole stack beneath it and boxes a future on every
-//! request (with CORS's configuration among what is cloned); seven layers
-//! were a tenth of the server's CPU on a list request.
+//! request (with CORS's configuration among what is cloned). Going from
+//! seven such layers to two took ~5 µs of server CPU off every request
+//! (measured on a PostgreSQL list, ~50 µs in all).
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -105,6 +106,7 @@ pub async fn per_request(State(limit): State<Duration>, request: Request, next: 
 pub struct Edge {
     /// The origins CORS allows.
     pub allowed: AllowedOrigins,
+    /// Where every answered request is counted.
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 

@@ -549,21 +549,10 @@ fn fields_of_row(row: &Row) -> StoreResult<RowFields<'_>> {
 }
 
 fn task_from_row(row: &Row) -> StoreResult<Task> {
-    let f = fields_of_row(row)?;
-    Ok(Task {
-        id: f.id,
-        user_id: f.user_id.to_owned(),
-        title: f.title.to_owned(),
-        description: f.description.map(str::to_owned),
-        completed: f.completed,
-        priority: f.priority,
-        tags: f.tags.into_iter().map(str::to_owned).collect(),
-        due_date: f.due_date.map(PgTimestamp::to_datetime),
-        completed_at: f.completed_at.map(PgTimestamp::to_datetime),
-        created_at: f.created_at.to_datetime(),
-        updated_at: f.updated_at.to_datetime(),
-        version: f.version,
-    })
+    Ok(fields_of_row(row)?.into_task(
+        |tags| tags.into_iter().map(str::to_owned).collect(),
+        PgTimestamp::to_datetime,
+    ))
 }
 
 fn tasks_from_rows(rows: &[Row]) -> StoreResult<Vec<Task>> {

@@ -469,28 +469,15 @@ fn fields_at<'r>(row: &'r Row<'_>) -> rusqlite::Result<RowFields<'r>> {
 
 /// Decodes a task from a row of [`sql::TASK_COLUMNS`].
 fn task_from_row(row: &Row<'_>) -> rusqlite::Result<Task> {
-    let f = fields_at(row)?;
-    Ok(Task {
-        id: f.id,
-        user_id: f.user_id.to_owned(),
-        title: f.title.to_owned(),
-        description: f.description.map(str::to_owned),
-        completed: f.completed,
-        priority: f.priority,
-        tags: match f.tags {
-            StoredTags::Plain(text) => {
-                let mut tags = Vec::new();
-                each_plain_tag(text, |tag| tags.push(tag.to_owned()));
-                tags
-            }
-            StoredTags::Decoded(tags) => tags,
-        },
-        due_date: f.due_date.map(|ts| ts.0),
-        completed_at: f.completed_at.map(|ts| ts.0),
-        created_at: f.created_at.0,
-        updated_at: f.updated_at.0,
-        version: f.version,
-    })
+    let tags = |tags| match tags {
+        StoredTags::Plain(text) => {
+            let mut tags = Vec::new();
+            each_plain_tag(text, |tag| tags.push(tag.to_owned()));
+            tags
+        }
+        StoredTags::Decoded(tags) => tags,
+    };
+    Ok(fields_at(row)?.into_task(tags, |ts: StoredTs<'_>| ts.0))
 }
 
 /// Writes a row of [`sql::TASK_COLUMNS`] as the JSON of its task: the
