@@ -125,19 +125,6 @@ pub struct ListedPage {
     pub next_after: Option<Task>,
 }
 
-impl ListedPage {
-    /// Writes a page from decoded tasks: `tasks` holds up to `limit` rows
-    /// plus the look-ahead row that tells whether more follow.
-    pub fn from_tasks(mut tasks: Vec<Task>, limit: u32, out: &mut Vec<u8>) -> Self {
-        let more = tasks.len() > limit as usize;
-        tasks.truncate(limit as usize);
-        crate::json::push_tasks(out, &tasks);
-        Self {
-            next_after: if more { tasks.pop() } else { None },
-        }
-    }
-}
-
 /// The storage seam. Both implementations run the same HTTP test suite.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync {
@@ -185,8 +172,8 @@ pub trait Store: Send + Sync {
     /// One page of the user's tasks, appended to `out` as a JSON array.
     ///
     /// The store writes the JSON so that a backend can go from its rows to
-    /// the response without building a [`Task`] per row (SQLite does: see
-    /// `sqlite::push_task_row`); the bytes are always those of
+    /// the response without building a [`Task`] per row (both do, through
+    /// [`crate::json::TaskFields`]); the bytes are always those of
     /// [`crate::json::push_tasks`]. After an error `out` may hold part of
     /// a page; it is not a response.
     async fn list_tasks(&self, spec: &ListSpec, out: &mut Vec<u8>) -> StoreResult<ListedPage>;

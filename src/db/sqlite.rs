@@ -1180,10 +1180,13 @@ mod tests {
             };
             let mut mine = Vec::new();
             let listed = list_json(&conn, &b, limit, &mut mine).map(|p| p.next_after);
-            let theirs = query(&conn, &b, task_from_row).map(|tasks| {
+            // The reference: a page of decoded tasks plus the look-ahead row.
+            let theirs = query(&conn, &b, task_from_row).map(|mut tasks| {
+                let more = tasks.len() > limit as usize;
+                tasks.truncate(limit as usize);
                 let mut out = Vec::new();
-                let page = ListedPage::from_tasks(tasks, limit, &mut out);
-                (out, page.next_after)
+                json::push_tasks(&mut out, &tasks);
+                (out, if more { tasks.pop() } else { None })
             });
             (mine, listed, theirs)
         };
