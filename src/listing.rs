@@ -8,11 +8,11 @@
 //! with another sort or other filters is refused instead of returning a wrong
 //! page.
 
+use std::sync::LazyLock;
+
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
-use std::sync::LazyLock;
-
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -129,6 +129,8 @@ impl Filters {
         self.digest_of_canonical()
     }
 
+    /// The digest proper: SHA-256 of the filters' canonical JSON, cut to
+    /// 12 bytes.
     fn digest_of_canonical(&self) -> String {
         let canonical = serde_json::json!([
             match self.status {
