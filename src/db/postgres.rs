@@ -548,11 +548,16 @@ fn fields_of_row(row: &Row) -> StoreResult<RowFields<'_>> {
     .map_err(|e| StoreError::Other(e.into()))
 }
 
-fn task_from_row(row: &Row) -> StoreResult<Task> {
-    Ok(fields_of_row(row)?.into_task(
+/// The owned task of a row's fields.
+fn task_from_fields(fields: RowFields<'_>) -> Task {
+    fields.into_task(
         |tags| tags.into_iter().map(str::to_owned).collect(),
         PgTimestamp::to_datetime,
-    ))
+    )
+}
+
+fn task_from_row(row: &Row) -> StoreResult<Task> {
+    fields_of_row(row).map(task_from_fields)
 }
 
 fn tasks_from_rows(rows: &[Row]) -> StoreResult<Vec<Task>> {
@@ -564,21 +569,21 @@ fn tasks_from_rows(rows: &[Row]) -> StoreResult<Vec<Task>> {
 /// is read, the look-ahead too, so a corrupt row is refused wherever it is.
 fn page_from_rows(rows: &[Row], limit: u32, out: &mut Vec<u8>) -> StoreResult<ListedPage> {
     let limit = limit as usize;
+    let mut last = None;
     out.push(b'[');
     for (i, row) in rows.iter().take(limit).enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        json::push_fields(out, &fields_of_row(row)?);
+        let fields = fields_of_row(row)?;
+        json::push_fields(out, &fields);
+        last = Some(fields);
     }
     out.push(b']');
-    let next_after = match (
-        rows.get(limit),
-        limit.checked_sub(1).and_then(|i| rows.get(i)),
-    ) {
+    let next_after = match (rows.get(limit), last) {
         (Some(ahead), Some(last)) => {
             fields_of_row(ahead)?;
-            Some(task_from_row(last)?)
+            Some(task_from_fields(last))
         }
         _ => None,
     };
