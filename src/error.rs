@@ -31,6 +31,11 @@ impl FieldError {
     }
 }
 
+/// Most field errors a problem body lists; the rest are only counted in
+/// `detail`. A 64 KB body can hold 32,000 bad items, and answering each
+/// would make the 422 forty times the size of the request.
+pub const ERRORS_MAX: usize = 20;
+
 /// Every way a request can fail, each mapped to exactly one status code.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -162,11 +167,7 @@ impl ApiError {
             }
             Self::PayloadTooLarge => "request body exceeds 65536 bytes".to_owned(),
             Self::UnsupportedMediaType => "request body must be application/json".to_owned(),
-            Self::Validation(errors) => errors
-                .iter()
-                .map(|e| format!("{} {}", e.field, e.message))
-                .collect::<Vec<_>>()
-                .join("; "),
+            Self::Validation(errors) => summary(errors),
             Self::TooManyRequests { retry_after, .. } => {
                 format!("too many requests; retry in {retry_after} s")
             }
@@ -191,6 +192,7 @@ impl IntoResponse for ApiError {
             Self::BadRequest { errors, .. } | Self::Validation(errors) => errors,
             _ => &empty,
         };
+        let errors = &errors[..errors.len().min(ERRORS_MAX)];
         let body = Problem {
             kind: "about:blank",
             title: status.canonical_reason().unwrap_or("Error"),
@@ -229,6 +231,23 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// `field message` of the first [`ERRORS_MAX`] errors, and how many more
+/// there are.
+fn summary(errors: &[FieldError]) -> String {
+    let mut detail = errors
+        .iter()
+        .take(ERRORS_MAX)
+        .map(|e| format!("{} {}", e.field, e.message))
+        .collect::<Vec<_>>()
+        .join("; ");
+    match errors.len().saturating_sub(ERRORS_MAX) {
+        0 => {}
+        1 => detail.push_str("; and 1 more error"),
+        more => detail.push_str(&format!("; and {more} more errors")),
+    }
+    detail
+}
+
 fn problem_response(status: StatusCode, body: &Problem<'_>) -> Response {
     // Serialising this struct cannot fail (only strings and integers), but a
     // request path must not panic, so fall back to a minimal literal body.
@@ -249,5 +268,26 @@ impl From<crate::db::StoreError> for ApiError {
             crate::db::StoreError::Unavailable(cause) => Self::Unavailable(format!("{cause:#}")),
             crate::db::StoreError::Other(cause) => Self::Internal(cause),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_lists_the_first_errors_and_counts_the_rest() {
+        let errors = |n: usize| -> Vec<FieldError> {
+            (0..n)
+                .map(|i| FieldError::new(format!("tags[{i}]"), "must be a string"))
+                .collect()
+        };
+        assert_eq!(summary(&errors(1)), "tags[0] must be a string");
+        assert!(!summary(&errors(ERRORS_MAX)).contains("more"));
+        assert!(
+            summary(&errors(ERRORS_MAX + 1))
+                .ends_with("; tags[19] must be a string; and 1 more error")
+        );
+        assert!(summary(&errors(32_000)).ends_with("; and 31980 more errors"));
     }
 }
