@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::{
     error::ApiError,
     json,
-    task::{Priority, Task, format_ts, parse_timestamp},
+    task::{Priority, TAGS_MAX, Task, format_ts, parse_timestamp},
 };
 
 /// Columns a list can be ordered by.
@@ -321,6 +321,16 @@ impl ListQuery {
         }
         query.filters.tags.sort();
         query.filters.tags.dedup();
+        // No task holds more tags, and each filter is a term of the SQL:
+        // ~1,000 of them overflow SQLite's expression depth (a 500).
+        if query.filters.tags.len() > TAGS_MAX {
+            return Err(ApiError::bad_param(
+                "tag",
+                format!(
+                    "must be given at most {TAGS_MAX} distinct values (a task holds at most {TAGS_MAX} tags)"
+                ),
+            ));
+        }
         if query.cursor.is_some() && query.offset.is_some() {
             return Err(ApiError::bad_param(
                 "cursor",

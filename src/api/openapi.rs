@@ -148,7 +148,8 @@ pub struct ProblemDoc {
     /// A human-readable explanation (FastAPI front ends read `.detail`).
     #[schema(examples("title must be 1-200 characters"))]
     detail: String,
-    /// Field-level errors, for 400 and 422.
+    /// Field-level errors, for 400 and 422: the first 20; `detail` ends with
+    /// the count of any others ("; and 31980 more errors").
     #[schema(nullable = false)]
     errors: Option<Vec<FieldErrorDoc>>,
     /// The request id, also in the `X-Request-ID` header.
@@ -287,6 +288,7 @@ pub struct ListParams {
     #[param(inline)]
     priority: Option<PriorityDoc>,
     /// Repeatable; a task must carry every given tag (exact, case-sensitive).
+    /// At most 20 distinct values (a task holds at most 20 tags); more is 400.
     #[param(style = Form, explode)]
     tag: Option<Vec<String>>,
     /// Case-insensitive substring of title or description (`%`, `_`, `\` literal).
@@ -321,6 +323,8 @@ pub struct CompatListParams {
     status: Option<StatusFilter>,
     #[param(inline)]
     priority: Option<PriorityDoc>,
+    /// Repeatable; a task must carry every given tag (exact, case-sensitive).
+    /// At most 20 distinct values (a task holds at most 20 tags); more is 400.
     #[param(style = Form, explode)]
     tag: Option<Vec<String>>,
     q: Option<String>,
