@@ -134,6 +134,7 @@ impl Application {
             limits: crate::server::ConnectionLimits {
                 header_read_timeout: config.header_read_timeout,
                 max_connections: config.max_connections,
+                max_connections_per_ip: config.max_connections_per_ip,
                 shutdown_grace: Duration::from_secs(10),
             },
         })

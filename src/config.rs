@@ -80,6 +80,9 @@ pub struct Config {
     pub header_read_timeout: Duration,
     /// Most open connections.
     pub max_connections: usize,
+    /// Most open connections from one client IP, so one client cannot take
+    /// them all; 0 = no per-IP cap (e.g. behind a proxy with its own).
+    pub max_connections_per_ip: usize,
     /// Bearer token required by `/metrics`, when set.
     pub metrics_token: Option<Secret>,
     /// Longest a request may take before it is answered 503.
@@ -237,6 +240,8 @@ impl Config {
         let ip_burst = parse_num(lookup, "RATE_LIMIT_IP_BURST", 30u32, &mut problems);
         let header_ms = parse_num(lookup, "HEADER_READ_TIMEOUT_MS", 10_000u64, &mut problems);
         let max_connections = parse_num(lookup, "MAX_CONNECTIONS", 4096usize, &mut problems);
+        let max_connections_per_ip =
+            parse_num(lookup, "MAX_CONNECTIONS_PER_IP", 1024usize, &mut problems);
         let timeout_ms = parse_num(lookup, "REQUEST_TIMEOUT_MS", 10_000u64, &mut problems);
         let log_json = match var(lookup, "LOG_FORMAT").as_deref() {
             None | Some("text") => false,
@@ -280,6 +285,7 @@ impl Config {
             metrics_token: var(lookup, "METRICS_TOKEN").map(Secret::new),
             header_read_timeout: Duration::from_millis(header_ms.max(1)),
             max_connections: max_connections.max(1),
+            max_connections_per_ip,
             rate_limit_per_second: rate,
             rate_limit_burst: burst,
             ip_rate_limit_per_second: ip_rate,
@@ -356,6 +362,27 @@ mod tests {
         assert!(!format!("{config:?}").contains(&"s".repeat(32)));
         assert_eq!(config.db_prepared_statements, None, "auto");
         assert_eq!(config.db_shared_read_connections, None, "auto");
+        assert_eq!(config.max_connections_per_ip, 1024);
+    }
+
+    #[test]
+    fn per_ip_connection_cap_is_a_number_and_zero_disables_it() {
+        let secret = "s".repeat(32);
+        let with = |v: &str| {
+            load(
+                &[
+                    ("BETTER_AUTH_SECRET", secret.as_str()),
+                    ("MAX_CONNECTIONS_PER_IP", v),
+                ],
+                false,
+            )
+        };
+        assert_eq!(with("4").unwrap().max_connections_per_ip, 4);
+        assert_eq!(with("0").unwrap().max_connections_per_ip, 0);
+        assert_eq!(
+            with("-1").unwrap_err(),
+            ["MAX_CONNECTIONS_PER_IP must be a whole number, got \"-1\"."]
+        );
     }
 
     #[test]

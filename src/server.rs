@@ -1,10 +1,17 @@
 //! The HTTP/1.1 accept loop. axum's `serve` has no knobs for slow clients, so
 //! connections are served by hyper directly with: a header read timeout (a
-//! slowloris client that trickles headers is cut off), a cap on open
-//! connections (further ones are closed at once, before any work), a header
-//! buffer sized for 64 KiB tokens, and graceful shutdown bounded in time.
+//! slowloris client that trickles headers is cut off), caps on open
+//! connections, overall and per client IP (further ones are closed at once,
+//! before any work), a header buffer sized for 64 KiB tokens, and graceful
+//! shutdown bounded in time.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    future::Future,
+    net::{IpAddr, Ipv6Addr},
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use axum::{Router, extract::ConnectInfo};
 use hyper_util::{
@@ -22,6 +29,9 @@ pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
     /// Most connections open at once.
     pub max_connections: usize,
+    /// Most connections open at once from one client IP (an IPv6 /64
+    /// counts as one); 0 = no per-IP cap.
+    pub max_connections_per_ip: usize,
     /// How long in-flight requests may take to finish after a shutdown signal.
     pub shutdown_grace: Duration,
 }
@@ -43,6 +53,7 @@ pub async fn serve(
         .max_buf_size(MAX_HEAD_BYTES)
         .keep_alive(true);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let per_ip = PerIpSlots::new(limits.max_connections_per_ip);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -63,6 +74,11 @@ pub async fn serve(
             drop(stream);
             continue;
         };
+        let Some(ip_slot) = per_ip.try_acquire(peer.ip()) else {
+            tracing::warn!(%peer, "per-IP connection limit reached; closing new connection");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let service = router.clone().map_request(
             move |mut request: axum::extract::Request<hyper::body::Incoming>| {
@@ -78,6 +94,7 @@ pub async fn serve(
             if let Err(err) = connection.await {
                 tracing::debug!(error = %err, "connection ended with an error");
             }
+            drop(ip_slot);
             drop(slot);
         });
     }
@@ -87,5 +104,104 @@ pub async fn serve(
         () = tokio::time::sleep(limits.shutdown_grace) => {
             tracing::warn!("in-flight requests did not finish within the shutdown grace period");
         }
+    }
+}
+
+/// Open connections per client, so that one client cannot hold every slot of
+/// [`ConnectionLimits::max_connections`]. An entry exists only while its
+/// client has a connection open, so the map never outgrows the global cap.
+struct PerIpSlots {
+    /// 0 = no cap.
+    max: usize,
+    open: OpenByClient,
+}
+
+/// Open connections by [`client_key`]; entries at zero are removed.
+type OpenByClient = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// One connection's place in [`PerIpSlots`], given back when dropped.
+struct IpSlot(Option<(OpenByClient, IpAddr)>);
+
+impl PerIpSlots {
+    fn new(max: usize) -> Self {
+        Self {
+            max,
+            open: Arc::default(),
+        }
+    }
+
+    /// A place for one more connection from `ip`, or `None` when that client
+    /// already has `max` open.
+    fn try_acquire(&self, ip: IpAddr) -> Option<IpSlot> {
+        if self.max == 0 {
+            return Some(IpSlot(None));
+        }
+        let key = client_key(ip);
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = open.entry(key).or_insert(0);
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(IpSlot(Some((self.open.clone(), key))))
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let Some((open, key)) = &self.0 else { return };
+        let mut open = open.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = open.get_mut(key) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(key);
+            }
+        }
+    }
+}
+
+/// Whom a connection counts against: the IPv4 address (also when it arrives
+/// IPv4-mapped on a dual-stack socket), or the IPv6 /64, which is what one
+/// host or site is usually given and can spread its connections over.
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !u128::from(u64::MAX);
+            IpAddr::V6(Ipv6Addr::from(prefix))
+        }
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_ip_slots_cap_each_client_and_forget_it_at_zero() {
+        let slots = PerIpSlots::new(2);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let first = slots.try_acquire(a).unwrap();
+        let second = slots.try_acquire(a).unwrap();
+        assert!(slots.try_acquire(a).is_none(), "a third from a is refused");
+        assert!(slots.try_acquire(b).is_some(), "b is not affected");
+        drop(first);
+        let third = slots.try_acquire(a).unwrap();
+        drop((second, third));
+        assert!(
+            slots.open.lock().unwrap().is_empty(),
+            "no entry is kept at zero"
+        );
+        let unlimited = PerIpSlots::new(0);
+        assert!((0..10).all(|_| unlimited.try_acquire(a).is_some()));
+    }
+
+    #[test]
+    fn clients_are_ipv4_addresses_or_ipv6_64s() {
+        let key = |s: &str| client_key(s.parse().unwrap()).to_string();
+        assert_eq!(key("::ffff:10.0.0.1"), "10.0.0.1");
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::");
+        assert_eq!(key("2001:db8:1:2:bbbb::9"), "2001:db8:1:2::");
     }
 }

@@ -491,6 +491,74 @@ async fn connection_cap_refuses_extra_connections() {
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
 }
 
+/// Opens a connection to `addr` from the loopback address `from` (Linux
+/// routes all of 127.0.0.0/8 to loopback, so each is a distinct client IP).
+async fn connect_from(from: [u8; 4], addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind((std::net::Ipv4Addr::from(from), 0).into())
+        .unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// Whether `GET /health` on `conn` is answered 200 (false when the server
+/// closed the connection unanswered).
+async fn answers_health(conn: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if conn
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = [0u8; 512];
+    match tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf)).await {
+        Ok(Ok(n)) => buf[..n].starts_with(b"HTTP/1.1 200"),
+        _ => false,
+    }
+}
+
+/// Beyond MAX_CONNECTIONS_PER_IP, new connections from that IP are closed
+/// unanswered while other IPs are served; when one closes, there is room.
+#[tokio::test]
+async fn per_ip_connection_cap_refuses_only_that_ip() {
+    let app = TestApp::with_env(Backend::Sqlite, &[("MAX_CONNECTIONS_PER_IP", "4")])
+        .await
+        .unwrap();
+    let addr: std::net::SocketAddr = app.base.trim_start_matches("http://").parse().unwrap();
+    let (here, other) = ([127, 0, 0, 1], [127, 0, 0, 2]);
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut conn = connect_from(here, addr).await;
+        assert!(answers_health(&mut conn).await);
+        held.push(conn);
+    }
+    let mut fifth = connect_from(here, addr).await;
+    assert!(
+        !answers_health(&mut fifth).await,
+        "a fifth connection from 127.0.0.1 must be closed unanswered"
+    );
+    let mut elsewhere = connect_from(other, addr).await;
+    assert!(
+        answers_health(&mut elsewhere).await,
+        "127.0.0.2 is not affected"
+    );
+    drop(held.pop());
+    // The server frees the slot when it sees the close: wait for that.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !answers_health(&mut connect_from(here, addr).await).await {
+        assert!(
+            Instant::now() < deadline,
+            "no room after a connection closed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for conn in &mut held {
+        assert!(answers_health(conn).await, "held connections keep working");
+    }
+}
+
 /// A client that trickles its request body is answered 503 once the request
 /// time limit passes, instead of holding the connection.
 #[tokio::test]
