@@ -1,7 +1,5 @@
 //! Body validation: every rule of API.md's Task section, at its edges.
 
-use std::time::{Duration, Instant};
-
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -194,29 +192,11 @@ fn distinct_tags(n: usize) -> Vec<Value> {
         .collect()
 }
 
-/// The fastest of three runs of `send`, with its last response.
-async fn fastest_of_three<F, Fut>(send: F) -> (Duration, reqwest::Response)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = reqwest::Response>,
-{
-    let mut best = Duration::MAX;
-    let mut last = None;
-    for _ in 0..3 {
-        let started = Instant::now();
-        let response = send().await;
-        best = best.min(started.elapsed());
-        last = Some(response);
-    }
-    (best, last.expect("three runs"))
-}
-
 /// A 64 KB body of ~10,800 distinct tags is refused once the 21st distinct
 /// tag is read (before, every tag was compared with every earlier one:
 /// ~0.6 s of CPU per request in a debug build, against ~1.5 ms for a create).
-/// The item after them is never read, so its error is not reported; and the
-/// refusal costs no more than a create of a body of the same size with 20
-/// distinct tags repeated (the most de-duplication work a valid body needs).
+/// The item after them is never read, so its error is not reported (how
+/// much CPU a refusal costs is a benchmark's question, not this test's).
 async fn a_body_full_of_tags_is_refused_at_the_21st_distinct_tag(app: TestApp) {
     let t = token("alice");
     let mut bomb = distinct_tags(10_800);
@@ -239,16 +219,6 @@ async fn a_body_full_of_tags_is_refused_at_the_21st_distinct_tag(app: TestApp) {
         let problem = assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
         assert_eq!(problem["errors"], expected, "{path}");
     }
-    let repeated: Vec<Value> = distinct_tags(20).into_iter().cycle().take(10_800).collect();
-    let valid = json!({"title": "a", "tags": repeated});
-    let (create, response) = fastest_of_three(|| app.create_task(&t, valid.clone())).await;
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let (refuse, response) = fastest_of_three(|| app.create_task(&t, bomb.clone())).await;
-    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        refuse < create * 3 + Duration::from_millis(50),
-        "refused in {refuse:?}; a create of the same size took {create:?}"
-    );
 }
 
 /// 32,000 bad tags in a 64 KB body: the 422 lists the first 20 and counts
