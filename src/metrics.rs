@@ -1,12 +1,12 @@
 //! Prometheus metrics at `GET /metrics` (text exposition format): requests
 //! by route template and status, latency, database pool, authentication
 //! failures by reason, and rate-limit rejections. Label values come from
-//! small fixed sets (route templates, not raw paths), so cardinality is
-//! bounded.
+//! small fixed sets (route templates, not raw paths; standard methods, else
+//! `OTHER`), so cardinality is bounded.
 
 use axum::{
     extract::State,
-    http::{HeaderMap, HeaderValue, header},
+    http::{HeaderMap, HeaderValue, Method, header},
     response::{IntoResponse, Response},
 };
 use prometheus_client::{
@@ -19,7 +19,7 @@ use crate::{app::AppState, error::ApiError};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    method: String,
+    method: &'static str,
     route: String,
     status: u16,
 }
@@ -47,6 +47,25 @@ struct PoolLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatementLabels {
     mode: &'static str,
+}
+
+/// The method as a metrics label or log field: the standard methods by
+/// name, any other as `OTHER`. Why: HTTP allows any token as a method, so a
+/// client sending unique (up to 80 KiB) method names would otherwise grow
+/// the label set, `/metrics` and the logs without bound.
+pub fn method_label(method: &Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => "OTHER",
+    }
 }
 
 /// Every metric the service exports.
@@ -128,10 +147,10 @@ impl Metrics {
     }
 
     /// Counts one answered request.
-    pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+    pub fn observe_request(&self, method: &Method, route: &str, status: u16, seconds: f64) {
         self.requests
             .get_or_create(&RequestLabels {
-                method: method.to_owned(),
+                method: method_label(method),
                 route: route.to_owned(),
                 status,
             })
