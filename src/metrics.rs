@@ -6,7 +6,7 @@
 
 use axum::{
     extract::State,
-    http::{HeaderMap, HeaderValue, Method, header},
+    http::{HeaderMap, HeaderValue, Method, header, request::Parts},
     response::{IntoResponse, Response},
 };
 use prometheus_client::{
@@ -15,7 +15,10 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::{app::AppState, error::ApiError};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::{app::AppState, config::Secret, error::ApiError};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -210,21 +213,12 @@ impl Metrics {
 }
 
 /// `GET /metrics`: guarded by `METRICS_TOKEN` when one is configured.
-pub async fn metrics(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
+/// A refused scrape counts as a failed authentication (metrics and the
+/// client address's budget), like a refused API token.
+pub async fn metrics(State(state): State<AppState>, parts: Parts) -> Result<Response, ApiError> {
     if let Some(expected) = &state.metrics_token {
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if presented.map(str::as_bytes) != Some(expected.expose().as_bytes()) {
-            return Err(ApiError::Unauthorized {
-                invalid_token: presented.is_some(),
-                detail: "the metrics token is required",
-            });
-        }
+        check_token(expected, &parts.headers)
+            .map_err(|err| crate::auth::failed(&state, &parts, err))?;
     }
     let pool = state.store.pool_stats();
     state
@@ -239,4 +233,23 @@ pub async fn metrics(
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     Ok(response)
+}
+
+/// Checks `Authorization: Bearer <METRICS_TOKEN>` (scheme in any case).
+/// Why the hashes: comparing SHA-256 digests in constant time takes the same
+/// time whatever the presented token's length or its first wrong byte, so
+/// timing tells a guesser nothing.
+fn check_token(expected: &Secret, headers: &HeaderMap) -> Result<(), ApiError> {
+    let presented = crate::auth::bearer_token(headers).map_err(|_| ApiError::Unauthorized {
+        invalid_token: false,
+        detail: "the metrics token is required",
+    })?;
+    let same = Sha256::digest(presented.as_bytes())
+        .as_slice()
+        .ct_eq(Sha256::digest(expected.expose().as_bytes()).as_slice());
+    if bool::from(same) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_token("the metrics token is invalid"))
+    }
 }

@@ -642,3 +642,69 @@ async fn logs_name_unknown_methods_other() {
         "{logs}"
     );
 }
+
+/// The `/metrics` guard takes the `Bearer` scheme in any case, and wrong
+/// or missing tokens spend the client address's failed-auth budget (429
+/// once it is spent, counted in the metrics), as wrong API tokens do.
+#[tokio::test]
+async fn metrics_token_guard_is_case_insensitive_and_throttles_guesses() {
+    let app = TestApp::with_env(
+        Backend::Sqlite,
+        &[
+            ("METRICS_TOKEN", "scrape-secret-123"),
+            ("RATE_LIMIT_IP_PER_SECOND", "1"),
+            ("RATE_LIMIT_IP_BURST", "3"),
+        ],
+    )
+    .await
+    .unwrap();
+    let scrape = |authorization: &str| {
+        app.req(Method::GET, "/metrics", None)
+            .header("authorization", authorization.to_owned())
+            .send()
+    };
+    for scheme in ["bearer", "BEARER", "Bearer", "bEaReR"] {
+        let ok = scrape(&format!("{scheme} scrape-secret-123"))
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), StatusCode::OK, "{scheme}");
+    }
+    let mut guesses = Vec::new();
+    for guess in ["scrape-secret-12", "scrape-secret-1234", "x", "y", "z"] {
+        guesses.push(scrape(&format!("Bearer {guess}")).await.unwrap());
+    }
+    let statuses: Vec<_> = guesses.iter().map(|r| r.status()).collect();
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::TOO_MANY_REQUESTS,
+        ]
+    );
+    let first = guesses.remove(0);
+    assert_eq!(
+        first.headers()["www-authenticate"],
+        "Bearer error=\"invalid_token\""
+    );
+    assert_problem(first, StatusCode::UNAUTHORIZED).await;
+    assert_problem(guesses.pop().unwrap(), StatusCode::TOO_MANY_REQUESTS).await;
+    // The right token still works from another budget's point of view: the
+    // IP budget only gates failures, so the scrape itself is not refused.
+    let text = scrape("Bearer scrape-secret-123")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(r#"auth_failures_total{reason="the metrics token is invalid"} 5"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"rate_limited_total{scope="ip"} 2"#),
+        "{text}"
+    );
+}
