@@ -196,17 +196,29 @@ fn router(state: AppState, config: &Config) -> Router {
         )
         .config(
             utoipa_swagger_ui::Config::default()
-                .persist_authorization(true)
+                // The pasted token lives as long as the page: persisted, it
+                // would sit in localStorage for any script on this origin.
+                .persist_authorization(false)
                 .validator_url("none"),
         );
     let metrics = state.metrics.clone();
     let routes = api::routes()
+        .route("/", axum::routing::get(home))
         .route("/metrics", axum::routing::get(crate::metrics::metrics))
         .merge(docs)
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state);
     with_middleware(routes, config, metrics)
+}
+
+/// `GET /`: a person who opens the printed address lands on the docs page.
+/// 303 (not 301/308): browsers cache permanent redirects for good, and this
+/// one is a convenience that may change; 303 also says "look there", not
+/// "this resource moved". Not in the OpenAPI document: no API client needs
+/// it.
+async fn home() -> axum::response::Redirect {
+    axum::response::Redirect::to("/docs/")
 }
 
 /// The middleware stack around any router: request counts, security

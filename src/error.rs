@@ -182,10 +182,12 @@ impl IntoResponse for ApiError {
         let status = self.status();
         match &self {
             Self::Internal(cause) => {
-                tracing::error!(error = %format!("{cause:#}"), "request failed")
+                tracing::error!(error = %Capped(&format_args!("{cause:#}")), "request failed")
             }
-            Self::Unavailable(cause) => tracing::warn!(%cause, "dependency unavailable"),
-            _ => tracing::debug!(error = %self, "request rejected"),
+            Self::Unavailable(cause) => {
+                tracing::warn!(cause = %Capped(cause), "dependency unavailable")
+            }
+            _ => tracing::debug!(error = %Capped(&self), "request rejected"),
         }
         let empty: Vec<FieldError> = Vec::new();
         let errors = match &self {
@@ -248,6 +250,54 @@ fn summary(errors: &[FieldError]) -> String {
     detail
 }
 
+/// Most bytes of one error text written to a log line.
+const LOGGED_TEXT_MAX: usize = 2048;
+
+/// Displays at most [`LOGGED_TEXT_MAX`] bytes of a text (cut at a character
+/// boundary, marked with `…`). Why: error texts can quote what a client
+/// sent, and a log line must not grow with the request.
+struct Capped<'a, T: std::fmt::Display + ?Sized>(&'a T);
+
+impl<T: std::fmt::Display + ?Sized> std::fmt::Display for Capped<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut out = Truncating {
+            inner: f,
+            left: LOGGED_TEXT_MAX,
+            cut: false,
+        };
+        // The only error is the deliberate one that stops writing at the cap.
+        let _ = std::fmt::write(&mut out, format_args!("{}", self.0));
+        if out.cut {
+            out.inner.write_str("…")?;
+        }
+        Ok(())
+    }
+}
+
+/// A writer that passes on at most `left` bytes, then refuses.
+struct Truncating<'a, 'b> {
+    inner: &'a mut std::fmt::Formatter<'b>,
+    left: usize,
+    cut: bool,
+}
+
+impl std::fmt::Write for Truncating<'_, '_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if s.len() <= self.left {
+            self.left -= s.len();
+            return self.inner.write_str(s);
+        }
+        let mut end = self.left;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.inner.write_str(&s[..end])?;
+        self.left = 0;
+        self.cut = true;
+        Err(std::fmt::Error)
+    }
+}
+
 fn problem_response(status: StatusCode, body: &Problem<'_>) -> Response {
     // Serialising this struct cannot fail (only strings and integers), but a
     // request path must not panic, so fall back to a minimal literal body.
@@ -289,5 +339,15 @@ mod tests {
                 .ends_with("; tags[19] must be a string; and 1 more error")
         );
         assert!(summary(&errors(32_000)).ends_with("; and 31980 more errors"));
+    }
+
+    #[test]
+    fn logged_texts_are_capped_at_a_character_boundary() {
+        assert_eq!(Capped("short").to_string(), "short");
+        let long = format!("a{}", "é".repeat(LOGGED_TEXT_MAX));
+        let shown = Capped(long.as_str()).to_string();
+        assert!(shown.ends_with('…'), "{shown}");
+        assert!(shown.len() <= LOGGED_TEXT_MAX + '…'.len_utf8());
+        assert!(shown.len() > LOGGED_TEXT_MAX - 2);
     }
 }

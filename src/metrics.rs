@@ -1,12 +1,12 @@
 //! Prometheus metrics at `GET /metrics` (text exposition format): requests
 //! by route template and status, latency, database pool, authentication
 //! failures by reason, and rate-limit rejections. Label values come from
-//! small fixed sets (route templates, not raw paths), so cardinality is
-//! bounded.
+//! small fixed sets (route templates, not raw paths; standard methods, else
+//! `OTHER`), so cardinality is bounded.
 
 use axum::{
     extract::State,
-    http::{HeaderMap, HeaderValue, header},
+    http::{HeaderMap, HeaderValue, Method, header, request::Parts},
     response::{IntoResponse, Response},
 };
 use prometheus_client::{
@@ -15,11 +15,14 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::{app::AppState, error::ApiError};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::{app::AppState, config::Secret, error::ApiError};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    method: String,
+    method: &'static str,
     route: String,
     status: u16,
 }
@@ -47,6 +50,25 @@ struct PoolLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatementLabels {
     mode: &'static str,
+}
+
+/// The method as a metrics label or log field: the standard methods by
+/// name, any other as `OTHER`. Why: HTTP allows any token as a method, so a
+/// client sending unique (up to 80 KiB) method names would otherwise grow
+/// the label set, `/metrics` and the logs without bound.
+pub fn method_label(method: &Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => "OTHER",
+    }
 }
 
 /// Every metric the service exports.
@@ -128,10 +150,10 @@ impl Metrics {
     }
 
     /// Counts one answered request.
-    pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+    pub fn observe_request(&self, method: &Method, route: &str, status: u16, seconds: f64) {
         self.requests
             .get_or_create(&RequestLabels {
-                method: method.to_owned(),
+                method: method_label(method),
                 route: route.to_owned(),
                 status,
             })
@@ -191,21 +213,12 @@ impl Metrics {
 }
 
 /// `GET /metrics`: guarded by `METRICS_TOKEN` when one is configured.
-pub async fn metrics(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
+/// A refused scrape counts as a failed authentication (metrics and the
+/// client address's budget), like a refused API token.
+pub async fn metrics(State(state): State<AppState>, parts: Parts) -> Result<Response, ApiError> {
     if let Some(expected) = &state.metrics_token {
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if presented.map(str::as_bytes) != Some(expected.expose().as_bytes()) {
-            return Err(ApiError::Unauthorized {
-                invalid_token: presented.is_some(),
-                detail: "the metrics token is required",
-            });
-        }
+        check_token(expected, &parts.headers)
+            .map_err(|err| crate::auth::failed(&state, &parts, err))?;
     }
     let pool = state.store.pool_stats();
     state
@@ -220,4 +233,23 @@ pub async fn metrics(
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     Ok(response)
+}
+
+/// Checks `Authorization: Bearer <METRICS_TOKEN>` (scheme in any case).
+/// Why the hashes: comparing SHA-256 digests in constant time takes the same
+/// time whatever the presented token's length or its first wrong byte, so
+/// timing tells a guesser nothing.
+fn check_token(expected: &Secret, headers: &HeaderMap) -> Result<(), ApiError> {
+    let presented = crate::auth::bearer_token(headers).map_err(|_| ApiError::Unauthorized {
+        invalid_token: false,
+        detail: "the metrics token is required",
+    })?;
+    let same = Sha256::digest(presented.as_bytes())
+        .as_slice()
+        .ct_eq(Sha256::digest(expected.expose().as_bytes()).as_slice());
+    if bool::from(same) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_token("the metrics token is invalid"))
+    }
 }

@@ -31,14 +31,14 @@ async fn log_request<F: Future<Output = Response>>(
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "(unmatched)".to_owned());
-    let method = request.method().clone();
+    let method = crate::metrics::method_label(request.method());
     let started = Instant::now();
     let mut response = inner(request).await;
     response
         .extensions_mut()
         .insert(RouteTemplate(route.clone()));
     tracing::info!(
-        %method,
+        method,
         route,
         status = response.status().as_u16(),
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
@@ -53,7 +53,7 @@ async fn count_request<F: Future<Output = Response>>(
     request: Request,
     inner: impl FnOnce(Request) -> F,
 ) -> Response {
-    let method = request.method().as_str().to_owned();
+    let method = request.method().clone();
     let started = Instant::now();
     let response = inner(request).await;
     let route = response

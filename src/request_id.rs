@@ -42,7 +42,7 @@ pub async fn around<F: Future<Output = Response>>(
     let span = tracing::info_span!(
         "request",
         request_id = %id,
-        method = %request.method(),
+        method = crate::metrics::method_label(request.method()),
         route = tracing::field::Empty,
     );
     let header = HeaderValue::from_str(&id).ok();

@@ -69,7 +69,10 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
 }
 
-/// The `{id}` of a task route: a positive 64-bit integer, or no task at all.
+/// The `{id}` of a task route: a positive 64-bit integer written the one
+/// canonical way (decimal digits, no sign, no leading zero), or no task at
+/// all. Why canonical only: `+9` or `09` naming task 9 would give one task
+/// many URLs, which caches, logs and clients comparing `Location`s disagree on.
 pub struct TaskId(pub i64);
 
 impl<S: Send + Sync> FromRequestParts<S> for TaskId {
@@ -81,11 +84,16 @@ impl<S: Send + Sync> FromRequestParts<S> for TaskId {
             .map_err(|_| ApiError::NotFound)?;
         params
             .get("id")
-            .and_then(|raw| raw.parse::<i64>().ok())
-            .filter(|id| *id > 0)
+            .and_then(|raw| canonical_id(raw))
             .map(Self)
             .ok_or(ApiError::NotFound)
     }
+}
+
+/// `raw` as a task id if it is one written canonically (1..=i64::MAX).
+fn canonical_id(raw: &str) -> Option<i64> {
+    let canonical = raw.bytes().all(|b| b.is_ascii_digit()) && !raw.starts_with('0');
+    raw.parse::<i64>().ok().filter(|id| canonical && *id > 0)
 }
 
 /// The caller of a `/api/{user_id}/…` route, who must be the user the path
@@ -179,6 +187,25 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::IF_MATCH, HeaderValue::from_str(v).unwrap());
         parse_if_match(&h)
+    }
+
+    #[test]
+    fn only_canonical_decimal_ids_name_a_task() {
+        assert_eq!(canonical_id("9"), Some(9));
+        assert_eq!(canonical_id("9223372036854775807"), Some(i64::MAX));
+        for raw in [
+            "",
+            "0",
+            "09",
+            "+9",
+            "-9",
+            " 9",
+            "9 ",
+            "٩",
+            "9223372036854775808",
+        ] {
+            assert_eq!(canonical_id(raw), None, "{raw:?}");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub use token::{ClaimRules, Identity, Verifier, mint_hs256};
 
 use axum::{
     extract::FromRequestParts,
-    http::{header, request::Parts},
+    http::{HeaderMap, header, request::Parts},
 };
 
 use crate::{app::AppState, error::ApiError};
@@ -52,14 +52,7 @@ impl FromRequestParts<AppState> for AuthUser {
             Ok(identity) => identity,
             // Failed attempts spend the client address's budget, so token
             // guessing is throttled; a 503 (JWKS down) is not the client's.
-            Err(err @ ApiError::Unauthorized { detail, .. }) => {
-                state.metrics.auth_failure(detail);
-                state
-                    .rate_limits
-                    .check_ip(client_ip(parts))
-                    .inspect_err(|_| state.metrics.rate_limited("ip"))?;
-                return Err(err);
-            }
+            Err(err @ ApiError::Unauthorized { .. }) => return Err(failed(state, parts, err)),
             Err(err) => return Err(err),
         };
         state
@@ -77,8 +70,24 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
+/// Books a failed authentication (`err`, a 401): counted in the metrics by
+/// reason, and spent from the client address's budget so that guessing is
+/// throttled. Answers the 429 once that budget is spent, else `err`.
+pub(crate) fn failed(state: &AppState, parts: &Parts, err: ApiError) -> ApiError {
+    if let ApiError::Unauthorized { detail, .. } = &err {
+        state.metrics.auth_failure(detail);
+    }
+    match state.rate_limits.check_ip(client_ip(parts)) {
+        Ok(()) => err,
+        Err(limited) => {
+            state.metrics.rate_limited("ip");
+            limited
+        }
+    }
+}
+
 async fn authenticate(parts: &Parts, state: &AppState) -> Result<Identity, ApiError> {
-    let token = bearer_token(parts)?;
+    let token = bearer_token(&parts.headers)?;
     state.verifier.verify(token).await.inspect_err(|err| {
         // The reason is worth logging; the token never is.
         tracing::info!(reason = %err, "token rejected");
@@ -96,13 +105,14 @@ fn client_ip(parts: &Parts) -> std::net::IpAddr {
 
 /// Pulls the token out of `Authorization: Bearer …`. No header, another
 /// scheme or an empty token count as "no credentials" (no `error` attribute
-/// in the challenge); anything else goes on to verification.
-fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
+/// in the challenge); anything else goes on to verification. The scheme is
+/// case-insensitive (RFC 9110 §11.1).
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
     let missing = ApiError::Unauthorized {
         invalid_token: false,
         detail: "a bearer token is required",
     };
-    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(missing);
     };
     let Ok(value) = value.to_str() else {

@@ -134,6 +134,82 @@ async fn ids_that_are_not_positive_i64_name_no_task(app: TestApp) {
     assert_problem(response, StatusCode::NOT_FOUND).await;
 }
 
+/// Only the canonical decimal form names a task: `+9`, `09` and friends are
+/// 404 on every id route, new and compatibility layout, and change nothing.
+async fn only_canonical_ids_name_a_task(app: TestApp) {
+    let t = token("alice");
+    let task = app.new_task(&t, json!({"title": "canonical"})).await;
+    let id = task["id"].as_i64().unwrap();
+    assert_eq!(app.get_task(&t, id).await.status(), StatusCode::OK);
+    for raw in [
+        format!("+{id}"),
+        format!("0{id}"),
+        format!("00{id}"),
+        format!("%2B{id}"),
+        format!("0{}", i64::MAX),
+    ] {
+        for base in ["/api/v1/tasks", "/api/alice/tasks"] {
+            let path = format!("{base}/{raw}");
+            let got = app.req(Method::GET, &path, Some(&t)).send().await.unwrap();
+            assert_problem(got, StatusCode::NOT_FOUND).await;
+            for method in [Method::PUT, Method::PATCH] {
+                let write = app
+                    .req(method, &path, Some(&t))
+                    .json(&json!({"title": "renamed"}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_problem(write, StatusCode::NOT_FOUND).await;
+            }
+            let toggle = app
+                .req(Method::PATCH, &format!("{path}/complete"), Some(&t))
+                .send()
+                .await
+                .unwrap();
+            assert_problem(toggle, StatusCode::NOT_FOUND).await;
+            let delete = app
+                .req(Method::DELETE, &path, Some(&t))
+                .send()
+                .await
+                .unwrap();
+            assert_problem(delete, StatusCode::NOT_FOUND).await;
+        }
+    }
+    let unchanged: Value = app.get_task(&t, id).await.json().await.unwrap();
+    assert_eq!(unchanged, task, "nothing changed");
+}
+
+/// A header value with a control character is refused by hyper's parser
+/// before any of our code runs: hyper writes a bare `400` (no body; it has
+/// no hook for a problem body) and closes the connection. Pinned here so a
+/// change shows up: still 400, and nothing was created.
+async fn headers_with_control_characters_are_400_and_change_nothing(app: TestApp) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let t = token("alice");
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let body = r#"{"title":"smuggled"}"#;
+    for header in [
+        "X-Note: a\x01b",
+        "Idempotency-Key: k\x7fk",
+        "If-Match: \"1\"\x00",
+    ] {
+        let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {t}\r\n{header}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut answer))
+            .await
+            .expect("the connection is closed after the answer")
+            .unwrap();
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 400"), "{header:?}: {text}");
+    }
+    assert_eq!(app.list_tasks(&t, "").await["items"], json!([]));
+}
+
 async fn not_found_outranks_validation_and_preconditions(app: TestApp) {
     let t = token("alice");
     let response = app
@@ -210,6 +286,8 @@ crate::both_backends!(
     media_type_must_be_json,
     body_size_limit_is_65536_bytes,
     ids_that_are_not_positive_i64_name_no_task,
+    only_canonical_ids_name_a_task,
+    headers_with_control_characters_are_400_and_change_nothing,
     not_found_outranks_validation_and_preconditions,
     unknown_routes_and_methods,
     request_id_is_echoed,

@@ -113,3 +113,47 @@ async fn docs_page_is_served_with_embedded_assets() {
         .unwrap();
     assert!(init.contains("/openapi.json"));
 }
+
+/// Someone who opens the printed address in a browser lands on the docs:
+/// `GET /` is a 303 to `/docs/` (which is served), and it is not an API
+/// operation, so the document does not list it.
+#[tokio::test]
+async fn root_redirects_to_the_docs() {
+    let app = TestApp::new(Backend::Sqlite).await.unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let root = client.get(format!("{}/", app.base)).send().await.unwrap();
+    assert_eq!(root.status(), StatusCode::SEE_OTHER);
+    assert_eq!(root.headers()["location"], "/docs/");
+    let followed = app.req(Method::GET, "/", None).send().await.unwrap();
+    assert_eq!(followed.status(), StatusCode::OK);
+    assert_eq!(followed.url().path(), "/docs/");
+    assert!(followed.text().await.unwrap().contains("swagger-ui"));
+    let post = app.req(Method::POST, "/", None).send().await.unwrap();
+    assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let doc: Value = serde_json::from_str(&tasks_api::api::openapi::document_json()).unwrap();
+    assert!(doc["paths"].get("/").is_none());
+}
+
+/// The docs page keeps a pasted token for the page's life only: Swagger UI
+/// is told not to persist authorizations (it would keep them in
+/// `localStorage`, readable by any script on this origin, for good).
+#[tokio::test]
+async fn docs_page_does_not_persist_the_token() {
+    let app = TestApp::new(Backend::Sqlite).await.unwrap();
+    let init = app
+        .req(Method::GET, "/docs/swagger-initializer.js", None)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let compact: String = init.split_whitespace().collect();
+    assert!(
+        compact.contains(r#""persistAuthorization":false"#),
+        "{init}"
+    );
+}

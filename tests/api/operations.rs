@@ -585,3 +585,194 @@ async fn slow_bodies_hit_the_request_time_limit() {
     assert!(started.elapsed() < Duration::from_secs(3));
     assert_eq!(app.list_tasks(&t, "").await["items"], json!([]));
 }
+
+/// Reads one HTTP/1.1 response (status line, headers, `Content-Length`
+/// body) from a keep-alive connection; returns the status code.
+async fn read_response<R: tokio::io::AsyncBufRead + Unpin>(conn: &mut R) -> u16 {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let mut line = String::new();
+    conn.read_line(&mut line).await.unwrap();
+    let status = line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {line:?}"));
+    let mut length = 0usize;
+    loop {
+        line.clear();
+        conn.read_line(&mut line).await.unwrap();
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0u8; length];
+    conn.read_exact(&mut body).await.unwrap();
+    status
+}
+
+/// `GET /metrics` as text (no token configured).
+async fn metrics_text(app: &TestApp) -> String {
+    let response = app.req(Method::GET, "/metrics", None).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.text().await.unwrap()
+}
+
+/// 2,000 requests with unique 4 KB method names (on keep-alive connections)
+/// add one `OTHER` series to `/metrics`, not 2,000 series of 4 KB labels.
+#[tokio::test]
+async fn unknown_methods_share_one_metrics_series() {
+    use tokio::io::AsyncWriteExt;
+    const CONNECTIONS: usize = 4;
+    const PER_CONNECTION: usize = 500;
+    let app = TestApp::new(Backend::Sqlite).await.unwrap();
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    // Every series the flood could touch exists before the baseline: /health
+    // (its latency histogram) and /metrics itself.
+    app.req(Method::GET, "/health", None).send().await.unwrap();
+    metrics_text(&app).await;
+    let before = metrics_text(&app).await;
+    let mut clients = Vec::new();
+    for c in 0..CONNECTIONS {
+        let addr = addr.clone();
+        clients.push(tokio::spawn(async move {
+            let conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            let mut conn = tokio::io::BufReader::new(conn);
+            for i in 0..PER_CONNECTION {
+                let method = format!("M{c}{i:07}{}", "X".repeat(4096));
+                let request = format!("{method} /health HTTP/1.1\r\nHost: x\r\n\r\n");
+                conn.get_mut().write_all(request.as_bytes()).await.unwrap();
+                assert_eq!(read_response(&mut conn).await, 405);
+            }
+        }));
+    }
+    for client in clients {
+        client.await.unwrap();
+    }
+    let after = metrics_text(&app).await;
+    assert!(
+        after.len() < before.len() + 2048,
+        "/metrics grew from {} to {} bytes",
+        before.len(),
+        after.len()
+    );
+    let other: Vec<_> = after
+        .lines()
+        .filter(|l| l.starts_with("http_requests_total") && l.contains(r#"method="OTHER""#))
+        .collect();
+    assert_eq!(
+        other,
+        [r#"http_requests_total{method="OTHER",route="/health",status="405"} 2000"#]
+    );
+}
+
+/// The log line of a request with an unknown method names it `OTHER`: a
+/// client cannot write kilobytes of its choosing into every log line.
+#[tokio::test]
+async fn logs_name_unknown_methods_other() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let (child, base) = crate::helpers::spawn_binary(
+        dir.path(),
+        &[
+            ("RUST_LOG", "trace,hyper=info,h2=info"),
+            ("LOG_FORMAT", "json"),
+        ],
+    )
+    .await;
+    let method = format!("FLOOD{}", "Q".repeat(4096));
+    let mut conn = tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let request = format!(
+        "{method} /health HTTP/1.1\r\nHost: x\r\nX-Request-ID: odd-method-1\r\nConnection: close\r\n\r\n"
+    );
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).await.unwrap();
+    assert!(answer.starts_with(b"HTTP/1.1 405"));
+    unsafe_kill(child.id());
+    let output = child.wait_with_output().unwrap();
+    let logs = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!logs.contains("FLOOD"), "the raw method is logged");
+    assert!(
+        logs.lines().any(|l| l.contains("odd-method-1")
+            && l.contains(r#""method":"OTHER""#)
+            && l.contains(r#""status":405"#)),
+        "{logs}"
+    );
+}
+
+/// The `/metrics` guard takes the `Bearer` scheme in any case, and wrong
+/// or missing tokens spend the client address's failed-auth budget (429
+/// once it is spent, counted in the metrics), as wrong API tokens do.
+#[tokio::test]
+async fn metrics_token_guard_is_case_insensitive_and_throttles_guesses() {
+    let app = TestApp::with_env(
+        Backend::Sqlite,
+        &[
+            ("METRICS_TOKEN", "scrape-secret-123"),
+            ("RATE_LIMIT_IP_PER_SECOND", "1"),
+            ("RATE_LIMIT_IP_BURST", "3"),
+        ],
+    )
+    .await
+    .unwrap();
+    let scrape = |authorization: &str| {
+        app.req(Method::GET, "/metrics", None)
+            .header("authorization", authorization.to_owned())
+            .send()
+    };
+    for scheme in ["bearer", "BEARER", "Bearer", "bEaReR"] {
+        let ok = scrape(&format!("{scheme} scrape-secret-123"))
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), StatusCode::OK, "{scheme}");
+    }
+    let mut guesses = Vec::new();
+    for guess in ["scrape-secret-12", "scrape-secret-1234", "x", "y", "z"] {
+        guesses.push(scrape(&format!("Bearer {guess}")).await.unwrap());
+    }
+    let statuses: Vec<_> = guesses.iter().map(|r| r.status()).collect();
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::TOO_MANY_REQUESTS,
+        ]
+    );
+    let first = guesses.remove(0);
+    assert_eq!(
+        first.headers()["www-authenticate"],
+        "Bearer error=\"invalid_token\""
+    );
+    assert_problem(first, StatusCode::UNAUTHORIZED).await;
+    assert_problem(guesses.pop().unwrap(), StatusCode::TOO_MANY_REQUESTS).await;
+    // The right token still works from another budget's point of view: the
+    // IP budget only gates failures, so the scrape itself is not refused.
+    let text = scrape("Bearer scrape-secret-123")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(r#"auth_failures_total{reason="the metrics token is invalid"} 5"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"rate_limited_total{scope="ip"} 2"#),
+        "{text}"
+    );
+}

@@ -71,6 +71,13 @@ try {
   if (!body.includes(TASK_TITLE)) {
     throw new Error(`response body shown does not contain "${TASK_TITLE}":\n${body.slice(0, 500)}`);
   }
+
+  // The token lives as long as the page: nothing stored, and a reload forgets it.
+  const stored = await page.evaluate(() => JSON.stringify([{ ...localStorage }, { ...sessionStorage }]));
+  if (stored.includes(TOKEN)) throw new Error(`the token was stored by the page: ${stored.slice(0, 200)}`);
+  await page.reload();
+  await page.locator('.scheme-container button.authorize').click();
+  await button(dialog, 'Authorize').waitFor(); // not "Logout": no token any more
 } catch (err) {
   failure = err;
   await page.screenshot({ path: SCREENSHOT, fullPage: true }).catch(() => {});
