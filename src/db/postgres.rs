@@ -391,6 +391,17 @@ enum Permanence {
 fn classify_ref(err: &tokio_postgres::Error) -> Permanence {
     match err.code().map(|c| c.code()) {
         Some(code) if code.starts_with("28") || code == "3D000" => Permanence::Permanent,
+        // PgBouncer reports everything as 08P01, a database missing from its
+        // configuration ("no such database: x") or on the server behind it
+        // ("database \"x\" does not exist") too.
+        Some("08P01")
+            if err.as_db_error().is_some_and(|db| {
+                db.message().starts_with("no such database")
+                    || db.message().ends_with("does not exist")
+            }) =>
+        {
+            Permanence::Permanent
+        }
         // Client-side refusals: SCRAM failed, or channel binding was
         // required and the server or TLS could not provide it.
         None if err.to_string().contains("authentication")
@@ -428,6 +439,46 @@ fn connection_lost(err: &anyhow::Error) -> bool {
                         || c == &tokio_postgres::error::SqlState::ADMIN_SHUTDOWN
                 })
         })
+}
+
+/// A failure to open a connection as an operator can act on it. deadpool
+/// and tokio-postgres each wrap the cause in a generic sentence ("Error
+/// occurred while creating a new object: db error"); this gives the
+/// server's (or the pooler's) own message and SQLSTATE instead, say
+/// `database "x" does not exist (SQLSTATE 3D000)`, or the chain of causes
+/// of a network or TLS failure. Neither holds the URL, so never its password.
+fn describe_pool_error(err: &deadpool_postgres::PoolError) -> String {
+    match err {
+        deadpool_postgres::PoolError::Backend(err) => describe_pg_error(err),
+        other => other.to_string(),
+    }
+}
+
+/// See [`describe_pool_error`].
+fn describe_pg_error(err: &tokio_postgres::Error) -> String {
+    use std::fmt::Write as _;
+    if let Some(db) = err.as_db_error() {
+        let mut text = format!(
+            "{}: {} (SQLSTATE {})",
+            db.severity(),
+            db.message(),
+            db.code().code()
+        );
+        if let Some(detail) = db.detail() {
+            let _ = write!(text, "; detail: {detail}");
+        }
+        if let Some(hint) = db.hint() {
+            let _ = write!(text, "; hint: {hint}");
+        }
+        return text;
+    }
+    let mut text = err.to_string();
+    let mut cause = std::error::Error::source(err);
+    while let Some(inner) = cause {
+        let _ = write!(text, ": {inner}");
+        cause = inner.source();
+    }
+    text
 }
 
 fn pool_error(err: deadpool_postgres::PoolError) -> StoreError {
@@ -750,7 +801,10 @@ impl PostgresStore {
     /// `tasks-api migrate` ran on the direct URL) no lock is taken at all.
     async fn migrate(&self, pooled: bool) -> anyhow::Result<()> {
         let mut client = self.pool.get().await.map_err(|e| {
-            anyhow::anyhow!("cannot reach the PostgreSQL database in DATABASE_URL: {e}")
+            anyhow::anyhow!(
+                "cannot reach the PostgreSQL database in DATABASE_URL: {}",
+                describe_pool_error(&e)
+            )
         })?;
         if pending_migrations(&client).await? == 0 {
             return Ok(());
@@ -798,6 +852,10 @@ impl PostgresStore {
     async fn wait_for_database(&self, budget: Duration) -> anyhow::Result<()> {
         let started = Instant::now();
         let mut delay = Duration::from_millis(250);
+        // The last answer from a server: a later attempt may only time out
+        // (a pooler retrying its own login holds the client meanwhile), and
+        // the server's reason should still be in the final message.
+        let mut said: Option<String> = None;
         for attempt in 1.. {
             let err = match self.pool.get().await {
                 Ok(_) => return Ok(()),
@@ -810,6 +868,16 @@ impl PostgresStore {
                 _ => false,
             };
             let elapsed = started.elapsed();
+            let from_server = matches!(
+                &err,
+                deadpool_postgres::PoolError::Backend(e) if e.as_db_error().is_some()
+            );
+            let mut err = describe_pool_error(&err);
+            if from_server {
+                said = Some(err.clone());
+            } else if let Some(earlier) = &said {
+                err = format!("{err} (earlier: {earlier})");
+            }
             if permanent || elapsed + delay > budget {
                 anyhow::bail!(
                     "cannot reach the PostgreSQL database in DATABASE_URL after {attempt} attempt(s) in {:.1} s: {err}",

@@ -491,3 +491,45 @@ async fn idempotent_creates_through_an_unrecognised_transaction_pooler_never_fai
         .await
         .unwrap();
 }
+
+/// Through PgBouncer a missing database is PgBouncer's 08P01 with the
+/// server's sentence: start-up names it and gives up at once instead of
+/// retrying until its budget, and never prints the password.
+#[tokio::test]
+async fn a_database_missing_behind_pgbouncer_is_named_at_start_up() {
+    let (Some(_), Some(bin)) = (postgres_url(), required("PGBOUNCER_BIN")) else {
+        return;
+    };
+    let bouncer = Bouncer::start(&bin);
+    let password = "pw-never-printed-b0c3";
+    let url = format!(
+        "postgres://postgres:{password}@127.0.0.1:{}/no_such_database_h19?sslmode=disable",
+        bouncer.port
+    );
+    let vars = [
+        ("DATABASE_URL".to_owned(), url),
+        (
+            "BETTER_AUTH_SECRET".to_owned(),
+            crate::helpers::SECRET.to_owned(),
+        ),
+        ("PORT".to_owned(), "0".to_owned()),
+    ];
+    let config = tasks_api::Config::from_lookup(
+        &|k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
+        false,
+    )
+    .unwrap();
+    tasks_api::app::install_crypto_provider();
+    let err = tasks_api::Application::build(config)
+        .await
+        .err()
+        .expect("must refuse");
+    let message = format!("{err:#}");
+    assert!(
+        message.contains(r#"database "no_such_database_h19" does not exist"#)
+            && message.contains("SQLSTATE 08P01")
+            && message.contains("after 1 attempt(s)"),
+        "{message}"
+    );
+    assert!(!message.contains(password), "{message}");
+}
