@@ -66,10 +66,41 @@ const STATEMENT_CACHE_CAP: usize = 256;
 #[derive(Default)]
 struct Statements {
     /// Prepared once per connection and reused (a direct connection), or
-    /// sent unnamed each time (through a pooler).
-    prepared: bool,
+    /// sent unnamed each time (through a pooler). Turned off for good, for
+    /// every connection of the store, once a pooler gives itself away (see
+    /// [`Statements::pooler_detected`]).
+    prepared: AtomicBool,
     run_prepared: AtomicU64,
     run_unnamed: AtomicU64,
+}
+
+impl Statements {
+    fn new(prepared: bool) -> Self {
+        Self {
+            prepared: AtomicBool::new(prepared),
+            ..Self::default()
+        }
+    }
+
+    fn prepared(&self) -> bool {
+        self.prepared.load(Ordering::Relaxed)
+    }
+
+    /// A prepared statement vanished from its connection (SQLSTATE 26000) or
+    /// a name was already taken (42P05): only a transaction pooler that
+    /// hands each transaction another server connection does that, so the
+    /// URL did not look pooled (an unusual port or host). From now on every
+    /// statement goes unnamed; said once, when the switch happens.
+    fn pooler_detected(&self, err: &tokio_postgres::Error) {
+        if self.prepared.swap(false, Ordering::Relaxed) {
+            tracing::warn!(
+                error = %err,
+                "a transaction pooler (PgBouncer-like) was detected: prepared statements vanished between \
+                 transactions; statements are sent unnamed from now on (set DB_PREPARED_STATEMENTS=off to \
+                 say so up front)"
+            );
+        }
+    }
 }
 
 /// One connection (or a transaction on it) as the statements see it.
@@ -88,7 +119,9 @@ impl<'a> Conn<'a> {
     fn new(object: &'a deadpool_postgres::Object, statements: &'a Statements) -> Self {
         Self {
             client: object,
-            cache: statements.prepared.then(|| object.statement_cache.as_ref()),
+            cache: statements
+                .prepared()
+                .then(|| object.statement_cache.as_ref()),
             in_transaction: false,
             statements,
         }
@@ -97,7 +130,7 @@ impl<'a> Conn<'a> {
     fn transaction(tx: &'a deadpool_postgres::Transaction<'_>, statements: &'a Statements) -> Self {
         Self {
             client: tx.client(),
-            cache: statements.prepared.then(|| tx.statement_cache.as_ref()),
+            cache: statements.prepared().then(|| tx.statement_cache.as_ref()),
             in_transaction: true,
             statements,
         }
@@ -358,6 +391,17 @@ enum Permanence {
 fn classify_ref(err: &tokio_postgres::Error) -> Permanence {
     match err.code().map(|c| c.code()) {
         Some(code) if code.starts_with("28") || code == "3D000" => Permanence::Permanent,
+        // PgBouncer reports everything as 08P01, a database missing from its
+        // configuration ("no such database: x") or on the server behind it
+        // ("database \"x\" does not exist") too.
+        Some("08P01")
+            if err.as_db_error().is_some_and(|db| {
+                db.message().starts_with("no such database")
+                    || db.message().ends_with("does not exist")
+            }) =>
+        {
+            Permanence::Permanent
+        }
         // Client-side refusals: SCRAM failed, or channel binding was
         // required and the server or TLS could not provide it.
         None if err.to_string().contains("authentication")
@@ -370,9 +414,19 @@ fn classify_ref(err: &tokio_postgres::Error) -> Permanence {
 }
 
 /// Neon's pooled endpoints carry `-pooler` in the host; PgBouncer's
-/// customary port is 6432.
+/// customary port is 6432, and Supabase's transaction pooler listens on
+/// 6543. A pooler elsewhere is found out by its first vanished prepared
+/// statement instead (see [`Statements::pooler_detected`]).
 fn looks_pooled(url: &str) -> bool {
-    url.contains("-pooler") || url.contains(":6432/")
+    const POOLER_PORTS: [&str; 2] = ["6432", "6543"];
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    // After the credentials, which may contain anything.
+    let hosts = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    hosts.split(',').any(|host| {
+        let port = host.rsplit_once(':').map(|(_, port)| port);
+        host.contains("-pooler") || port.is_some_and(|p| POOLER_PORTS.contains(&p))
+    })
 }
 
 /// A connection that died under us, as opposed to a server refusing work.
@@ -385,6 +439,46 @@ fn connection_lost(err: &anyhow::Error) -> bool {
                         || c == &tokio_postgres::error::SqlState::ADMIN_SHUTDOWN
                 })
         })
+}
+
+/// A failure to open a connection as an operator can act on it. deadpool
+/// and tokio-postgres each wrap the cause in a generic sentence ("Error
+/// occurred while creating a new object: db error"); this gives the
+/// server's (or the pooler's) own message and SQLSTATE instead, say
+/// `database "x" does not exist (SQLSTATE 3D000)`, or the chain of causes
+/// of a network or TLS failure. Neither holds the URL, so never its password.
+fn describe_pool_error(err: &deadpool_postgres::PoolError) -> String {
+    match err {
+        deadpool_postgres::PoolError::Backend(err) => describe_pg_error(err),
+        other => other.to_string(),
+    }
+}
+
+/// See [`describe_pool_error`].
+fn describe_pg_error(err: &tokio_postgres::Error) -> String {
+    use std::fmt::Write as _;
+    if let Some(db) = err.as_db_error() {
+        let mut text = format!(
+            "{}: {} (SQLSTATE {})",
+            db.severity(),
+            db.message(),
+            db.code().code()
+        );
+        if let Some(detail) = db.detail() {
+            let _ = write!(text, "; detail: {detail}");
+        }
+        if let Some(hint) = db.hint() {
+            let _ = write!(text, "; hint: {hint}");
+        }
+        return text;
+    }
+    let mut text = err.to_string();
+    let mut cause = std::error::Error::source(err);
+    while let Some(inner) = cause {
+        let _ = write!(text, ": {inner}");
+        cause = inner.source();
+    }
+    text
 }
 
 fn pool_error(err: deadpool_postgres::PoolError) -> StoreError {
@@ -420,12 +514,17 @@ async fn query(conn: Conn<'_>, b: &SqlBuilder) -> StoreResult<Vec<Row>> {
                 // Dropped by the server (a pooler swapped the connection) or
                 // invalidated by a schema change: forget them all. The
                 // statement did not run, so outside a transaction it can be
-                // sent again, unnamed.
+                // sent again, unnamed; a transaction it aborted is retried
+                // whole by its caller (see [`create_on`]).
                 cache.clear();
+                if pooler_gave_away(&err) {
+                    conn.statements.pooler_detected(&err);
+                } else {
+                    tracing::warn!(error = %err, "prepared statement unusable; statement cache cleared");
+                }
                 if conn.in_transaction {
                     return Err(classify(err));
                 }
-                tracing::warn!(error = %err, "prepared statement unusable; statement cache cleared");
             }
             other => {
                 conn.statements.run_prepared.fetch_add(1, Ordering::Relaxed);
@@ -464,14 +563,35 @@ async fn query_prepared(
     client.query(&statement, &params).await
 }
 
-/// A prepared statement the server no longer has (26000), or whose plan a
-/// schema change invalidated (0A000 "cached plan must not change result
-/// type"): in both cases nothing ran.
+/// A prepared statement the server no longer has (26000) or a name it
+/// already has (42P05, refused at Parse), or whose plan a schema change
+/// invalidated (0A000 "cached plan must not change result type"): in each
+/// case nothing ran.
 fn stale_statement(err: &tokio_postgres::Error) -> bool {
     use tokio_postgres::error::SqlState;
     err.code().is_some_and(|c| {
-        *c == SqlState::INVALID_SQL_STATEMENT_NAME || *c == SqlState::FEATURE_NOT_SUPPORTED
+        *c == SqlState::INVALID_SQL_STATEMENT_NAME
+            || *c == SqlState::DUPLICATE_PSTATEMENT
+            || *c == SqlState::FEATURE_NOT_SUPPORTED
     })
+}
+
+/// The stale-statement errors only a transaction pooler causes: a session
+/// keeps its prepared statements, and tokio-postgres never reuses a name.
+fn pooler_gave_away(err: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    err.code().is_some_and(|c| {
+        *c == SqlState::INVALID_SQL_STATEMENT_NAME || *c == SqlState::DUPLICATE_PSTATEMENT
+    })
+}
+
+/// Whether a statement of a transaction failed because its prepared
+/// statement was unusable ([`stale_statement`]): nothing of the
+/// transaction was stored, and it can be run again from the start.
+fn aborted_by_stale_statement(err: &StoreError) -> bool {
+    let (StoreError::Unavailable(e) | StoreError::Other(e)) = err;
+    e.downcast_ref::<tokio_postgres::Error>()
+        .is_some_and(stale_statement)
 }
 
 /// A row of [`sql::TASK_COLUMNS`], borrowed: text and tags point into the
@@ -636,10 +756,7 @@ impl PostgresStore {
         let shared_reads = config
             .db_shared_read_connections
             .unwrap_or(u32::from(config.db_pool_size >= 3));
-        let statements = Arc::new(Statements {
-            prepared,
-            ..Statements::default()
-        });
+        let statements = Arc::new(Statements::new(prepared));
         let statement_timeout = config.request_timeout * 3 / 4;
         let rounds = RoundWriter {
             pool: pool.clone(),
@@ -684,7 +801,10 @@ impl PostgresStore {
     /// `tasks-api migrate` ran on the direct URL) no lock is taken at all.
     async fn migrate(&self, pooled: bool) -> anyhow::Result<()> {
         let mut client = self.pool.get().await.map_err(|e| {
-            anyhow::anyhow!("cannot reach the PostgreSQL database in DATABASE_URL: {e}")
+            anyhow::anyhow!(
+                "cannot reach the PostgreSQL database in DATABASE_URL: {}",
+                describe_pool_error(&e)
+            )
         })?;
         if pending_migrations(&client).await? == 0 {
             return Ok(());
@@ -732,6 +852,10 @@ impl PostgresStore {
     async fn wait_for_database(&self, budget: Duration) -> anyhow::Result<()> {
         let started = Instant::now();
         let mut delay = Duration::from_millis(250);
+        // The last answer from a server: a later attempt may only time out
+        // (a pooler retrying its own login holds the client meanwhile), and
+        // the server's reason should still be in the final message.
+        let mut said: Option<String> = None;
         for attempt in 1.. {
             let err = match self.pool.get().await {
                 Ok(_) => return Ok(()),
@@ -744,6 +868,16 @@ impl PostgresStore {
                 _ => false,
             };
             let elapsed = started.elapsed();
+            let from_server = matches!(
+                &err,
+                deadpool_postgres::PoolError::Backend(e) if e.as_db_error().is_some()
+            );
+            let mut err = describe_pool_error(&err);
+            if from_server {
+                said = Some(err.clone());
+            } else if let Some(earlier) = &said {
+                err = format!("{err} (earlier: {earlier})");
+            }
             if permanent || elapsed + delay > budget {
                 anyhow::bail!(
                     "cannot reach the PostgreSQL database in DATABASE_URL after {attempt} attempt(s) in {:.1} s: {err}",
@@ -945,9 +1079,40 @@ async fn apply_migrations(client: &mut deadpool_postgres::Object) -> anyhow::Res
     Ok(())
 }
 
+/// Attempts of an idempotent create's transaction: a prepared statement
+/// found unusable aborts it (and turns statements off or clears the
+/// cache), so a second attempt runs on fresh or unnamed statements; the
+/// third is a backstop for a schema change racing the second.
+const CREATE_ATTEMPTS: usize = 3;
+
 /// A create carrying an `Idempotency-Key` (see [`Store::create_task`]), in
-/// one transaction on a write connection.
+/// one transaction on a write connection, run again from its start when a
+/// prepared statement turned out unusable: that statement ran nothing and
+/// aborted the transaction, so nothing of the attempt was stored.
 async fn create_on(
+    client: &mut deadpool_postgres::Object,
+    statements: &Statements,
+    user_id: &str,
+    input: &TaskInput,
+    now: DateTime<Utc>,
+    idem: &IdempotentRequest,
+    render: for<'t> fn(&'t Task) -> String,
+) -> StoreResult<Created> {
+    let mut attempt = 1;
+    loop {
+        match create_once(client, statements, user_id, input, now, idem, render).await {
+            Err(err) if attempt < CREATE_ATTEMPTS && aborted_by_stale_statement(&err) => {
+                tracing::debug!(attempt, error = %err, "idempotent create retried after a stale prepared statement");
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// One attempt of [`create_on`]. Returning early drops the transaction,
+/// which rolls it back.
+async fn create_once(
     client: &mut deadpool_postgres::Object,
     statements: &Statements,
     user_id: &str,
@@ -1525,6 +1690,14 @@ mod tests {
             "postgresql://u:p@ep-cool-darkness-123456-pooler.us-east-2.aws.neon.tech/neondb?sslmode=require"
         ));
         assert!(looks_pooled("postgres://u@127.0.0.1:6432/app"));
+        assert!(looks_pooled("postgres://u@127.0.0.1:6432"));
+        assert!(looks_pooled(
+            "postgresql://postgres.abcd:pw@aws-0-eu-central-1.pooler.supabase.com:6543/postgres"
+        ));
+        assert!(looks_pooled(
+            "postgres://u@db.internal:6543/app?sslmode=require"
+        ));
+        assert!(!looks_pooled("postgres://u:6432@db.internal:5432/app"));
         assert!(!looks_pooled(
             "postgresql://u:p@ep-cool-darkness-123456.us-east-2.aws.neon.tech/neondb?sslmode=require"
         ));

@@ -188,3 +188,61 @@ fn a_changed_migration_in_an_earlier_history_stops_start_up() {
         "{stderr}"
     );
 }
+
+/// A PostgreSQL start-up failure says what the server said, with its
+/// SQLSTATE, rather than the driver's "db error" (and never the password),
+/// whether from the library or from the binary's `serve` and `migrate`.
+#[tokio::test]
+async fn a_postgres_startup_failure_gives_the_servers_reason_and_code() {
+    let Some(base) = crate::helpers::postgres_url() else {
+        return;
+    };
+    let password = "pw-never-printed-7c1e";
+    let url = crate::helpers::with_password(
+        &crate::helpers::with_database(&base, "no_such_database_h19"),
+        password,
+    );
+    let vars = [
+        ("DATABASE_URL", url.as_str()),
+        ("BETTER_AUTH_SECRET", SECRET),
+        ("PORT", "0"),
+    ];
+    let config = tasks_api::Config::from_lookup(
+        &|k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        },
+        false,
+    )
+    .unwrap();
+    tasks_api::app::install_crypto_provider();
+    let err = tasks_api::Application::build(config)
+        .await
+        .err()
+        .expect("must refuse");
+    let says = |message: &str| {
+        assert!(
+            message.contains(r#"database "no_such_database_h19" does not exist"#)
+                && message.contains("SQLSTATE 3D000"),
+            "{message}"
+        );
+        assert!(!message.contains("db error"), "{message}");
+        assert!(
+            !message.contains(password),
+            "the password is printed: {message}"
+        );
+    };
+    says(&format!("{err:#}"));
+    let dir = tempfile::tempdir().unwrap();
+    for command in ["serve", "migrate"] {
+        let out = tasks_api(dir.path())
+            .env("BETTER_AUTH_SECRET", SECRET)
+            .env("DATABASE_URL", &url)
+            .arg(command)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{command}");
+        says(&String::from_utf8_lossy(&out.stderr));
+    }
+}

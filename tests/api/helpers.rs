@@ -1,6 +1,12 @@
 //! `TestApp`: the real server, started in-process on a random port against a
 //! fresh database (a temporary SQLite file, or a new PostgreSQL schema), with
 //! request helpers named after what they do.
+//!
+//! With `TEST_PGBOUNCER_PORT` set (a PgBouncer in transaction mode on
+//! 127.0.0.1 that forwards every database to `TEST_DATABASE_URL`'s server,
+//! as `.ci/run` starts one), each PostgreSQL test gets a database of its own
+//! instead of a schema, and its server reaches it through the pooler: a
+//! pooler passes no `options`, so a `search_path` in the URL would be lost.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -29,7 +35,27 @@ pub struct TestApp {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
     _dir: Option<tempfile::TempDir>,
-    schema: Option<(String, String)>,
+    schema: Option<PgScratch>,
+}
+
+/// A PostgreSQL test's own place, dropped with its [`TestApp`].
+struct PgScratch {
+    /// `TEST_DATABASE_URL`, from where it is dropped.
+    base: String,
+    /// The schema (and `application_name`), and in pooler mode the
+    /// database too.
+    name: String,
+    /// A direct URL on which `name` is the schema searched: `base` itself,
+    /// or in pooler mode the test's own database.
+    direct: String,
+    /// Pooler mode: the whole database is dropped.
+    database: bool,
+}
+
+/// The port of the PgBouncer the PostgreSQL tests go through, if any.
+pub fn pgbouncer_port() -> Option<u16> {
+    let port = std::env::var("TEST_PGBOUNCER_PORT").ok()?;
+    Some(port.parse().expect("TEST_PGBOUNCER_PORT is a port number"))
 }
 
 /// The PostgreSQL URL for tests, or `None` (skip) when not configured.
@@ -55,6 +81,76 @@ pub async fn admin_client(url: &str) -> tokio_postgres::Client {
         .expect("connect to TEST_DATABASE_URL");
     tokio::spawn(connection);
     client
+}
+
+/// `url` (a `postgres://` URL) naming database `db` instead.
+pub fn with_database(url: &str, db: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let (before_query, query) = rest
+        .split_once('?')
+        .map_or((rest, None), |(b, q)| (b, Some(q)));
+    let authority = before_query.split('/').next().unwrap_or_default();
+    let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+    format!("{scheme}://{authority}/{db}{query}")
+}
+
+/// `url` (a `postgres://` URL) with its user's password set to `password`.
+pub fn with_password(url: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let (user, hosts) = authority
+        .rsplit_once('@')
+        .unwrap_or(("postgres", authority));
+    let user = user.split(':').next().unwrap_or(user);
+    format!("{scheme}://{user}:{password}@{hosts}{tail}")
+}
+
+impl PgScratch {
+    /// Pooler mode: a database named `name` holding a schema `name` that
+    /// its sessions search by default (the pooler cannot pass a
+    /// `search_path`), migrated over the direct URL as a deployment would
+    /// (the migration lock is session-level); the server's URL goes through
+    /// the pooler on `port`.
+    async fn pooled(base: String, name: String, port: u16) -> (String, Self) {
+        admin_client(&base)
+            .await
+            .batch_execute(&format!("create database {name}"))
+            .await
+            .expect("create test database");
+        let direct = with_database(&base, &name);
+        admin_client(&direct)
+            .await
+            .batch_execute(&format!(
+                "create schema {name}; alter database {name} set search_path = {name}"
+            ))
+            .await
+            .expect("create test schema");
+        let vars: HashMap<&str, &str> = [
+            ("DATABASE_URL", direct.as_str()),
+            ("BETTER_AUTH_SECRET", SECRET),
+        ]
+        .into_iter()
+        .collect();
+        let config = Config::from_lookup(&|k| vars.get(k).map(|v| v.to_string()), false)
+            .expect("migration config");
+        tasks_api::app::install_crypto_provider();
+        tasks_api::db::migrate(&config)
+            .await
+            .expect("migrate the test database");
+        let parsed: tokio_postgres::Config = base.parse().expect("TEST_DATABASE_URL");
+        let user = parsed.get_user().unwrap_or("postgres");
+        let url = format!(
+            "postgres://{user}@127.0.0.1:{port}/{name}?sslmode=disable&application_name={name}"
+        );
+        let scratch = Self {
+            base,
+            name,
+            direct,
+            database: true,
+        };
+        (url, scratch)
+    }
 }
 
 fn with_search_path(url: &str, schema: &str) -> String {
@@ -90,12 +186,27 @@ impl TestApp {
             Backend::Postgres => {
                 let base = postgres_url()?;
                 let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-                admin_client(&base)
-                    .await
-                    .batch_execute(&format!("create schema {name}"))
-                    .await
-                    .expect("create test schema");
-                (with_search_path(&base, &name), None, Some((base, name)))
+                let scratch = match pgbouncer_port() {
+                    Some(port) => PgScratch::pooled(base, name, port).await,
+                    None => {
+                        admin_client(&base)
+                            .await
+                            .batch_execute(&format!("create schema {name}"))
+                            .await
+                            .expect("create test schema");
+                        let url = with_search_path(&base, &name);
+                        (
+                            url,
+                            PgScratch {
+                                direct: base.clone(),
+                                base,
+                                name,
+                                database: false,
+                            },
+                        )
+                    }
+                };
+                (scratch.0, None, Some(scratch.1))
             }
         };
         let mut app = Self::start(backend, &route(&url), extra).await;
@@ -222,11 +333,13 @@ impl TestApp {
         response.json().await.expect("json")
     }
 
-    /// The PostgreSQL schema (and `application_name`) of this app, if any.
+    /// The PostgreSQL schema (and `application_name`) of this app, if any,
+    /// with a direct URL to its database (to inspect or change it behind the
+    /// server's back; `{schema}.tasks` names its table there).
     pub fn pg_schema(&self) -> Option<(&str, &str)> {
         self.schema
             .as_ref()
-            .map(|(base, name)| (base.as_str(), name.as_str()))
+            .map(|s| (s.direct.as_str(), s.name.as_str()))
     }
 
     /// Whether the store holds a user row for `sub`.
@@ -240,7 +353,19 @@ impl Drop for TestApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        if let Some((base, schema)) = self.schema.take() {
+        if let Some(PgScratch {
+            base,
+            name,
+            database,
+            ..
+        }) = self.schema.take()
+        {
+            let drop = if database {
+                // Ends the pooler's server connections to it too.
+                format!("drop database if exists {name} with (force)")
+            } else {
+                format!("drop schema if exists {name} cascade")
+            };
             // Drop the schema from a thread with its own runtime: Drop
             // cannot await, and the test's runtime may be shutting down.
             let _ = std::thread::spawn(move || {
@@ -253,9 +378,20 @@ impl Drop for TestApp {
                             tokio_postgres::connect(&base, tokio_postgres::NoTls).await
                         {
                             tokio::spawn(conn);
-                            let _ = client
-                                .batch_execute(&format!("drop schema if exists {schema} cascade"))
-                                .await;
+                            // A pooler may open a server connection to a
+                            // dropped database's app (still winding down)
+                            // between `force`'s terminations and the drop.
+                            for attempt in 1..=20 {
+                                match client.batch_execute(&drop).await {
+                                    Ok(()) => break,
+                                    Err(err) if attempt == 20 => {
+                                        eprintln!("could not drop {name}: {err:?}");
+                                    }
+                                    Err(_) => {
+                                        tokio::time::sleep(Duration::from_millis(50)).await;
+                                    }
+                                }
+                            }
                         }
                     });
                 }

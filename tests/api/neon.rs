@@ -387,3 +387,149 @@ async fn every_value_read_through_pgbouncer_transaction_mode_is_the_value_writte
         .await
         .unwrap();
 }
+
+/// A database of its own, migrated over the direct URL (the migration lock
+/// is session-level); returns its name and the admin connection.
+async fn pooled_database(base: &str) -> (String, tokio_postgres::Client) {
+    let db = format!("pgb_{}", uuid::Uuid::new_v4().simple());
+    let admin = admin(base).await;
+    admin
+        .batch_execute(&format!("create database {db}"))
+        .await
+        .unwrap();
+    let direct = format!("postgres://postgres@127.0.0.1:5432/{db}?sslmode=disable");
+    let mut migrator = TestApp::start(Backend::Postgres, &direct, &[]).await;
+    migrator.stop().await;
+    (db, admin)
+}
+
+/// PgBouncer in transaction mode on a random port (not 6432, so not
+/// recognised as a pooler) with `DB_PREPARED_STATEMENTS` left at `auto`:
+/// statements start out named, and the first one the pooler routes to
+/// another server connection fails with SQLSTATE 26000. Here that happens
+/// inside an idempotent create's transaction, which the failed statement
+/// aborts: the store switches to unnamed statements and runs the
+/// transaction again. Concurrent idempotent creates and their replays all
+/// answer 201, never 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_creates_through_an_unrecognised_transaction_pooler_never_fail() {
+    let (Some(base), Some(bin)) = (postgres_url(), required("PGBOUNCER_BIN")) else {
+        return;
+    };
+    let (db, admin) = pooled_database(&base).await;
+    let bouncer = Bouncer::start(&bin);
+    assert_ne!(bouncer.port, 6432);
+    let pooled = format!(
+        "postgres://postgres@127.0.0.1:{}/{db}?sslmode=disable",
+        bouncer.port
+    );
+    let app = TestApp::start(Backend::Postgres, &pooled, &[("DB_POOL_SIZE", "16")]).await;
+    let users: Vec<String> = (0..4).map(|i| format!("idem-pooled-{i}")).collect();
+    // One at a time, the users' rows are created (the pooler hands a lone
+    // client the server connection it just had, so nothing fails yet);
+    // from then on only the creates' transactions run.
+    for u in &users {
+        let me = app
+            .req(Method::GET, "/api/v1/me", Some(&token(u)))
+            .send()
+            .await;
+        assert_eq!(me.unwrap().status(), StatusCode::OK);
+    }
+    let app = &app;
+    let post = |u: &str, key: String| {
+        let t = token(u);
+        async move {
+            let response = app
+                .req(Method::POST, "/api/v1/tasks", Some(&t))
+                .header("idempotency-key", &key)
+                .json(&json!({"title": key}))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            (key, status, response.text().await.unwrap())
+        }
+    };
+    let mut created = std::collections::HashMap::new();
+    for round in 0..4 {
+        let creates = users
+            .iter()
+            .flat_map(|u| (0..8).map(move |n| post(u, format!("{u}-r{round}-n{n}"))));
+        for (key, status, body) in join_all(creates).await {
+            assert_eq!(status, StatusCode::CREATED, "{key}: {body}");
+            let task: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(task["title"], key.as_str());
+            created.insert(key, body);
+        }
+    }
+    // Every key again, at once: the original responses, replayed.
+    let replays = users.iter().flat_map(|u| {
+        (0..4).flat_map(move |round| (0..8).map(move |n| post(u, format!("{u}-r{round}-n{n}"))))
+    });
+    for (key, status, body) in join_all(replays).await {
+        assert_eq!(status, StatusCode::CREATED, "{key}: {body}");
+        assert_eq!(body, created[&key], "replay of {key}");
+    }
+    for u in &users {
+        let page = app.list_tasks(&token(u), "limit=100").await;
+        assert_eq!(
+            page["items"].as_array().unwrap().len(),
+            32,
+            "one task per key"
+        );
+    }
+    // The pooler was found out: statements now go unnamed.
+    let unnamed = crate::statements::statements(app, "unnamed").await;
+    assert!(unnamed > 0, "no statement was sent unnamed");
+    eprintln!(
+        "unrecognised pooler: {} idempotent creates and as many replays answered 201; {unnamed} statements unnamed",
+        created.len()
+    );
+    drop(bouncer);
+    admin
+        .batch_execute(&format!("drop database {db} with (force)"))
+        .await
+        .unwrap();
+}
+
+/// Through PgBouncer a missing database is PgBouncer's 08P01 with the
+/// server's sentence: start-up names it and gives up at once instead of
+/// retrying until its budget, and never prints the password.
+#[tokio::test]
+async fn a_database_missing_behind_pgbouncer_is_named_at_start_up() {
+    let (Some(_), Some(bin)) = (postgres_url(), required("PGBOUNCER_BIN")) else {
+        return;
+    };
+    let bouncer = Bouncer::start(&bin);
+    let password = "pw-never-printed-b0c3";
+    let url = format!(
+        "postgres://postgres:{password}@127.0.0.1:{}/no_such_database_h19?sslmode=disable",
+        bouncer.port
+    );
+    let vars = [
+        ("DATABASE_URL".to_owned(), url),
+        (
+            "BETTER_AUTH_SECRET".to_owned(),
+            crate::helpers::SECRET.to_owned(),
+        ),
+        ("PORT".to_owned(), "0".to_owned()),
+    ];
+    let config = tasks_api::Config::from_lookup(
+        &|k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
+        false,
+    )
+    .unwrap();
+    tasks_api::app::install_crypto_provider();
+    let err = tasks_api::Application::build(config)
+        .await
+        .err()
+        .expect("must refuse");
+    let message = format!("{err:#}");
+    assert!(
+        message.contains(r#"database "no_such_database_h19" does not exist"#)
+            && message.contains("SQLSTATE 08P01")
+            && message.contains("after 1 attempt(s)"),
+        "{message}"
+    );
+    assert!(!message.contains(password), "{message}");
+}
