@@ -1,6 +1,9 @@
 //! The compatibility routes `/api/{user_id}/tasks…` for front ends written
 //! against that common layout. `CompatUser` answers 403 when the path names
-//! anyone but the caller; everything else is the v1 operation.
+//! anyone but the caller; everything else is the v1 operation, except where
+//! those front ends expect otherwise: PUT changes only the fields given (they
+//! send `{title, description}` to edit) and DELETE answers 200 with the task
+//! (they parse every successful body).
 
 use axum::{
     extract::{OriginalUri, RawQuery, State},
@@ -98,13 +101,18 @@ pub async fn get_one(
 }
 
 /// `PUT /api/{user_id}/tasks/{id}`
+///
+/// Changes only the fields given, exactly as PATCH (v1 PUT is a full
+/// replace): absent fields keep their values, `null` clears `description`
+/// or `due_date`. The front ends written for this layout send
+/// `{title, description}` to edit a task and expect the rest to stay.
 #[utoipa::path(
     put,
     operation_id = "compat_replace",
     path = "/api/{user_id}/tasks/{id}",
     tag = "compat",
     params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), ("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, nullable = false, min_length = 1, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
-    request_body(content = TaskInputDoc, content_type = "application/json"),
+    request_body(content = TaskPatchDoc, content_type = "application/json"),
     responses(
         (status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))),
         (status = 400, description = "Malformed JSON", body = ProblemDoc, content_type = "application/problem+json"),
@@ -127,7 +135,7 @@ pub async fn replace(
     IfMatch(condition): IfMatch,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    tasks::replace_task(&state, &user, id, &condition, &body).await
+    tasks::patch_task(&state, &user, id, &condition, &body).await
 }
 
 /// `PATCH /api/{user_id}/tasks/{id}`
@@ -191,6 +199,10 @@ pub async fn toggle(
 }
 
 /// `DELETE /api/{user_id}/tasks/{id}`
+///
+/// Answers 200 with the deleted task's last state (v1 DELETE answers 204
+/// with no body): the front ends written for this layout parse every
+/// successful response as JSON.
 #[utoipa::path(
     delete,
     operation_id = "compat_delete",
@@ -198,7 +210,7 @@ pub async fn toggle(
     tag = "compat",
     params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), ("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, nullable = false, min_length = 1, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
     responses(
-        (status = 204, description = "Deleted"),
+        (status = 200, description = "Deleted; the task as it was just before", body = Task, headers(("ETag" = String, description = "`\"<version>\"` of the deleted task"))),
         (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
         (status = 429, description = "Request budget spent (per user, or per IP for failed authentication)", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Limit" = u32), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
         (status = 403, description = "The path names another user", body = ProblemDoc, content_type = "application/problem+json"),
@@ -214,5 +226,5 @@ pub async fn delete(
     TaskId(id): TaskId,
     IfMatch(condition): IfMatch,
 ) -> Result<Response, ApiError> {
-    tasks::delete_task(&state, &user, id, &condition).await
+    tasks::delete_task(&state, &user, id, &condition, Flavor::Compat).await
 }

@@ -1,6 +1,7 @@
 //! The task resource under `/api/v1/tasks`. The operations are written once
-//! here and shared with the compatibility routes, which differ only in the
-//! list's shape and in where `Location` points.
+//! here and shared with the compatibility routes, which differ in the list's
+//! shape, in where `Location` points, in PUT (a patch there) and in DELETE
+//! (200 with the task there).
 
 use axum::{
     extract::{OriginalUri, RawQuery, State},
@@ -313,14 +314,21 @@ pub(super) async fn toggle_task(
     outcome(result)
 }
 
+/// Deletes the task: v1 answers 204; the compatibility routes answer 200
+/// with the task's last state, because the front ends written for them
+/// parse every successful body as JSON.
 pub(super) async fn delete_task(
     state: &AppState,
     user: &AuthUser,
     id: i64,
     condition: &Precondition,
+    flavor: Flavor,
 ) -> Result<Response, ApiError> {
     match state.store.delete_task(user.id(), id, condition).await? {
-        WriteOutcome::Done(()) => Ok(StatusCode::NO_CONTENT.into_response()),
+        WriteOutcome::Done(task) => Ok(match flavor {
+            Flavor::V1 => StatusCode::NO_CONTENT.into_response(),
+            Flavor::Compat => ok_task(&task),
+        }),
         WriteOutcome::NotFound => Err(ApiError::NotFound),
         WriteOutcome::PreconditionFailed => Err(ApiError::PreconditionFailed),
     }
@@ -511,5 +519,5 @@ pub async fn delete(
     TaskId(id): TaskId,
     IfMatch(condition): IfMatch,
 ) -> Result<Response, ApiError> {
-    delete_task(&state, &user, id, &condition).await
+    delete_task(&state, &user, id, &condition, Flavor::V1).await
 }

@@ -162,13 +162,14 @@ pub trait Store: Send + Sync {
         condition: &Precondition,
         now: DateTime<Utc>,
     ) -> StoreResult<WriteOutcome<Task>>;
-    /// Deletes in one conditional statement.
+    /// Deletes in one conditional statement and returns the task as it was
+    /// (the compatibility DELETE answers with it).
     async fn delete_task(
         &self,
         user_id: &str,
         id: i64,
         condition: &Precondition,
-    ) -> StoreResult<WriteOutcome<()>>;
+    ) -> StoreResult<WriteOutcome<Task>>;
     /// One page of the user's tasks, appended to `out` as a JSON array.
     ///
     /// The store writes the JSON so that a backend can go from its rows to

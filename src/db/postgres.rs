@@ -1656,10 +1656,10 @@ impl Store for PostgresStore {
         user_id: &str,
         id: i64,
         condition: &Precondition,
-    ) -> StoreResult<WriteOutcome<()>> {
+    ) -> StoreResult<WriteOutcome<Task>> {
         let b = sql::delete_task(user_id, id, condition, Dialect::Postgres);
-        if !self.write(&b).await?.is_empty() {
-            return Ok(WriteOutcome::Done(()));
+        if let Some(row) = self.write(&b).await?.first() {
+            return Ok(WriteOutcome::Done(task_from_row(row)?));
         }
         self.missing_or_stale(user_id, id).await
     }

@@ -358,7 +358,9 @@ pub fn update_task(
     b
 }
 
-/// Deletes one task under the `If-Match` condition.
+/// Deletes one task under the `If-Match` condition, returning its last state
+/// (the compatibility DELETE answers with it; one statement keeps the read
+/// atomic with the condition).
 pub fn delete_task(
     user_id: &str,
     id: i64,
@@ -371,7 +373,9 @@ pub fn delete_task(
         b.bind(Param::Text(user_id.to_owned())),
     );
     let cond = precondition(&mut b, condition, dialect);
-    b.sql = format!("delete from tasks where id = {id} and user_id = {user}{cond} returning 1");
+    b.sql = format!(
+        "delete from tasks where id = {id} and user_id = {user}{cond} returning {TASK_COLUMNS}"
+    );
     b
 }
 

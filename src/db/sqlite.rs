@@ -1010,13 +1010,13 @@ impl Store for SqliteStore {
         user_id: &str,
         id: i64,
         condition: &Precondition,
-    ) -> StoreResult<WriteOutcome<()>> {
+    ) -> StoreResult<WriteOutcome<Task>> {
         let b = sql::delete_task(user_id, id, condition, Dialect::Sqlite);
         let deleted = self
-            .write(move |conn| query_first(conn, &b, |_| Ok(())))
+            .write(move |conn| query_first(conn, &b, task_from_row))
             .await?;
         match deleted {
-            Some(()) => Ok(WriteOutcome::Done(())),
+            Some(task) => Ok(WriteOutcome::Done(task)),
             None => self.missing_or_stale(user_id, id).await,
         }
     }

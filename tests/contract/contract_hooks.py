@@ -10,8 +10,9 @@ of a task that exists now. Negative `{id}` values and the rest are sent as
 generated. The replacement is recorded: reports show the id actually sent.
 
 Live ids are tracked from the responses schemathesis sees (201 adds, 204 of a
-task DELETE removes, 204 of `DELETE /api/v1/me` clears); when none is known,
-a few tasks are created directly (not a schemathesis test case).
+v1 task DELETE or 200 of a compat one removes, 204 of `DELETE /api/v1/me`
+clears); when none is known, a few tasks are created directly (not a
+schemathesis test case).
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def after_call(context, case, response):
             _live.append(int(response.json()["id"]))
         except Exception:  # a malformed body is the checks' business
             pass
-    elif method == "DELETE" and path.endswith("/tasks/{id}") and status in (204, 404):
+    elif method == "DELETE" and path.endswith("/tasks/{id}") and status in (200, 204, 404):
         try:
             _live.remove(int(case.path_parameters["id"]))
         except (KeyError, TypeError, ValueError):
