@@ -8,6 +8,7 @@ COPY Cargo.toml Cargo.lock ./
 # Compile-time options for the bundled SQLite.
 COPY .cargo ./.cargo
 COPY src ./src
+COPY build.rs ./
 COPY migrations ./migrations
 COPY benches ./benches
 RUN cargo build --release --locked --bin tasks-api

@@ -5,6 +5,7 @@
 
 mod batch;
 mod group_commit;
+mod migrations;
 mod pg_tls;
 mod postgres;
 mod sql;

@@ -29,6 +29,7 @@ use super::{
     Change, Created, IdempotentRequest, ListedPage, Precondition, Store, StoreError, StoreResult,
     UserProfile, WriteOutcome,
     batch::{Batcher, NotRun, Round},
+    migrations,
     sql::{self, Dialect, Param, SqlBuilder},
 };
 use crate::{
@@ -38,24 +39,6 @@ use crate::{
     listing::ListSpec,
     task::{self, Priority, Task, TaskInput},
 };
-
-/// Embedded migrations: (version, name, SQL). Append-only.
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "init",
-        include_str!("../../migrations/postgres/0001_init.sql"),
-    ),
-    (
-        2,
-        "drop_tags_gin_index",
-        include_str!("../../migrations/postgres/0002_drop_tags_gin_index.sql"),
-    ),
-];
-
-/// Arbitrary constant naming the advisory lock that serialises migrations
-/// across instances starting at once.
-const MIGRATION_LOCK: i64 = 0x7461_736b_7361_7069; // "tasksapi"
 
 /// Most prepared statements kept per connection. The SQL is built from a
 /// finite set of shapes (values are always parameters), so this is only a
@@ -796,9 +779,8 @@ impl PostgresStore {
         Ok(store)
     }
 
-    /// Applies pending migrations. When none is pending (the common start of
-    /// a second instance, or a start through a transaction pooler after
-    /// `tasks-api migrate` ran on the direct URL) no lock is taken at all.
+    /// Applies pending migrations (see `migrations/`) on one pooled
+    /// connection.
     async fn migrate(&self, pooled: bool) -> anyhow::Result<()> {
         let mut client = self.pool.get().await.map_err(|e| {
             anyhow::anyhow!(
@@ -806,43 +788,7 @@ impl PostgresStore {
                 describe_pool_error(&e)
             )
         })?;
-        if pending_migrations(&client).await? == 0 {
-            return Ok(());
-        }
-        if pooled {
-            tracing::warn!(
-                "applying migrations through what looks like a pooled connection (PgBouncer / Neon -pooler); \
-                 the migration lock is session-level, so run `tasks-api migrate` against the direct URL"
-            );
-        }
-        client
-            .batch_execute(
-                "create table if not exists schema_migrations (
-                     version bigint primary key,
-                     name text not null,
-                     checksum text not null,
-                     applied_at timestamptz not null default now())",
-            )
-            .await
-            .context("could not create schema_migrations")?;
-        client
-            .query_typed(
-                "select pg_advisory_lock($1)",
-                &[(&MIGRATION_LOCK, Type::INT8)],
-            )
-            .await
-            .context("could not take the migration lock")?;
-        let result = apply_migrations(&mut client).await;
-        // Released explicitly: the pooled connection outlives this function.
-        let unlock = client
-            .query_typed(
-                "select pg_advisory_unlock($1)",
-                &[(&MIGRATION_LOCK, Type::INT8)],
-            )
-            .await;
-        result?;
-        unlock.context("could not release the migration lock")?;
-        Ok(())
+        super::migrations::postgres(&mut client, pooled).await
     }
 
     /// Waits for the first connection with bounded exponential backoff: a
@@ -1020,63 +966,6 @@ impl Reads {
             }
         }
     }
-}
-
-/// How many embedded migrations the database has not applied yet.
-async fn pending_migrations(client: &deadpool_postgres::Object) -> anyhow::Result<usize> {
-    let exists: Option<String> = client
-        .query_one("select to_regclass('schema_migrations')::text", &[])
-        .await?
-        .get(0);
-    if exists.is_none() {
-        return Ok(MIGRATIONS.len());
-    }
-    let applied = client
-        .query("select version, checksum from schema_migrations", &[])
-        .await?;
-    let mut pending = 0;
-    for (version, name, sql) in MIGRATIONS {
-        match applied.iter().find(|r| r.get::<_, i64>(0) == *version) {
-            Some(row) => anyhow::ensure!(
-                row.get::<_, String>(1) == crate::task::sha256_hex(sql.as_bytes()),
-                "migration {version} ({name}) was changed after it was applied"
-            ),
-            None => pending += 1,
-        }
-    }
-    Ok(pending)
-}
-
-async fn apply_migrations(client: &mut deadpool_postgres::Object) -> anyhow::Result<()> {
-    let applied = client
-        .query("select version, checksum from schema_migrations", &[])
-        .await?;
-    for (version, name, sql) in MIGRATIONS {
-        let sum = crate::task::sha256_hex(sql.as_bytes());
-        if let Some(row) = applied.iter().find(|r| r.get::<_, i64>(0) == *version) {
-            anyhow::ensure!(
-                row.get::<_, String>(1) == sum,
-                "migration {version} ({name}) was changed after it was applied"
-            );
-            continue;
-        }
-        let tx = client.transaction().await?;
-        tx.batch_execute(sql)
-            .await
-            .with_context(|| format!("migration {version} ({name}) failed"))?;
-        tx.query_typed(
-            "insert into schema_migrations (version, name, checksum) values ($1, $2, $3)",
-            &[
-                (version, Type::INT8),
-                (name, Type::TEXT),
-                (&sum, Type::TEXT),
-            ],
-        )
-        .await?;
-        tx.commit().await?;
-        tracing::info!(version, name, "applied migration");
-    }
-    Ok(())
 }
 
 /// Attempts of an idempotent create's transaction: a prepared statement
@@ -1499,15 +1388,11 @@ impl Store for PostgresStore {
     async fn ready(&self) -> StoreResult<()> {
         let client = self.client().await?;
         let rows = client
-            .query_typed(
-                "select coalesce(max(version), 0) from schema_migrations",
-                &[],
-            )
+            .query_typed(migrations::CURRENT_VERSION_SQL, &[])
             .await
             .map_err(classify)?;
         let current: i64 = rows.first().map(|r| r.get(0)).unwrap_or(0);
-        let latest = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
-        if current < latest {
+        if current < migrations::latest(migrations::Backend::Postgres) {
             return Err(unavailable(anyhow::anyhow!("database is not migrated")));
         }
         Ok(())

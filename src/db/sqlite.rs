@@ -19,10 +19,8 @@
 //!   process's lock on the file (the `sqlite3` shell, a second server)
 //!   never stalls a runtime thread.
 //!
-//! Migrations are embedded and applied by a small runner, the same scheme as
-//! the PostgreSQL backend (`schema_migrations` with a SHA-256 per script);
-//! a database created by earlier versions, which used sqlx's
-//! `_sqlx_migrations` table, is adopted after checking its checksums.
+//! Migrations are applied by refinery under a file lock (`migrations/`),
+//! which also adopts the history of databases created by earlier versions.
 
 use std::{
     sync::{
@@ -34,16 +32,14 @@ use std::{
 
 use anyhow::Context as _;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
-use rusqlite::{
-    Connection, ErrorCode, OpenFlags, OptionalExtension as _, Row, Statement, TransactionBehavior,
-    types::Type,
-};
+use rusqlite::{Connection, ErrorCode, OpenFlags, Row, Statement, types::Type};
 use tokio::sync::Semaphore;
 
 use super::{
     Change, Created, IdempotentRequest, ListedPage, PoolStats, Precondition, Store, StoreError,
     StoreResult, UserProfile, WriteOutcome,
     group_commit::{Commits, Writer},
+    migrations,
     sql::{self, Dialect, Param, SqlBuilder},
 };
 use crate::{
@@ -51,22 +47,8 @@ use crate::{
     config::Config,
     json::{self, TaskFields},
     listing::ListSpec,
-    task::{Priority, Task, sha256_hex},
+    task::{Priority, Task},
 };
-
-/// Embedded migrations: (version, name, SQL). Append-only.
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "init",
-        include_str!("../../migrations/sqlite/0001_init.sql"),
-    ),
-    (
-        2,
-        "list_covering_index",
-        include_str!("../../migrations/sqlite/0002_list_covering_index.sql"),
-    ),
-];
 
 /// Statements kept prepared per connection. The SQL comes from a finite set
 /// of shapes (values are parameters), so this only bounds the rare growth
@@ -712,7 +694,8 @@ impl SqliteStore {
         let writer = tokio::task::spawn_blocking(move || -> anyhow::Result<Connection> {
             let mut conn = open_writer(&open_path, busy_timeout)
                 .context("cannot open the SQLite database in DATABASE_URL")?;
-            migrate(&mut conn).context("could not apply the SQLite migrations")?;
+            migrations::sqlite(&mut conn, &open_path)
+                .context("could not apply the SQLite migrations")?;
             Ok(conn)
         })
         .await
@@ -770,89 +753,6 @@ impl SqliteStore {
     }
 }
 
-/// Applies pending migrations, each in its own immediate transaction that
-/// re-checks what is applied, so two processes starting at once apply each
-/// script once.
-fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
-    conn.execute_batch(
-        "create table if not exists schema_migrations (
-             version    integer primary key,
-             name       text not null,
-             checksum   text not null,
-             applied_at text not null
-         ) strict",
-    )?;
-    adopt_sqlx_history(conn)?;
-    for (version, name, sql) in MIGRATIONS {
-        let sum = sha256_hex(sql.as_bytes());
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let applied: Option<String> = tx
-            .query_row(
-                "select checksum from schema_migrations where version = ?1",
-                [version],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(applied) = applied {
-            anyhow::ensure!(
-                applied == sum,
-                "migration {version} ({name}) was changed after it was applied"
-            );
-            continue;
-        }
-        tx.execute_batch(sql)
-            .with_context(|| format!("migration {version} ({name}) failed"))?;
-        tx.execute(
-            "insert into schema_migrations (version, name, checksum, applied_at) \
-             values (?1, ?2, ?3, ?4)",
-            (version, name, &sum, ts_text(&Utc::now())),
-        )?;
-        tx.commit()?;
-        tracing::info!(version, name, "applied migration");
-    }
-    Ok(())
-}
-
-/// Records as applied what an earlier version applied through sqlx, after
-/// checking each script is the one embedded here (sqlx kept a SHA-384).
-fn adopt_sqlx_history(conn: &mut Connection) -> anyhow::Result<()> {
-    use sha2::Digest as _;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let has_sqlx: bool = tx.query_row(
-        "select exists (select 1 from sqlite_master where type = 'table' and name = '_sqlx_migrations')",
-        [],
-        |r| r.get(0),
-    )?;
-    if !has_sqlx {
-        return Ok(());
-    }
-    let history: Vec<(i64, Vec<u8>)> = tx
-        .prepare("select version, checksum from _sqlx_migrations where success")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    for (version, checksum) in history {
-        let Some((_, name, sql)) = MIGRATIONS.iter().find(|m| m.0 == version) else {
-            anyhow::bail!("the database has migration {version}, which this version does not know");
-        };
-        anyhow::ensure!(
-            sha2::Sha384::digest(sql.as_bytes()).as_slice() == checksum.as_slice(),
-            "migration {version} ({name}) was changed after it was applied"
-        );
-        tx.execute(
-            "insert into schema_migrations (version, name, checksum, applied_at) \
-             values (?1, ?2, ?3, ?4) on conflict (version) do nothing",
-            (
-                version,
-                name,
-                sha256_hex(sql.as_bytes()),
-                ts_text(&Utc::now()),
-            ),
-        )?;
-    }
-    tx.commit()?;
-    Ok(())
-}
-
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     fn pool_stats(&self) -> PoolStats {
@@ -870,16 +770,9 @@ impl Store for SqliteStore {
 
     async fn ready(&self) -> StoreResult<()> {
         let current: i64 = self
-            .read(|conn| {
-                conn.query_row(
-                    "select coalesce(max(version), 0) from schema_migrations",
-                    [],
-                    |r| r.get(0),
-                )
-            })
+            .read(|conn| conn.query_row(migrations::CURRENT_VERSION_SQL, [], |r| r.get(0)))
             .await?;
-        let latest = MIGRATIONS.last().map_or(0, |m| m.0);
-        if current < latest {
+        if current < migrations::latest(migrations::Backend::Sqlite) {
             return Err(StoreError::Unavailable(anyhow::anyhow!(
                 "database is not migrated"
             )));
@@ -1134,7 +1027,7 @@ mod tests {
     fn the_default_list_reads_only_the_covering_index() {
         use crate::listing::{After, Filters, SortValue};
         let mut conn = Connection::open_in_memory().unwrap();
-        migrate(&mut conn).unwrap();
+        migrations::sqlite_unlocked(&mut conn).unwrap();
         for after in [
             None,
             Some(After {

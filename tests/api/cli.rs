@@ -116,7 +116,7 @@ async fn token_command_prints_a_token_the_server_accepts() {
 /// A SQLite file as earlier versions (on sqlx) left it: the schema, sqlx's
 /// migration history with `checksum`, and one user with one task.
 fn earlier_version_database(path: &std::path::Path, checksum: &[u8]) {
-    let init = include_str!("../../migrations/sqlite/0001_init.sql");
+    let init = include_str!("../../migrations/sqlite/V1__init.sql");
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.execute_batch(init).unwrap();
     conn.execute_batch(
@@ -145,7 +145,7 @@ fn earlier_version_database(path: &std::path::Path, checksum: &[u8]) {
 #[tokio::test]
 async fn a_database_from_an_earlier_version_is_adopted_with_its_data() {
     use sha2::Digest as _;
-    let init = include_str!("../../migrations/sqlite/0001_init.sql");
+    let init = include_str!("../../migrations/sqlite/V1__init.sql");
     let dir = tempfile::tempdir().unwrap();
     earlier_version_database(
         &dir.path().join("tasks.db"),

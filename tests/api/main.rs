@@ -13,6 +13,7 @@ mod idempotency;
 mod isolation;
 mod jwks;
 mod listing;
+mod migrations;
 mod neon;
 mod openapi;
 mod operations;
