@@ -21,16 +21,14 @@ use crate::{app::AppState, auth::AuthUser, error::ApiError, task::format_ts};
         (status = 200, description = "The caller and their task counts", body = MeDoc),
         (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
         (status = 429, description = "Request budget spent (per user, or per IP for failed authentication)", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Limit" = u32), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
-        (status = 404, description = "No such task for this user", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
     ),
     security(("bearer" = []))
 )]
 pub async fn get_me(State(state): State<AppState>, user: AuthUser) -> Result<Response, ApiError> {
-    let Some(me) = state.store.get_user(user.id()).await? else {
-        // Deleted between authentication and this read.
-        return Err(ApiError::NotFound);
-    };
+    let me = user
+        .with_row(&state, || state.store.get_user(user.id()))
+        .await?;
     Ok(Json(json!({
         "id": me.id,
         "email": me.email,

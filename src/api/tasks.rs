@@ -202,47 +202,45 @@ pub(super) async fn create_task(
         fingerprint: task::sha256_hex(input.fingerprint_json().as_bytes()),
         not_before: now - ttl,
     });
-    // At most one retry: after re-creating a user row that vanished.
-    for attempt in 0..2 {
-        let created = state
-            .store
-            .create_task(user.id(), &input, now, idempotency.as_ref(), render_string)
-            .await?;
-        match created {
-            Created::New(task) => {
-                let location = flavor.location(user, task.id);
-                return Ok(task_response(
-                    StatusCode::CREATED,
-                    render(&task),
-                    task.version,
-                    Some(location),
-                ));
-            }
-            Created::Replay(body) => {
-                let stored: Value = serde_json::from_str(&body).map_err(|e| {
-                    ApiError::Internal(anyhow::anyhow!("corrupt idempotent response: {e}"))
-                })?;
-                let id = stored["id"].as_i64().unwrap_or_default();
-                let version = stored["version"].as_i64().unwrap_or(1);
-                return Ok(task_response(
-                    StatusCode::CREATED,
-                    body.into_bytes(),
-                    version,
-                    Some(flavor.location(user, id)),
-                ));
-            }
-            Created::KeyReused => {
-                return Err(ApiError::Conflict(
-                    "Idempotency-Key was already used with a different request body".to_owned(),
-                ));
-            }
-            Created::UserMissing if attempt == 0 => user.recreate(state).await?,
-            Created::UserMissing => break,
+    let (input, idempotency) = (&input, idempotency.as_ref());
+    let created = user
+        .with_row(state, move || async move {
+            let created = state
+                .store
+                .create_task(user.id(), input, now, idempotency, render_string)
+                .await?;
+            Ok((created != Created::UserMissing).then_some(created))
+        })
+        .await?;
+    match created {
+        Created::New(task) => {
+            let location = flavor.location(user, task.id);
+            Ok(task_response(
+                StatusCode::CREATED,
+                render(&task),
+                task.version,
+                Some(location),
+            ))
         }
+        Created::Replay(body) => {
+            let stored: Value = serde_json::from_str(&body).map_err(|e| {
+                ApiError::Internal(anyhow::anyhow!("corrupt idempotent response: {e}"))
+            })?;
+            let id = stored["id"].as_i64().unwrap_or_default();
+            let version = stored["version"].as_i64().unwrap_or(1);
+            Ok(task_response(
+                StatusCode::CREATED,
+                body.into_bytes(),
+                version,
+                Some(flavor.location(user, id)),
+            ))
+        }
+        Created::KeyReused => Err(ApiError::Conflict(
+            "Idempotency-Key was already used with a different request body".to_owned(),
+        )),
+        // `with_row` answers that case itself.
+        Created::UserMissing => Err(crate::auth::deleted_meanwhile()),
     }
-    Err(ApiError::Internal(anyhow::anyhow!(
-        "user row vanished twice during create"
-    )))
 }
 
 pub(super) async fn get_task(

@@ -16,7 +16,7 @@ use axum::{
     http::{HeaderMap, header, request::Parts},
 };
 
-use crate::{app::AppState, error::ApiError};
+use crate::{app::AppState, db::StoreResult, error::ApiError};
 
 /// The authenticated caller, known to exist in the database.
 #[derive(Debug, Clone)]
@@ -31,9 +31,33 @@ impl AuthUser {
         &self.identity.sub
     }
 
-    /// Re-creates the user row after it vanished under us (deleted through
-    /// another instance while this one still remembered it).
-    pub async fn recreate(&self, state: &AppState) -> Result<(), ApiError> {
+    /// Runs a storage call that needs the caller's `users` row; `op`
+    /// answers `None` when it found that row missing.
+    ///
+    /// Why: the known-user cache lets a request skip the upsert, so the row
+    /// can be gone although this instance remembers it (`DELETE /me`
+    /// through another instance, or a row deleted directly in the
+    /// database). API.md promises a still-valid token a fresh, empty user
+    /// then, so the row is re-created as on first sight and `op` runs once
+    /// more. Calls that only read or change existing tasks need none of
+    /// this: for a missing user they find nothing, as for a fresh one.
+    pub async fn with_row<T, F>(
+        &self,
+        state: &AppState,
+        mut op: impl FnMut() -> F,
+    ) -> Result<T, ApiError>
+    where
+        F: Future<Output = StoreResult<Option<T>>>,
+    {
+        if let Some(done) = op().await? {
+            return Ok(done);
+        }
+        self.recreate(state).await?;
+        op().await?.ok_or_else(deleted_meanwhile)
+    }
+
+    /// Re-creates the user row after it vanished under us.
+    async fn recreate(&self, state: &AppState) -> Result<(), ApiError> {
         state.known_users.forget(self.id());
         state
             .store
@@ -42,6 +66,12 @@ impl AuthUser {
         state.known_users.remember(&self.identity);
         Ok(())
     }
+}
+
+/// The answer when the user row vanished again right after it was
+/// re-created (a concurrent `DELETE /me`): nothing was done, retry.
+pub fn deleted_meanwhile() -> ApiError {
+    ApiError::Unavailable("the user was deleted while this request ran".to_owned())
 }
 
 impl FromRequestParts<AppState> for AuthUser {

@@ -7,11 +7,18 @@
 //! on sqlx: ~60% of a list request). So:
 //!
 //! - **Reads** run on the calling task's thread, on a connection taken from
-//!   a small stack of read-only connections. Under WAL a reader never waits
-//!   for a writer, so a read cannot stall the thread on a lock. A
-//!   connection keeps its read transaction from one read to the next while
-//!   the writer has committed nothing (see [`Reader`]), and a list writes
-//!   its rows straight into the response (see [`push_task_row`]).
+//!   a small stack of read-only connections: nearly all take tens of
+//!   microseconds. One that can scan thousands of rows (a long `q` over a
+//!   big list: 0.1–0.2 s) would hold up every request queued on that
+//!   thread, so a read still running after [`INLINE_BUDGET`] is
+//!   interrupted and run again on tokio's blocking pool; and a read still
+//!   running at three quarters of `REQUEST_TIMEOUT_MS` from its request's
+//!   start is interrupted and answers 503, as on PostgreSQL (see
+//!   [`ReadPool::read`]). Under WAL a reader never waits for a writer, so
+//!   a read cannot stall the thread on a lock. A connection keeps its read
+//!   transaction from one read to the next while the writer has committed
+//!   nothing (see [`Reader`]), and a list writes its rows straight into the
+//!   response (see [`push_task_row`]).
 //! - **Writes** go to exactly one write connection, on its own thread, which
 //!   commits the writes that queued up meanwhile together (group commit, see
 //!   `group_commit.rs`). Writers queue there, with the acquire timeout,
@@ -24,7 +31,7 @@
 
 use std::{
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, PoisonError,
         atomic::{AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
@@ -66,6 +73,22 @@ const MMAP_BYTES: i64 = 256 * 1024 * 1024;
 /// show at once (see [`Reader`]).
 const SNAPSHOT_REUSE: Duration = Duration::from_millis(20);
 
+/// How many SQLite virtual-machine steps a read runs between checks of the
+/// time: a check is a clock read (~25 ns), a hundred steps take a few
+/// microseconds (more when a step compares long strings).
+const TIME_CHECK_STEPS: i32 = 100;
+
+/// How long a read may run on the async worker thread that asked for it
+/// before it is interrupted and run again on the blocking pool.
+///
+/// Why not always the blocking pool: nearly every read (a page of tasks,
+/// one task, the caller's counts) takes tens of microseconds, and handing
+/// each to another thread and back took a list request from ~40 to
+/// ~110 µs of CPU (in-process, 16 clients, 2 cores; throughput ~2.5×
+/// lower). A slow read (a long `q` over thousands of tasks) wastes at most
+/// this much before it moves.
+const INLINE_BUDGET: Duration = Duration::from_micros(500);
+
 /// How often idle read connections are made to let go of their snapshots,
 /// so that they never hold back a checkpoint for long.
 const SNAPSHOT_SWEEP: Duration = Duration::from_millis(50);
@@ -75,6 +98,10 @@ pub struct SqliteStore {
     readers: Arc<ReadPool>,
     writer: Writer,
     acquire_timeout: Duration,
+    /// How long after its request's start a read is interrupted (three
+    /// quarters of the request time limit, as on PostgreSQL), so that it
+    /// answers 503 itself rather than run on after the time limit answered.
+    read_timeout: Duration,
 }
 
 /// Read-only connections, opened on demand up to the pool size and reused
@@ -83,7 +110,9 @@ struct ReadPool {
     path: String,
     busy_timeout: Duration,
     idle: Mutex<Vec<Reader>>,
-    permits: Semaphore,
+    /// One per connection in use; a read holds its permit until its
+    /// blocking job ends, even when its request was dropped meanwhile.
+    permits: Arc<Semaphore>,
     open: AtomicUsize,
     /// The writer's commit count.
     commits: Commits,
@@ -609,28 +638,67 @@ impl ReadPool {
         Ok(conn)
     }
 
-    /// Runs `f` on a read connection, on this thread.
-    async fn read<T>(
-        &self,
+    /// Runs `f` on a read connection and interrupts it at `deadline`.
+    ///
+    /// `f` runs first on this thread for up to [`INLINE_BUDGET`]; if it is
+    /// still running then, it is interrupted and run again from the start
+    /// on the blocking pool (a read is safe to repeat), so a slow read holds
+    /// an async worker thread for no longer than that budget.
+    async fn read<T: Send + 'static>(
+        self: &Arc<Self>,
         acquire_timeout: Duration,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+        deadline: Instant,
+        mut f: impl FnMut(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> StoreResult<T> {
-        let _permit = match self.permits.try_acquire() {
+        let permit = match Arc::clone(&self.permits).try_acquire_owned() {
             Ok(permit) => permit,
-            Err(_) => tokio::time::timeout(acquire_timeout, self.permits.acquire())
-                .await
-                .map_err(|_| {
-                    StoreError::Unavailable(anyhow::anyhow!(
-                        "timed out waiting for a SQLite read connection"
-                    ))
-                })?
-                .map_err(|e| StoreError::Unavailable(e.into()))?,
+            Err(_) => {
+                tokio::time::timeout(acquire_timeout, Arc::clone(&self.permits).acquire_owned())
+                    .await
+                    .map_err(|_| {
+                        StoreError::Unavailable(anyhow::anyhow!(
+                            "timed out waiting for a SQLite read connection"
+                        ))
+                    })?
+                    .map_err(|e| StoreError::Unavailable(e.into()))?
+            }
         };
-        let pooled = self.idle.lock().map_err(poisoned)?.pop();
+        let inline_until = deadline.min(Instant::now() + INLINE_BUDGET);
+        match self.read_here(inline_until, &mut f) {
+            Err(err) if is_interrupted(&err) && Instant::now() < deadline => {}
+            done => return done.map_err(read_error),
+        }
+        let pool = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            // Held until the read ends, even if its request is dropped.
+            let _permit = permit;
+            pool.read_here(deadline, &mut f)
+        })
+        .await
+        .map_err(|e| StoreError::Other(anyhow::anyhow!("a SQLite read failed: {e}")))?
+        .map_err(read_error)
+    }
+
+    /// Runs `f` on a read connection, on this thread, interrupted at
+    /// `until`.
+    ///
+    /// Why a progress handler rather than `sqlite3_interrupt` from a timer:
+    /// it checks the time on the thread that runs the statement, so there
+    /// is no moment at which an interrupt finds no statement running and is
+    /// lost, and no timer per read. The read ends by its deadline even when
+    /// nobody waits for it any more.
+    fn read_here<T>(
+        &self,
+        until: Instant,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        // Pushing and popping cannot leave the list half-changed.
+        let idle = || self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let pooled = idle().pop();
         let mut reader = match pooled {
             Some(reader) => reader,
             None => {
-                let conn = self.open_one().map_err(classify)?;
+                let conn = self.open_one()?;
                 self.open.fetch_add(1, Ordering::Relaxed);
                 Reader {
                     conn,
@@ -641,14 +709,23 @@ impl ReadPool {
         // Read before the snapshot is taken (by `f`'s first statement):
         // the snapshot then holds every commit counted so far.
         let commits = self.commits.load(Ordering::Acquire);
-        let result = reader.begin(commits).and_then(|()| f(&reader.conn));
+        let result = reader
+            .conn
+            .progress_handler(TIME_CHECK_STEPS, Some(move || Instant::now() >= until))
+            .and_then(|()| reader.begin(commits))
+            .and_then(|()| f(&reader.conn));
+        // Off again, so that ending the transaction is never interrupted.
+        let result = reader
+            .conn
+            .progress_handler(0, None::<fn() -> bool>)
+            .and(result);
         if (result.is_err() || reader.conn.is_autocommit()) && reader.end().is_err() {
             // Closing it ends its transaction.
             self.open.fetch_sub(1, Ordering::Relaxed);
         } else {
-            self.idle.lock().map_err(poisoned)?.push(reader);
+            idle().push(reader);
         }
-        result.map_err(classify)
+        result
     }
 
     /// Ends the snapshots that idle connections have held past
@@ -676,10 +753,21 @@ impl ReadPool {
     }
 }
 
-fn poisoned<T>(_: std::sync::PoisonError<T>) -> StoreError {
-    StoreError::Other(anyhow::anyhow!(
-        "SQLite connection list poisoned by a panic"
-    ))
+/// Whether a read was stopped by its progress handler (its time was up).
+fn is_interrupted(err: &rusqlite::Error) -> bool {
+    err.sqlite_error_code() == Some(ErrorCode::OperationInterrupted)
+}
+
+/// A read's error as the HTTP layer sees it: past its deadline it is 503,
+/// as on PostgreSQL.
+fn read_error(err: rusqlite::Error) -> StoreError {
+    if is_interrupted(&err) {
+        StoreError::Unavailable(anyhow::anyhow!(
+            "the read did not finish within its deadline"
+        ))
+    } else {
+        classify(err)
+    }
 }
 
 impl SqliteStore {
@@ -704,7 +792,7 @@ impl SqliteStore {
             path,
             busy_timeout,
             idle: Mutex::new(Vec::new()),
-            permits: Semaphore::new(config.db_pool_size.max(1) as usize),
+            permits: Arc::new(Semaphore::new(config.db_pool_size.max(1) as usize)),
             open: AtomicUsize::new(0),
             commits: Commits::default(),
         });
@@ -728,11 +816,20 @@ impl SqliteStore {
             readers,
             writer,
             acquire_timeout: config.db_acquire_timeout,
+            read_timeout: config.request_timeout * 3 / 4,
         })
     }
 
-    async fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
-        self.readers.read(self.acquire_timeout, f).await
+    /// Runs `f` (perhaps twice, see [`ReadPool::read`]) on a read
+    /// connection, within the deadline counted from its request's start.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnMut(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let started = crate::middleware::request_started().unwrap_or_else(Instant::now);
+        self.readers
+            .read(self.acquire_timeout, started + self.read_timeout, f)
+            .await
     }
 
     /// Runs `f` on the write connection (see [`Writer`]).
@@ -788,7 +885,7 @@ impl Store for SqliteStore {
 
     async fn get_user(&self, user_id: &str) -> StoreResult<Option<UserProfile>> {
         let b = sql::select_user(user_id);
-        self.read(|conn| {
+        self.read(move |conn| {
             query_first(conn, &b, |r| {
                 Ok(UserProfile {
                     id: r.get(0)?,
@@ -871,12 +968,13 @@ impl Store for SqliteStore {
 
     async fn get_task(&self, user_id: &str, id: i64) -> StoreResult<Option<Task>> {
         let b = sql::select_task(user_id, id);
-        self.read(|conn| query_first(conn, &b, task_from_row)).await
+        self.read(move |conn| query_first(conn, &b, task_from_row))
+            .await
     }
 
     async fn task_exists(&self, user_id: &str, id: i64) -> StoreResult<bool> {
         let b = sql::task_exists(user_id, id);
-        self.read(|conn| query_first(conn, &b, |_| Ok(())).map(|r| r.is_some()))
+        self.read(move |conn| query_first(conn, &b, |_| Ok(())).map(|r| r.is_some()))
             .await
     }
 
@@ -916,8 +1014,20 @@ impl Store for SqliteStore {
 
     async fn list_tasks(&self, spec: &ListSpec, out: &mut Vec<u8>) -> StoreResult<ListedPage> {
         let b = sql::list_query(spec, Dialect::Sqlite);
-        self.read(|conn| list_json(conn, &b, &spec.user_id, spec.limit, out))
-            .await
+        let (owner, limit) = (spec.user_id.clone(), spec.limit);
+        // The buffer goes with the read (perhaps to another thread) and
+        // comes back filled; a read run again starts from what was there.
+        let mut page = std::mem::take(out);
+        let before = page.len();
+        let (page, listed) = self
+            .read(move |conn| {
+                page.truncate(before);
+                let listed = list_json(conn, &b, &owner, limit, &mut page)?;
+                Ok((std::mem::take(&mut page), listed))
+            })
+            .await?;
+        *out = page;
+        Ok(listed)
     }
 
     async fn purge_idempotency_keys(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {

@@ -7,6 +7,7 @@ mod auth;
 mod cli;
 mod compat;
 mod concurrency;
+mod deadlines;
 mod errors;
 mod faults;
 mod idempotency;
