@@ -5,9 +5,8 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use axum::{Router, middleware, response::IntoResponse};
+use axum::Router;
 use tokio::net::TcpListener;
-use tower_http::{catch_panic::CatchPanicLayer, cors::CorsLayer};
 
 use crate::{
     api,
@@ -18,8 +17,10 @@ use crate::{
     listing::CursorKey,
     metrics::Metrics,
     rate_limit::RateLimits,
-    request_id,
 };
+
+/// The middleware stack, re-exported where the rest of the assembly lives.
+pub use crate::middleware::with_middleware;
 
 /// How many users' profiles the auth layer remembers (see `KnownUsers`).
 const KNOWN_USERS_CAPACITY: usize = 100_000;
@@ -219,69 +220,6 @@ fn router(state: AppState, config: &Config) -> Router {
 /// it.
 async fn home() -> axum::response::Redirect {
     axum::response::Redirect::to("/docs/")
-}
-
-/// The middleware stack around any router: request counts, security
-/// headers, CORS, request ids, the time limit, one log line per request,
-/// panics as 500 problems. Public so tests can check the
-/// stack's behaviour around handlers the API does not have (a panicking one).
-pub fn with_middleware(routes: Router, config: &Config, metrics: Arc<Metrics>) -> Router {
-    let origins: Vec<axum::http::HeaderValue> = config
-        .cors_origins
-        .iter()
-        .filter_map(|o| o.parse().ok())
-        .collect();
-    let allowed: crate::middleware::AllowedOrigins = Arc::new(origins.clone());
-    let cors = CorsLayer::new()
-        .allow_origin(origins)
-        .allow_credentials(true)
-        .allow_methods([
-            axum::http::Method::GET,
-            axum::http::Method::POST,
-            axum::http::Method::PUT,
-            axum::http::Method::PATCH,
-            axum::http::Method::DELETE,
-        ])
-        .allow_headers([
-            axum::http::header::AUTHORIZATION,
-            axum::http::header::CONTENT_TYPE,
-            axum::http::header::IF_MATCH,
-            axum::http::HeaderName::from_static("idempotency-key"),
-            request_id::X_REQUEST_ID.clone(),
-        ])
-        .expose_headers([
-            axum::http::header::ETAG,
-            axum::http::header::LOCATION,
-            axum::http::header::LINK,
-            axum::http::header::RETRY_AFTER,
-            request_id::X_REQUEST_ID.clone(),
-        ])
-        .max_age(Duration::from_secs(600));
-    // One `layer` call with the whole stack: axum boxes each `layer` around
-    // every route, and a request clones every box it passes through (ten
-    // boxed clones per request with one `layer` per middleware). Outermost
-    // first.
-    routes.layer(
-        tower::ServiceBuilder::new()
-            .layer(middleware::from_fn_with_state(
-                crate::middleware::Edge { allowed, metrics },
-                crate::middleware::edge,
-            ))
-            .layer(cors)
-            // The time limit covers reading the body too: a client that
-            // trickles its body is answered 503 instead of holding a connection.
-            .layer(middleware::from_fn_with_state(
-                config.request_timeout,
-                crate::middleware::per_request,
-            ))
-            // Inside the log line and the count: a panic is logged and
-            // counted as the 500 it is answered with.
-            .layer(CatchPanicLayer::custom(
-                |_: Box<dyn std::any::Any + Send>| {
-                    ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
-                },
-            )),
-    )
 }
 
 async fn purge_idempotency_keys(state: AppState) {

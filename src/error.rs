@@ -10,8 +10,6 @@ use axum::{
 };
 use serde::Serialize;
 
-use crate::request_id;
-
 /// One field-level complaint, rendered in the problem's `errors` array.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
@@ -201,7 +199,7 @@ impl IntoResponse for ApiError {
             status: status.as_u16(),
             detail: self.detail(),
             errors,
-            request_id: request_id::current().unwrap_or_default(),
+            request_id: crate::middleware::current_request_id().unwrap_or_default(),
         };
         let mut response = problem_response(status, &body);
         let headers = response.headers_mut();

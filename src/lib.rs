@@ -14,7 +14,6 @@ pub mod listing;
 pub mod metrics;
 pub mod middleware;
 pub mod rate_limit;
-pub mod request_id;
 pub mod server;
 pub mod task;
 

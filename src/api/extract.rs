@@ -11,10 +11,8 @@ use std::collections::HashMap;
 
 use crate::{app::AppState, auth::AuthUser, db::Precondition, error::ApiError};
 
-/// Largest accepted request body, in bytes (exactly this many is accepted).
-pub const MAX_BODY_BYTES: usize = 65_536;
-
-/// A JSON request body: media type checked, size capped, syntax checked.
+/// A JSON request body: media type and syntax checked. Its size was
+/// checked once, when the middleware read it (`middleware::buffer_body`).
 /// Field validation is the handler's, so it can rank 404 above 422.
 pub struct JsonBody(pub Value);
 
@@ -22,26 +20,10 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, _: &S) -> Result<Self, ApiError> {
-        let declared = request
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-            return Err(ApiError::PayloadTooLarge);
-        }
         let is_json = is_json(request.headers());
-        let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
+        let bytes = axum::body::to_bytes(request.into_body(), usize::MAX)
             .await
-            .map_err(|err| {
-                let too_large = std::error::Error::source(&err)
-                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-                if too_large {
-                    ApiError::PayloadTooLarge
-                } else {
-                    ApiError::malformed_json("the request body could not be read")
-                }
-            })?;
+            .map_err(|_| ApiError::malformed_json("the request body could not be read"))?;
         parse_json(&bytes, is_json).map(Self)
     }
 }

@@ -14,8 +14,6 @@ use axum::{
 
 use crate::app::AppState;
 
-pub use extract::MAX_BODY_BYTES;
-
 /// Every route of API.md. Static segments win over `{user_id}`, so
 /// `/api/v1/tasks` is never read as the compatibility route of a user "v1".
 pub fn routes() -> Router<AppState> {

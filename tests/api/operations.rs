@@ -98,9 +98,67 @@ async fn cors_allows_only_configured_origins(app: TestApp) {
     );
 }
 
+/// Every kind of answer (data, errors, health, docs assets, preflights)
+/// carries the same headers: never cached, never framed, a CSP.
+async fn every_answer_is_uncached_and_unframable(app: TestApp) {
+    let t = token("alice");
+    let answers = [
+        app.req(Method::GET, "/api/v1/tasks", Some(&t)),
+        app.req(Method::GET, "/api/v1/tasks", None),
+        app.req(Method::GET, "/health", None),
+        app.req(Method::GET, "/nowhere", None),
+        app.req(Method::GET, "/docs/swagger-ui.css", None),
+        app.req(Method::OPTIONS, "/api/v1/tasks", None)
+            .header("origin", "http://localhost:3000")
+            .header("access-control-request-method", "POST"),
+    ];
+    for request in answers {
+        let response = request.send().await.unwrap();
+        let what = response.url().path().to_owned();
+        assert_security_headers(&response, &what);
+        let h = response.headers();
+        assert_eq!(h["cache-control"], "no-store", "{what}");
+        assert_eq!(h["x-frame-options"], "DENY", "{what}");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{what}: {csp}");
+    }
+}
+
+/// Answers to an origin that is not configured carry no `Access-Control-*`
+/// header at all, preflight or not: a stranger learns nothing of the CORS
+/// rules (tower-http's CORS layer alone would send some).
+async fn strangers_get_no_cors_headers(app: TestApp) {
+    let t = token("alice");
+    let preflight = app
+        .req(Method::OPTIONS, "/api/v1/tasks", None)
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    let actual = app
+        .req(Method::GET, "/api/v1/tasks", Some(&t))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(actual.status(), StatusCode::OK);
+    for response in [preflight, actual] {
+        let leaked: Vec<_> = response
+            .headers()
+            .keys()
+            .filter(|name| name.as_str().starts_with("access-control-"))
+            .collect();
+        assert!(leaked.is_empty(), "{leaked:?}");
+    }
+}
+
 crate::both_backends!(
     security_headers_on_api_docs_and_errors,
-    cors_allows_only_configured_origins
+    cors_allows_only_configured_origins,
+    every_answer_is_uncached_and_unframable,
+    strangers_get_no_cors_headers
 );
 
 /// A request blocked on a database lock past the time limit gets a 503
