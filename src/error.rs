@@ -11,7 +11,7 @@ use axum::{
 use serde::Serialize;
 
 /// One field-level complaint, rendered in the problem's `errors` array.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// The body field (`title`, `tags[3]`) or query parameter at fault.
     pub field: String,
@@ -90,17 +90,30 @@ pub enum ApiError {
     Internal(anyhow::Error),
 }
 
-/// The RFC 9457 body. `detail` is always present because FastAPI-era front
-/// ends read `.detail`.
-#[derive(Serialize)]
-struct Problem<'a> {
+// Public, and `ToSchema`, so that the OpenAPI document describes this very
+// type; the doc comment below is its schema description. `detail` is always
+// present because FastAPI-era front ends read `.detail`.
+/// An RFC 9457 problem, as every error is answered.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem<'a> {
+    /// Always `about:blank`.
     #[serde(rename = "type")]
+    #[schema(examples("about:blank"))]
     kind: &'static str,
+    /// The HTTP reason phrase.
+    #[schema(examples("Unprocessable Entity"))]
     title: &'static str,
+    /// The HTTP status code.
+    #[schema(examples(422))]
     status: u16,
+    /// A human-readable explanation (FastAPI front ends read `.detail`).
+    #[schema(examples("title must be 1-200 characters"))]
     detail: String,
+    /// Field-level errors, for 400 and 422: the first 20; `detail` ends with
+    /// the count of any others ("; and 31980 more errors").
     #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
     errors: &'a [FieldError],
+    /// The request id, also in the `X-Request-ID` header.
     request_id: String,
 }
 

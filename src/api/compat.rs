@@ -10,8 +10,10 @@ use axum::{
     response::Response,
 };
 
-#[allow(unused_imports)]
-use super::openapi::{CompatListParams, ProblemDoc, TaskInputDoc, TaskPatchDoc};
+use super::openapi::{CompatListParams, TaskInputDoc, TaskPatchDoc};
+use super::responses::{
+    Authed, BadBody, BadQuery, CompatForbidden, IdemConflict, Stale, TaskMissing,
+};
 use super::{
     extract::{CompatUser, IdempotencyKey, IfMatch, JsonBody, TaskId},
     tasks::{self, Flavor},
@@ -25,14 +27,7 @@ use crate::{app::AppState, error::ApiError, task::Task};
     path = "/api/{user_id}/tasks",
     tag = "compat",
     params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), CompatListParams),
-    responses(
-        (status = 200, description = "The caller's tasks, a bare array", body = [Task], headers(("Link" = String, description = "`<next-page-url>; rel=\"next\"` when more rows follow"))),
-        (status = 400, description = "A query parameter is invalid", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
-        (status = 429, description = "Request budget spent (per user, or per IP for failed authentication)", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Limit" = u32), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
-        (status = 403, description = "The path names another user", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
-    ),
+    responses((status = 200, description = "The caller's tasks, a bare array", body = [Task], headers(("Link" = String, description = "`<next-page-url>; rel=\"next\"` when more rows follow"))), BadQuery, CompatForbidden, Authed),
     security(("bearer" = []))
 )]
 pub async fn list(
@@ -52,18 +47,7 @@ pub async fn list(
     tag = "compat",
     params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = r"^[\x20-\x7E]+$", description = "1-255 printable ASCII characters; a retry with the same key and body replays the original 201")),
     request_body(content = TaskInputDoc, content_type = "application/json"),
-    responses(
-        (status = 201, description = "Created (or the replay of an earlier create with the same key)", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"), ("Location" = String, description = "URL of the new task"))),
-        (status = 400, description = "Malformed JSON or a bad header (`Idempotency-Key`)", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
-        (status = 429, description = "Request budget spent (per user, or per IP for failed authentication)", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Limit" = u32), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
-        (status = 403, description = "The path names another user", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 409, description = "`Idempotency-Key` reused with a different body", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 65,536 bytes", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not `application/json`", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "Well-formed JSON that fails validation", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
-    ),
+    responses((status = 201, description = "Created (or the replay of an earlier create with the same key)", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"), ("Location" = String, description = "URL of the new task"))), BadBody, IdemConflict, CompatForbidden, Authed),
     security(("bearer" = []))
 )]
 pub async fn create(
@@ -82,14 +66,7 @@ pub async fn create(
     path = "/api/{user_id}/tasks/{id}",
     tag = "compat",
     params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), ("id" = i64, Path, minimum = 1, description = "Task id")),
-    responses(
-        (status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))),
-        (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
-        (status = 429, description = "Request budget spent (per user, or per IP for failed authentication)", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Limit" = u32), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
-        (status = 403, description = "The path names another user", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 404, description = "No such task for this user", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
-    ),
+    responses((status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))), CompatForbidden, TaskMissing, Authed),
     security(("bearer" = []))
 )]
 pub async fn get_one(
@@ -113,19 +90,7 @@ pub async fn get_one(
     tag = "compat",
     params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), ("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, nullable = false, min_length = 1, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
     request_body(content = TaskPatchDoc, content_type = "application/json"),
-    responses(
-        (status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))),
-        (status = 400, description = "Malformed JSON", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
-        (status = 429, description = "Request budget spent (per user, or per IP for failed authentication)", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Limit" = u32), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
-        (status = 403, description = "The path names another user", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 404, description = "No such task for this user", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 412, description = "`If-Match` does not match the current version", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 65,536 bytes", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not `application/json`", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "Well-formed JSON that fails validation", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
-    ),
+    responses((status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))), BadBody, CompatForbidden, TaskMissing, Stale, Authed),
     security(("bearer" = []))
 )]
 pub async fn replace(
@@ -146,19 +111,7 @@ pub async fn replace(
     tag = "compat",
     params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), ("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, nullable = false, min_length = 1, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
     request_body(content = TaskPatchDoc, content_type = "application/json"),
-    responses(
-        (status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))),
-        (status = 400, description = "Malformed JSON", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
-        (status = 429, description = "Request budget spent (per user, or per IP for failed authentication)", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Limit" = u32), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
-        (status = 403, description = "The path names another user", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 404, description = "No such task for this user", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 412, description = "`If-Match` does not match the current version", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 65,536 bytes", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not `application/json`", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "Well-formed JSON that fails validation", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
-    ),
+    responses((status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))), BadBody, CompatForbidden, TaskMissing, Stale, Authed),
     security(("bearer" = []))
 )]
 pub async fn update(
@@ -178,15 +131,7 @@ pub async fn update(
     path = "/api/{user_id}/tasks/{id}/complete",
     tag = "compat",
     params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), ("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, nullable = false, min_length = 1, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
-    responses(
-        (status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))),
-        (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
-        (status = 429, description = "Request budget spent (per user, or per IP for failed authentication)", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Limit" = u32), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
-        (status = 403, description = "The path names another user", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 404, description = "No such task for this user", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 412, description = "`If-Match` does not match the current version", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
-    ),
+    responses((status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))), CompatForbidden, TaskMissing, Stale, Authed),
     security(("bearer" = []))
 )]
 pub async fn toggle(
@@ -209,15 +154,7 @@ pub async fn toggle(
     path = "/api/{user_id}/tasks/{id}",
     tag = "compat",
     params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), ("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, nullable = false, min_length = 1, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
-    responses(
-        (status = 200, description = "Deleted; the task as it was just before", body = Task, headers(("ETag" = String, description = "`\"<version>\"` of the deleted task"))),
-        (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
-        (status = 429, description = "Request budget spent (per user, or per IP for failed authentication)", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Limit" = u32), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
-        (status = 403, description = "The path names another user", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 404, description = "No such task for this user", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 412, description = "`If-Match` does not match the current version", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
-    ),
+    responses((status = 200, description = "Deleted; the task as it was just before", body = Task, headers(("ETag" = String, description = "`\"<version>\"` of the deleted task"))), CompatForbidden, TaskMissing, Stale, Authed),
     security(("bearer" = []))
 )]
 pub async fn delete(

@@ -3,8 +3,8 @@
 use axum::{Json, extract::State};
 use serde_json::{Value, json};
 
-#[allow(unused_imports)]
-use super::openapi::{ProblemDoc, StatusDoc};
+use super::openapi::StatusDoc;
+use super::responses::Unavailable;
 use crate::{app::AppState, error::ApiError};
 
 /// Liveness: the process answers. Touches nothing, so it is also the HTTP
@@ -13,9 +13,7 @@ use crate::{app::AppState, error::ApiError};
     get,
     path = "/health",
     tag = "ops",
-    responses(
-        (status = 200, description = "The process is alive (touches no database)", body = StatusDoc)
-    ),
+    responses((status = 200, description = "The process is alive (touches no database)", body = StatusDoc)),
     security()
 )]
 pub async fn health() -> Json<Value> {
@@ -27,10 +25,7 @@ pub async fn health() -> Json<Value> {
     get,
     path = "/ready",
     tag = "ops",
-    responses(
-        (status = 200, description = "The database is reachable and migrated", body = StatusDoc),
-        (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
-    ),
+    responses((status = 200, description = "The database is reachable and migrated", body = StatusDoc), Unavailable),
     security()
 )]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {

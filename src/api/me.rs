@@ -8,8 +8,8 @@ use axum::{
 };
 use serde_json::json;
 
-#[allow(unused_imports)]
-use super::openapi::{MeDoc, ProblemDoc};
+use super::openapi::MeDoc;
+use super::responses::Authed;
 use crate::{app::AppState, auth::AuthUser, error::ApiError, task::format_ts};
 
 /// `GET /api/v1/me`: the user row and task counts.
@@ -17,12 +17,7 @@ use crate::{app::AppState, auth::AuthUser, error::ApiError, task::format_ts};
     get,
     path = "/api/v1/me",
     tag = "me",
-    responses(
-        (status = 200, description = "The caller and their task counts", body = MeDoc),
-        (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
-        (status = 429, description = "Request budget spent (per user, or per IP for failed authentication)", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Limit" = u32), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
-        (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
-    ),
+    responses((status = 200, description = "The caller and their task counts", body = MeDoc), Authed),
     security(("bearer" = []))
 )]
 pub async fn get_me(State(state): State<AppState>, user: AuthUser) -> Result<Response, ApiError> {
@@ -49,12 +44,7 @@ pub async fn get_me(State(state): State<AppState>, user: AuthUser) -> Result<Res
     delete,
     path = "/api/v1/me",
     tag = "me",
-    responses(
-        (status = 204, description = "The caller and all their tasks are deleted"),
-        (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
-        (status = 429, description = "Request budget spent (per user, or per IP for failed authentication)", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Limit" = u32), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
-        (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
-    ),
+    responses((status = 204, description = "The caller and all their tasks are deleted"), Authed),
     security(("bearer" = []))
 )]
 pub async fn delete_me(

@@ -5,6 +5,7 @@ mod extract;
 mod health;
 mod me;
 pub mod openapi;
+pub mod responses;
 mod tasks;
 
 use axum::{

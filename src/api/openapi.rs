@@ -8,11 +8,14 @@
 //! validator's constants.
 
 use utoipa::{
-    IntoParams, Modify, OpenApi, ToResponse, ToSchema,
+    IntoParams, Modify, OpenApi, ToSchema,
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use crate::task::Task;
+use crate::{
+    error::{FieldError, Problem},
+    task::Task,
+};
 
 /// Adds the bearer JWT scheme that every `/api` operation requires.
 struct BearerAuth;
@@ -116,7 +119,7 @@ impl Modify for DocsRoutes {
         super::health::health,
         super::health::ready,
     ),
-    components(schemas(Task, ProblemDoc, TaskPage, MeDoc)),
+    components(schemas(Task, Problem, FieldError, TaskPage, MeDoc)),
     modifiers(&BearerAuth, &DocsRoutes),
     tags(
         (name = "tasks", description = "The caller's tasks"),
@@ -126,46 +129,6 @@ impl Modify for DocsRoutes {
     )
 )]
 pub struct ApiDoc;
-
-/// An RFC 9457 problem, as every error is answered.
-#[derive(ToSchema, ToResponse)]
-#[response(
-    description = "An RFC 9457 problem (`application/problem+json`)",
-    content_type = "application/problem+json"
-)]
-#[schema(as = Problem)]
-#[allow(dead_code)]
-pub struct ProblemDoc {
-    /// Always `about:blank`.
-    #[schema(rename = "type", examples("about:blank"))]
-    kind: String,
-    /// The HTTP reason phrase.
-    #[schema(examples("Unprocessable Entity"))]
-    title: String,
-    /// The HTTP status code.
-    #[schema(examples(422))]
-    status: u16,
-    /// A human-readable explanation (FastAPI front ends read `.detail`).
-    #[schema(examples("title must be 1-200 characters"))]
-    detail: String,
-    /// Field-level errors, for 400 and 422: the first 20; `detail` ends with
-    /// the count of any others ("; and 31980 more errors").
-    #[schema(nullable = false)]
-    errors: Option<Vec<FieldErrorDoc>>,
-    /// The request id, also in the `X-Request-ID` header.
-    request_id: String,
-}
-
-/// One bad field or query parameter.
-#[derive(ToSchema)]
-#[schema(as = FieldError)]
-#[allow(dead_code)]
-pub struct FieldErrorDoc {
-    /// The body field (`title`, `tags[3]`) or query parameter.
-    field: String,
-    /// What is wrong with it.
-    message: String,
-}
 
 /// One page of a list.
 #[derive(ToSchema)]

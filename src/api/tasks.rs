@@ -11,8 +11,8 @@ use axum::{
 use serde_json::Value;
 
 use super::extract::{IdempotencyKey, IfMatch, JsonBody, TaskId};
-#[allow(unused_imports)]
-use super::openapi::{ListParams, ProblemDoc, TaskInputDoc, TaskPage, TaskPatchDoc};
+use super::openapi::{ListParams, TaskInputDoc, TaskPage, TaskPatchDoc};
+use super::responses::{Authed, BadBody, BadQuery, IdemConflict, Stale, TaskMissing};
 use crate::{
     app::AppState,
     auth::AuthUser,
@@ -338,13 +338,7 @@ pub(super) async fn delete_task(
     path = "/api/v1/tasks",
     tag = "tasks",
     params(ListParams),
-    responses(
-        (status = 200, description = "One page of the caller's tasks", body = TaskPage),
-        (status = 400, description = "A query parameter is invalid", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
-        (status = 429, description = "Request budget spent (per user, or per IP for failed authentication)", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Limit" = u32), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
-        (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
-    ),
+    responses((status = 200, description = "One page of the caller's tasks", body = TaskPage), BadQuery, Authed),
     security(("bearer" = []))
 )]
 pub async fn list(
@@ -363,17 +357,7 @@ pub async fn list(
     tag = "tasks",
     params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = r"^[\x20-\x7E]+$", description = "1-255 printable ASCII characters; a retry with the same key and body replays the original 201")),
     request_body(content = TaskInputDoc, content_type = "application/json"),
-    responses(
-        (status = 201, description = "Created (or the replay of an earlier create with the same key)", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"), ("Location" = String, description = "URL of the new task"))),
-        (status = 400, description = "Malformed JSON or a bad header (`Idempotency-Key`)", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
-        (status = 429, description = "Request budget spent (per user, or per IP for failed authentication)", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Limit" = u32), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
-        (status = 409, description = "`Idempotency-Key` reused with a different body", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 65,536 bytes", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not `application/json`", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "Well-formed JSON that fails validation", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
-    ),
+    responses((status = 201, description = "Created (or the replay of an earlier create with the same key)", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"), ("Location" = String, description = "URL of the new task"))), BadBody, IdemConflict, Authed),
     security(("bearer" = []))
 )]
 pub async fn create(
@@ -391,13 +375,7 @@ pub async fn create(
     path = "/api/v1/tasks/{id}",
     tag = "tasks",
     params(("id" = i64, Path, minimum = 1, description = "Task id")),
-    responses(
-        (status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))),
-        (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
-        (status = 429, description = "Request budget spent (per user, or per IP for failed authentication)", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Limit" = u32), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
-        (status = 404, description = "No such task for this user", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
-    ),
+    responses((status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))), TaskMissing, Authed),
     security(("bearer" = []))
 )]
 pub async fn get_one(
@@ -415,18 +393,7 @@ pub async fn get_one(
     tag = "tasks",
     params(("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, nullable = false, min_length = 1, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
     request_body(content = TaskInputDoc, content_type = "application/json"),
-    responses(
-        (status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))),
-        (status = 400, description = "Malformed JSON", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
-        (status = 429, description = "Request budget spent (per user, or per IP for failed authentication)", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Limit" = u32), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
-        (status = 404, description = "No such task for this user", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 412, description = "`If-Match` does not match the current version", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 65,536 bytes", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not `application/json`", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "Well-formed JSON that fails validation", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
-    ),
+    responses((status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))), BadBody, TaskMissing, Stale, Authed),
     security(("bearer" = []))
 )]
 pub async fn replace(
@@ -446,18 +413,7 @@ pub async fn replace(
     tag = "tasks",
     params(("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, nullable = false, min_length = 1, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
     request_body(content = TaskPatchDoc, content_type = "application/json"),
-    responses(
-        (status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))),
-        (status = 400, description = "Malformed JSON", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
-        (status = 429, description = "Request budget spent (per user, or per IP for failed authentication)", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Limit" = u32), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
-        (status = 404, description = "No such task for this user", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 412, description = "`If-Match` does not match the current version", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 65,536 bytes", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not `application/json`", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 422, description = "Well-formed JSON that fails validation", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
-    ),
+    responses((status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))), BadBody, TaskMissing, Stale, Authed),
     security(("bearer" = []))
 )]
 pub async fn update(
@@ -476,14 +432,7 @@ pub async fn update(
     path = "/api/v1/tasks/{id}/complete",
     tag = "tasks",
     params(("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, nullable = false, min_length = 1, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
-    responses(
-        (status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))),
-        (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
-        (status = 429, description = "Request budget spent (per user, or per IP for failed authentication)", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Limit" = u32), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
-        (status = 404, description = "No such task for this user", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 412, description = "`If-Match` does not match the current version", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
-    ),
+    responses((status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))), TaskMissing, Stale, Authed),
     security(("bearer" = []))
 )]
 pub async fn toggle(
@@ -501,14 +450,7 @@ pub async fn toggle(
     path = "/api/v1/tasks/{id}",
     tag = "tasks",
     params(("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, nullable = false, min_length = 1, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
-    responses(
-        (status = 204, description = "Deleted"),
-        (status = 401, description = "Missing or invalid bearer token", body = ProblemDoc, content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`, with `error=\"invalid_token\"` when a token was presented"))),
-        (status = 429, description = "Request budget spent (per user, or per IP for failed authentication)", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait"), ("RateLimit-Limit" = u32), ("RateLimit-Remaining" = u32), ("RateLimit-Reset" = u64))),
-        (status = 404, description = "No such task for this user", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 412, description = "`If-Match` does not match the current version", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 503, description = "Database or key server unavailable", body = ProblemDoc, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait")))
-    ),
+    responses((status = 204, description = "Deleted"), TaskMissing, Stale, Authed),
     security(("bearer" = []))
 )]
 pub async fn delete(
