@@ -1,11 +1,18 @@
 //! Liveness and readiness probes (no authentication).
 
 use axum::{Json, extract::State};
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::openapi::StatusDoc;
 use super::responses::Unavailable;
 use crate::{app::AppState, error::ApiError};
+
+/// A probe's answer.
+#[derive(Serialize, ToSchema)]
+pub struct Status {
+    #[schema(examples("ok"))]
+    status: &'static str,
+}
 
 /// Liveness: the process answers. Touches nothing, so it is also the HTTP
 /// ceiling in benchmarks.
@@ -13,11 +20,11 @@ use crate::{app::AppState, error::ApiError};
     get,
     path = "/health",
     tag = "ops",
-    responses((status = 200, description = "The process is alive (touches no database)", body = StatusDoc)),
+    responses((status = 200, description = "The process is alive (touches no database)", body = Status)),
     security()
 )]
-pub async fn health() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+pub async fn health() -> Json<Status> {
+    Json(Status { status: "ok" })
 }
 
 /// Readiness: the database answers and is fully migrated; 503 otherwise.
@@ -25,10 +32,10 @@ pub async fn health() -> Json<Value> {
     get,
     path = "/ready",
     tag = "ops",
-    responses((status = 200, description = "The database is reachable and migrated", body = StatusDoc), Unavailable),
+    responses((status = 200, description = "The database is reachable and migrated", body = Status), Unavailable),
     security()
 )]
-pub async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn ready(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
     state.store.ready().await?;
-    Ok(Json(json!({"status": "ready"})))
+    Ok(Json(Status { status: "ready" }))
 }

@@ -6,36 +6,60 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::openapi::MeDoc;
 use super::responses::Authed;
 use crate::{app::AppState, auth::AuthUser, error::ApiError, task::format_ts};
+
+/// The caller's user record.
+#[derive(Serialize, ToSchema)]
+pub struct Me {
+    id: String,
+    #[schema(required)]
+    email: Option<String>,
+    #[schema(required)]
+    name: Option<String>,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
+    #[schema(inline)]
+    task_counts: TaskCounts,
+}
+
+/// Task counts of `/api/v1/me`.
+#[derive(Serialize, ToSchema)]
+pub struct TaskCounts {
+    total: i64,
+    pending: i64,
+    completed: i64,
+}
 
 /// `GET /api/v1/me`: the user row and task counts.
 #[utoipa::path(
     get,
     path = "/api/v1/me",
     tag = "me",
-    responses((status = 200, description = "The caller and their task counts", body = MeDoc), Authed),
+    responses((status = 200, description = "The caller and their task counts", body = Me), Authed),
     security(("bearer" = []))
 )]
 pub async fn get_me(State(state): State<AppState>, user: AuthUser) -> Result<Response, ApiError> {
     let me = user
         .with_row(&state, || state.store.get_user(user.id()))
         .await?;
-    Ok(Json(json!({
-        "id": me.id,
-        "email": me.email,
-        "name": me.name,
-        "created_at": format_ts(&me.created_at),
-        "updated_at": format_ts(&me.updated_at),
-        "task_counts": {
-            "total": me.total,
-            "pending": me.total - me.completed,
-            "completed": me.completed,
+    Ok(Json(Me {
+        id: me.id,
+        email: me.email,
+        name: me.name,
+        created_at: format_ts(&me.created_at),
+        updated_at: format_ts(&me.updated_at),
+        task_counts: TaskCounts {
+            total: me.total,
+            pending: me.total - me.completed,
+            completed: me.completed,
         },
-    }))
+    })
     .into_response())
 }
 

@@ -14,7 +14,7 @@ use utoipa::{
 
 use crate::{
     error::{FieldError, Problem},
-    task::Task,
+    task::{Priority, Task},
 };
 
 /// Adds the bearer JWT scheme that every `/api` operation requires.
@@ -119,7 +119,7 @@ impl Modify for DocsRoutes {
         super::health::health,
         super::health::ready,
     ),
-    components(schemas(Task, Problem, FieldError, TaskPage, MeDoc)),
+    components(schemas(Task, Problem, FieldError, TaskPage, super::me::Me)),
     modifiers(&BearerAuth, &DocsRoutes),
     tags(
         (name = "tasks", description = "The caller's tasks"),
@@ -132,12 +132,11 @@ pub struct ApiDoc;
 
 /// One page of a list.
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct TaskPage {
-    items: Vec<Task>,
+    pub items: Vec<Task>,
     /// Opaque cursor for the next page; null when no row follows.
     #[schema(required)]
-    next_cursor: Option<String>,
+    pub next_cursor: Option<String>,
 }
 
 /// A create or full-replace body (PUT is a full replace: omitted fields take
@@ -145,25 +144,24 @@ pub struct TaskPage {
 #[derive(ToSchema)]
 #[schema(as = TaskInput)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)]
 pub struct TaskInputDoc {
     /// Trimmed of whitespace at both ends, then 1-200 characters.
     #[schema(min_length = 1, max_length = 200, examples("Buy milk"))]
-    title: String,
+    pub title: String,
     /// Not trimmed; may be empty.
     #[schema(max_length = 1000)]
-    description: Option<String>,
+    pub description: Option<String>,
     /// Default false.
     #[schema(default = false, nullable = false)]
-    completed: Option<bool>,
+    pub completed: Option<bool>,
     #[schema(inline, nullable = false)]
-    priority: Option<PriorityDoc>,
+    pub priority: Option<Priority>,
     /// Trimmed, 1-50 characters each, duplicates dropped, at most 20 distinct.
     #[schema(max_items = 20, inline, nullable = false)]
-    tags: Option<Vec<TagDoc>>,
+    pub tags: Option<Vec<TagDoc>>,
     /// RFC 3339 with seconds and an offset; returned in UTC.
     #[schema(value_type = Option<String>, format = DateTime)]
-    due_date: Option<String>,
+    pub due_date: Option<String>,
 }
 
 /// A partial update: only the fields given change; `null` clears
@@ -171,142 +169,91 @@ pub struct TaskInputDoc {
 #[derive(ToSchema)]
 #[schema(as = TaskPatch)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)]
 pub struct TaskPatchDoc {
     #[schema(min_length = 1, max_length = 200, nullable = false)]
-    title: Option<String>,
+    pub title: Option<String>,
     #[schema(max_length = 1000)]
-    description: Option<String>,
+    pub description: Option<String>,
     #[schema(nullable = false)]
-    completed: Option<bool>,
+    pub completed: Option<bool>,
     #[schema(inline, nullable = false)]
-    priority: Option<PriorityDoc>,
+    pub priority: Option<Priority>,
     #[schema(max_items = 20, inline, nullable = false)]
-    tags: Option<Vec<TagDoc>>,
+    pub tags: Option<Vec<TagDoc>>,
     #[schema(value_type = Option<String>, format = DateTime)]
-    due_date: Option<String>,
-}
-
-/// `low` < `medium` < `high`.
-#[derive(ToSchema)]
-#[schema(as = Priority, rename_all = "lowercase")]
-#[allow(dead_code)]
-pub enum PriorityDoc {
-    Low,
-    Medium,
-    High,
+    pub due_date: Option<String>,
 }
 
 /// One tag.
 #[derive(ToSchema)]
 #[schema(as = Tag, min_length = 1, max_length = 50)]
-#[allow(dead_code)]
-pub struct TagDoc(String);
-
-/// The caller's user record.
-#[derive(ToSchema)]
-#[schema(as = Me)]
-#[allow(dead_code)]
-pub struct MeDoc {
-    id: String,
-    #[schema(required)]
-    email: Option<String>,
-    #[schema(required)]
-    name: Option<String>,
-    #[schema(value_type = String, format = DateTime)]
-    created_at: String,
-    #[schema(value_type = String, format = DateTime)]
-    updated_at: String,
-    #[schema(inline)]
-    task_counts: TaskCountsDoc,
-}
-
-/// Task counts of `/api/v1/me`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct TaskCountsDoc {
-    total: i64,
-    pending: i64,
-    completed: i64,
-}
-
-/// A probe's answer.
-#[derive(ToSchema)]
-#[schema(as = Status)]
-#[allow(dead_code)]
-pub struct StatusDoc {
-    #[schema(examples("ok"))]
-    status: String,
-}
+pub struct TagDoc(pub String);
 
 /// Query parameters of `GET /api/v1/tasks`. Unknown parameters are ignored.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
 pub struct ListParams {
     /// `all` (the default), `pending` or `completed`.
     #[param(inline)]
-    status: Option<StatusFilter>,
+    pub status: Option<StatusFilter>,
     /// Only tasks of this priority.
     #[param(inline)]
-    priority: Option<PriorityDoc>,
+    pub priority: Option<Priority>,
     /// Repeatable; a task must carry every given tag (exact, case-sensitive).
     /// At most 20 distinct values (a task holds at most 20 tags); more is 400.
     #[param(style = Form, explode)]
-    tag: Option<Vec<String>>,
+    pub tag: Option<Vec<String>>,
     /// Case-insensitive substring of title or description (`%`, `_`, `\` literal).
-    q: Option<String>,
+    pub q: Option<String>,
     /// Only tasks due strictly before this RFC 3339 time.
     #[param(value_type = Option<String>, format = DateTime)]
-    due_before: Option<String>,
+    pub due_before: Option<String>,
     /// Only tasks due strictly after this RFC 3339 time.
     #[param(value_type = Option<String>, format = DateTime)]
-    due_after: Option<String>,
+    pub due_after: Option<String>,
     /// Sort key, `-` for descending (default `-created_at`, newest first);
     /// ties are broken by id the same way.
     #[param(inline)]
-    sort: Option<SortParam>,
+    pub sort: Option<SortParam>,
     /// Page size.
     #[param(default = 20, minimum = 1, maximum = 100)]
-    limit: Option<u32>,
+    pub limit: Option<u32>,
     /// Rows to skip (not with `cursor`).
     #[param(minimum = 0)]
-    offset: Option<u64>,
+    pub offset: Option<u64>,
     /// `next_cursor` of the previous page (same sort and filters).
-    cursor: Option<String>,
+    pub cursor: Option<String>,
 }
 
 /// Query parameters of `GET /api/{user_id}/tasks`: as v1, plus the `created`
 /// sort spelling, and a default page of 100.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
 pub struct CompatListParams {
     #[param(inline)]
-    status: Option<StatusFilter>,
+    pub status: Option<StatusFilter>,
     #[param(inline)]
-    priority: Option<PriorityDoc>,
+    pub priority: Option<Priority>,
     /// Repeatable; a task must carry every given tag (exact, case-sensitive).
     /// At most 20 distinct values (a task holds at most 20 tags); more is 400.
     #[param(style = Form, explode)]
-    tag: Option<Vec<String>>,
-    q: Option<String>,
+    pub tag: Option<Vec<String>>,
+    pub q: Option<String>,
     #[param(value_type = Option<String>, format = DateTime)]
-    due_before: Option<String>,
+    pub due_before: Option<String>,
     #[param(value_type = Option<String>, format = DateTime)]
-    due_after: Option<String>,
+    pub due_after: Option<String>,
     #[param(inline)]
-    sort: Option<CompatSortParam>,
+    pub sort: Option<CompatSortParam>,
     #[param(default = 100, minimum = 1, maximum = 100)]
-    limit: Option<u32>,
+    pub limit: Option<u32>,
     #[param(minimum = 0)]
-    offset: Option<u64>,
-    cursor: Option<String>,
+    pub offset: Option<u64>,
+    pub cursor: Option<String>,
 }
 
 #[derive(ToSchema)]
 #[schema(rename_all = "lowercase")]
-#[allow(dead_code)]
 pub enum StatusFilter {
     All,
     Pending,
@@ -314,7 +261,7 @@ pub enum StatusFilter {
 }
 
 #[derive(ToSchema)]
-#[allow(dead_code, non_camel_case_types)]
+#[allow(non_camel_case_types)]
 pub enum SortParam {
     created_at,
     #[schema(rename = "-created_at")]
@@ -334,7 +281,7 @@ pub enum SortParam {
 }
 
 #[derive(ToSchema)]
-#[allow(dead_code, non_camel_case_types)]
+#[allow(non_camel_case_types)]
 pub enum CompatSortParam {
     created,
     #[schema(rename = "-created")]
