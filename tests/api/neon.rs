@@ -294,6 +294,7 @@ async fn every_value_read_through_pgbouncer_transaction_mode_is_the_value_writte
             let admin = self::admin(&base).await;
             let mut kills = 0;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                // The fault's pace, an input of the test: not a wait.
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 kills += admin
                     .query(
