@@ -359,6 +359,8 @@ async fn early_refusals_keep_the_connection_usable() {
             body.len()
         );
         conn.write_all(head.as_bytes()).await.unwrap();
+        // Not a wait for a condition: the body arrives apart from the head
+        // on purpose, so the refusal comes before the body is there.
         tokio::time::sleep(Duration::from_millis(20)).await;
         conn.write_all(body.as_bytes()).await.unwrap();
         let mut buf = vec![0u8; 4096];

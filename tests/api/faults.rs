@@ -5,7 +5,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -13,7 +13,7 @@ use std::{
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, token};
+use crate::helpers::{Backend, TestApp, token, wait_until};
 
 /// What the load saw.
 #[derive(Default, Debug)]
@@ -92,6 +92,7 @@ async fn killed_connections_lose_no_acknowledged_write() {
         tokio::spawn(async move {
             let mut kills = 0u64;
             while !stop.load(Ordering::SeqCst) {
+                // The fault's pace, an input of the test: not a wait.
                 tokio::time::sleep(Duration::from_millis(250)).await;
                 let rows = admin
                     .query(
@@ -167,8 +168,9 @@ async fn sigterm_under_load_exits_cleanly_and_keeps_acknowledged_writes() {
     .await;
     let client = reqwest::Client::new();
     let t = token("shutdown-user");
+    let acked = Arc::new(AtomicUsize::new(0));
     let workers = (0..4).map(|w| {
-        let (client, base, t) = (client.clone(), base.clone(), t.clone());
+        let (client, base, t, acked) = (client.clone(), base.clone(), t.clone(), acked.clone());
         tokio::spawn(async move {
             let mut acknowledged = Vec::new();
             let mut refused = 0;
@@ -187,12 +189,15 @@ async fn sigterm_under_load_exits_cleanly_and_keeps_acknowledged_writes() {
                             task["id"].as_i64().unwrap(),
                             task["title"].as_str().unwrap().to_owned(),
                         ));
+                        acked.fetch_add(1, Ordering::SeqCst);
                     }
                     Err(_) => {
                         refused += 1;
                         if refused > 3 {
                             break;
                         }
+                        // A pause between retries (the server may be gone
+                        // for good), not a wait for a condition.
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 }
@@ -201,7 +206,14 @@ async fn sigterm_under_load_exits_cleanly_and_keeps_acknowledged_writes() {
         })
     });
     let workers: Vec<_> = workers.collect();
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // The signal comes while creates flow: once every worker could have had
+    // several acknowledged.
+    wait_until(
+        Duration::from_secs(20),
+        "40 creates are acknowledged",
+        || async { acked.load(Ordering::SeqCst) >= 40 },
+    )
+    .await;
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())

@@ -447,6 +447,41 @@ fn app_crypto() {
     tasks_api::app::install_crypto_provider();
 }
 
+/// Waits until `check` holds, polling every 10 ms, and panics naming `what`
+/// once `deadline` has passed: tests wait for the condition they need
+/// instead of sleeping a fixed time that is too short on a busy machine and
+/// wasted on an idle one.
+pub async fn wait_until<F, Fut>(deadline: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < deadline,
+            "gave up after {deadline:?} waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Backends of the test server's PostgreSQL schema (its connections carry
+/// the schema as `application_name`) that match `condition`, a SQL
+/// predicate over `pg_stat_activity`.
+pub async fn pg_backends(admin: &tokio_postgres::Client, schema: &str, condition: &str) -> i64 {
+    admin
+        .query_one(
+            &format!(
+                "select count(*) from pg_stat_activity where application_name = $1 and ({condition})"
+            ),
+            &[&schema],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
 /// Seconds since the epoch.
 pub fn now_secs() -> i64 {
     std::time::SystemTime::now()

@@ -113,13 +113,12 @@ crate::both_backends!(
     keys_are_scoped_per_user,
     invalid_keys_are_400_and_rejected_requests_do_not_consume_keys,
     concurrent_requests_with_one_key_create_one_task,
+    expired_keys_are_purged,
 );
 
 /// Keys expire after the configured time (here: immediately stale by a TTL
 /// that the test shortens through the store's cutoff).
-#[tokio::test]
-async fn expired_keys_are_purged() {
-    let app = TestApp::new(crate::helpers::Backend::Sqlite).await.unwrap();
+async fn expired_keys_are_purged(app: TestApp) {
     let t = token("alice");
     post_with_key(&app, &t, "old", json!({"title": "a"})).await;
     let future = chrono::Utc::now() + chrono::Duration::hours(25);

@@ -287,23 +287,19 @@ async fn previous_runner_database_opens_and_migrates(place: Place) {
         .await;
     // Written behind the server's back: a SQLite reader may answer from
     // the snapshot it holds for a moment longer, so wait for it.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let ready = app
-            .req(reqwest::Method::GET, "/ready", None)
-            .send()
-            .await
-            .unwrap();
-        if ready.status() == StatusCode::SERVICE_UNAVAILABLE {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "/ready still says {} with version 2 missing from the history",
-            ready.status()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    helpers::wait_until(
+        std::time::Duration::from_secs(10),
+        "/ready says 503 with version 2 missing from the history",
+        || async {
+            let ready = app
+                .req(reqwest::Method::GET, "/ready", None)
+                .send()
+                .await
+                .unwrap();
+            ready.status() == StatusCode::SERVICE_UNAVAILABLE
+        },
+    )
+    .await;
 }
 
 /// A script that differs from the one the previous runner applied stops

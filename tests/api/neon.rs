@@ -10,7 +10,7 @@ use futures::future::join_all;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, postgres_url, token};
+use crate::helpers::{Backend, TestApp, postgres_url, token, wait_until};
 
 fn required(var: &str) -> Option<String> {
     match std::env::var(var) {
@@ -294,6 +294,7 @@ async fn every_value_read_through_pgbouncer_transaction_mode_is_the_value_writte
             let admin = self::admin(&base).await;
             let mut kills = 0;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                // The fault's pace, an input of the test: not a wait.
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 kills += admin
                     .query(
@@ -362,22 +363,15 @@ async fn every_value_read_through_pgbouncer_transaction_mode_is_the_value_writte
         "503s took {outage_latency:?}"
     );
     let bouncer = Bouncer::start_on(&bin, port);
-    let mut recovered = false;
-    for _ in 0..50 {
-        if app
-            .req(Method::GET, "/ready", None)
+    wait_until(Duration::from_secs(5), "/ready recovers", || async {
+        app.req(Method::GET, "/ready", None)
             .send()
             .await
             .unwrap()
             .status()
             == StatusCode::OK
-        {
-            recovered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(recovered, "/ready did not recover");
+    })
+    .await;
     app.new_task(&t, json!({"title": "after outage"})).await;
     eprintln!("outage: three 503 answers in {outage_latency:?}; recovered without restart");
     drop(app);

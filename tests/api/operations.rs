@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{Backend, SECRET, TestApp, assert_problem, postgres_url, token};
+use crate::helpers::{Backend, SECRET, TestApp, assert_problem, postgres_url, token, wait_until};
 
 fn assert_security_headers(response: &reqwest::Response, what: &str) {
     let h = response.headers();
@@ -542,11 +542,18 @@ async fn connection_cap_refuses_extra_connections() {
         .unwrap_or(0);
     assert_eq!(n, 0, "the third connection must be closed unanswered");
     drop(held.pop());
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let mut again = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    again.write_all(request).await.unwrap();
-    let n = again.read(&mut buf).await.unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // The server frees the slot when it sees the close: wait for that.
+    wait_until(
+        Duration::from_secs(10),
+        "a new connection is answered after one closed",
+        || async {
+            let Ok(mut again) = tokio::net::TcpStream::connect(&addr).await else {
+                return false;
+            };
+            answers_health(&mut again).await
+        },
+    )
+    .await;
 }
 
 /// Opens a connection to `addr` from the loopback address `from` (Linux
@@ -604,14 +611,12 @@ async fn per_ip_connection_cap_refuses_only_that_ip() {
     );
     drop(held.pop());
     // The server frees the slot when it sees the close: wait for that.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !answers_health(&mut connect_from(here, addr).await).await {
-        assert!(
-            Instant::now() < deadline,
-            "no room after a connection closed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until(
+        Duration::from_secs(10),
+        "there is room after a connection closed",
+        || async { answers_health(&mut connect_from(here, addr).await).await },
+    )
+    .await;
     for conn in &mut held {
         assert!(answers_health(conn).await, "held connections keep working");
     }

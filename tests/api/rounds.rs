@@ -12,7 +12,9 @@ use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, admin_client, assert_problem, token};
+use crate::helpers::{
+    Backend, TestApp, admin_client, assert_problem, pg_backends, token, wait_until,
+};
 use crate::statements::statements;
 
 /// Users `prefix-0..count`, each with one task created alone.
@@ -145,11 +147,24 @@ async fn a_refused_insert_sends_its_round_alone_and_nothing_is_stored_twice() {
             .await;
         assert_eq!(response.status(), StatusCode::CREATED);
     };
+    let held = || async {
+        wait_until(
+            Duration::from_secs(10),
+            "the first round waits on the lock",
+            || async { pg_backends(&admin, schema, "wait_event_type = 'Lock'").await > 0 },
+        )
+        .await
+    };
     let burst = async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        held().await;
         create_burst(app, &users, 6).await
     };
     let release = async {
+        held().await;
+        // Not a wait for a condition: the window in which the burst
+        // arrives behind the held round (nothing outside the server shows
+        // it queued). The assertions hold however the burst splits into
+        // rounds; the window makes it share rounds with the refused user.
         tokio::time::sleep(Duration::from_millis(400)).await;
         locker.batch_execute("rollback").await.unwrap();
     };
@@ -202,8 +217,15 @@ async fn a_round_stuck_on_a_lock_answers_503_and_stores_nothing() {
         "answered after {elapsed:?}"
     );
     locker.batch_execute("rollback").await.unwrap();
-    // Give any create that was wrongly left running the time to commit.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Any create wrongly left running would now commit: wait until none of
+    // the server's connections is inside a statement or transaction.
+    let admin = admin_client(base).await;
+    wait_until(
+        Duration::from_secs(10),
+        "no connection of the server runs a statement",
+        || async { pg_backends(&admin, schema, "state <> 'idle'").await == 0 },
+    )
+    .await;
     for user in &users {
         assert_eq!(titles(app, user).await, expected(user, true, 0));
     }

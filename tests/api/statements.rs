@@ -10,7 +10,7 @@ use std::sync::{
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{Backend, TestApp, token};
+use crate::helpers::{Backend, TestApp, token, wait_until};
 
 /// `db_statements_total{mode=…}` from `/metrics`.
 pub(crate) async fn statements(app: &TestApp, mode: &str) -> u64 {
@@ -198,6 +198,8 @@ async fn concurrent_reads_share_a_connection_and_survive_its_loss() {
     let (base, schema) = app.pg_schema().unwrap();
     let admin = crate::helpers::admin_client(base).await;
     let kill = async {
+        // Not a wait for a condition: lets the burst start first, so the
+        // kill lands among its reads (it kills the connection either way).
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         admin
             .query(
@@ -212,15 +214,12 @@ async fn concurrent_reads_share_a_connection_and_survive_its_loss() {
     assert!(killed >= 1);
     concurrent_reads(&app, &users, &ids, 80).await;
     // Killed backends leave pg_stat_activity as they exit.
-    let mut now = sessions(&app).await;
-    for _ in 0..40 {
-        if now == 1 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        now = sessions(&app).await;
-    }
-    assert_eq!(now, 1, "one new shared connection");
+    wait_until(
+        std::time::Duration::from_secs(10),
+        "one new shared connection is left",
+        || async { sessions(&app).await == 1 },
+    )
+    .await;
 }
 
 /// A TCP proxy in front of PostgreSQL whose connections can be frozen:
@@ -231,6 +230,8 @@ struct FreezingProxy {
     /// Connections numbered below this are frozen.
     frozen_below: Arc<AtomicUsize>,
     opened: Arc<AtomicUsize>,
+    /// Reads held back by frozen connections: something was sent into one.
+    swallowed: Arc<AtomicUsize>,
 }
 
 impl FreezingProxy {
@@ -239,6 +240,8 @@ impl FreezingProxy {
         let port = listener.local_addr().unwrap().port();
         let (frozen_below, opened) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let (frozen, count) = (frozen_below.clone(), opened.clone());
+        let swallowed = Arc::new(AtomicUsize::new(0));
+        let held = swallowed.clone();
         tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
                 let id = count.fetch_add(1, Ordering::SeqCst);
@@ -247,14 +250,16 @@ impl FreezingProxy {
                 };
                 let (in_read, in_write) = inbound.into_split();
                 let (out_read, out_write) = outbound.into_split();
+                let frozen = (frozen.clone(), held.clone());
                 tokio::spawn(pump(in_read, out_write, id, frozen.clone()));
-                tokio::spawn(pump(out_read, in_write, id, frozen.clone()));
+                tokio::spawn(pump(out_read, in_write, id, frozen));
             }
         });
         Self {
             port,
             frozen_below,
             opened,
+            swallowed,
         }
     }
 
@@ -269,7 +274,7 @@ async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     id: usize,
-    frozen_below: Arc<AtomicUsize>,
+    (frozen_below, swallowed): (Arc<AtomicUsize>, Arc<AtomicUsize>),
 ) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut buf = vec![0u8; 16 * 1024];
@@ -279,6 +284,7 @@ async fn pump(
             Ok(n) => n,
         };
         if id < frozen_below.load(Ordering::SeqCst) {
+            swallowed.fetch_add(1, Ordering::SeqCst);
             // Keep both sockets open and silent for good.
             std::future::pending::<()>().await;
         }
@@ -412,7 +418,12 @@ async fn a_silent_write_connection_does_not_stop_creates() {
     // frozen connection, where only the round's own deadline ends them.
     let first = create(&users[0]);
     let rest = async {
-        tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+        wait_until(
+            std::time::Duration::from_secs(10),
+            "the first create's round is sent into a frozen connection",
+            || async { proxy.swallowed.load(Ordering::SeqCst) > 0 },
+        )
+        .await;
         futures::future::join_all(users[1..].iter().map(|u| create(u))).await
     };
     let (first, rest) = tokio::join!(first, rest);
