@@ -4,12 +4,12 @@
 //! handlers remembering to check ownership.
 
 mod batch;
-mod group_commit;
 mod migrations;
 mod pg_tls;
 mod postgres;
 mod sql;
 mod sqlite;
+mod sqlite_writer;
 
 use std::sync::Arc;
 

@@ -15,16 +15,15 @@
 //!   running at three quarters of `REQUEST_TIMEOUT_MS` from its request's
 //!   start is interrupted and answers 503, as on PostgreSQL (see
 //!   [`ReadPool::read`]). Under WAL a reader never waits for a writer, so
-//!   a read cannot stall the thread on a lock. A connection keeps its read
-//!   transaction from one read to the next while the writer has committed
-//!   nothing (see [`Reader`]), and a list writes its rows straight into the
-//!   response (see [`push_task_row`]).
-//! - **Writes** go to exactly one write connection, on its own thread, which
-//!   commits the writes that queued up meanwhile together (group commit, see
-//!   `group_commit.rs`). Writers queue there, with the acquire timeout,
-//!   instead of failing with `SQLITE_BUSY`, and waiting for another
-//!   process's lock on the file (the `sqlite3` shell, a second server)
-//!   never stalls a runtime thread.
+//!   a read cannot stall the thread on a lock. Each read is one statement
+//!   in autocommit mode, so it sees every write committed before it began,
+//!   whoever made it; and a list writes its rows straight into the response
+//!   (see [`list_json`]).
+//! - **Writes** go to exactly one write connection, on its own thread, one
+//!   transaction per write (see `sqlite_writer.rs`). Writers queue there,
+//!   with the acquire timeout, instead of failing with `SQLITE_BUSY`, and
+//!   waiting for another process's lock on the file (the `sqlite3` shell, a
+//!   second server) never stalls a runtime thread.
 //!
 //! Migrations are applied by refinery under a file lock (`migrations/`),
 //! which also adopts the history of databases created by earlier versions.
@@ -44,10 +43,9 @@ use tokio::sync::Semaphore;
 
 use super::{
     Change, Created, IdempotentRequest, ListedPage, PoolStats, Precondition, Store, StoreError,
-    StoreResult, UserProfile, WriteOutcome,
-    group_commit::{Commits, Writer},
-    migrations,
+    StoreResult, UserProfile, WriteOutcome, migrations,
     sql::{self, Dialect, Param, SqlBuilder},
+    sqlite_writer::Writer,
 };
 use crate::{
     auth::Identity,
@@ -67,12 +65,6 @@ const STATEMENT_CACHE: usize = 128;
 /// mattered for lists (each touches ~20 rows spread over the table).
 const MMAP_BYTES: i64 = 256 * 1024 * 1024;
 
-/// How long a read connection may keep answering from one snapshot while
-/// nothing is committed here. Bounds how late a write by another process
-/// (the `sqlite3` shell, a second server) shows; this process's own writes
-/// show at once (see [`Reader`]).
-const SNAPSHOT_REUSE: Duration = Duration::from_millis(20);
-
 /// How many SQLite virtual-machine steps a read runs between checks of the
 /// time: a check is a clock read (~25 ns), a hundred steps take a few
 /// microseconds (more when a step compares long strings).
@@ -88,10 +80,6 @@ const TIME_CHECK_STEPS: i32 = 100;
 /// lower). A slow read (a long `q` over thousands of tasks) wastes at most
 /// this much before it moves.
 const INLINE_BUDGET: Duration = Duration::from_micros(500);
-
-/// How often idle read connections are made to let go of their snapshots,
-/// so that they never hold back a checkpoint for long.
-const SNAPSHOT_SWEEP: Duration = Duration::from_millis(50);
 
 /// The SQLite store.
 pub struct SqliteStore {
@@ -109,62 +97,11 @@ pub struct SqliteStore {
 struct ReadPool {
     path: String,
     busy_timeout: Duration,
-    idle: Mutex<Vec<Reader>>,
+    idle: Mutex<Vec<Connection>>,
     /// One per connection in use; a read holds its permit until its
     /// blocking job ends, even when its request was dropped meanwhile.
     permits: Arc<Semaphore>,
     open: AtomicUsize,
-    /// The writer's commit count.
-    commits: Commits,
-}
-
-/// A read connection that keeps its read transaction between reads.
-///
-/// Why: starting and ending a read transaction (WAL read locks, through
-/// `fcntl` and a process-wide mutex) was ~9% of a SQLite list request's
-/// CPU (measured with `perf`). A read reuses the open transaction only
-/// while the writer has committed nothing since it began, so no read ever
-/// misses a write that was already answered, and only for
-/// [`SNAPSHOT_REUSE`]; idle connections give theirs up within
-/// [`SNAPSHOT_SWEEP`].
-struct Reader {
-    conn: Connection,
-    snapshot: Option<Snapshot>,
-}
-
-/// An open read transaction: the commit count read before it began, and when.
-#[derive(Clone, Copy)]
-struct Snapshot {
-    commits: u64,
-    began: Instant,
-}
-
-impl Reader {
-    /// Opens a read transaction unless the open one still shows every
-    /// commit up to `commits`.
-    fn begin(&mut self, commits: u64) -> rusqlite::Result<()> {
-        if let Some(open) = self.snapshot {
-            if open.commits == commits && open.began.elapsed() < SNAPSHOT_REUSE {
-                return Ok(());
-            }
-            self.end()?;
-        }
-        let began = Instant::now();
-        self.conn.prepare_cached("begin")?.execute([])?;
-        self.snapshot = Some(Snapshot { commits, began });
-        Ok(())
-    }
-
-    /// Ends the read transaction, if one is open. Ending a read-only
-    /// transaction cannot lose anything; a connection where it fails is
-    /// closed by its pool rather than reused.
-    fn end(&mut self) -> rusqlite::Result<()> {
-        self.snapshot = None;
-        if !self.conn.is_autocommit() {
-            self.conn.prepare_cached("rollback")?.execute([])?;
-        }
-        Ok(())
-    }
 }
 
 /// Where the database file is, from `sqlite://PATH` or `sqlite:PATH`.
@@ -267,7 +204,7 @@ fn corrupt(column: usize, what: String) -> rusqlite::Error {
 /// Whether `err` means "retry later" (503) rather than a bug (500): another
 /// connection kept the lock past the busy timeout, or the file cannot be
 /// opened or written right now.
-pub(super) fn is_unavailable(err: &rusqlite::Error) -> bool {
+fn is_unavailable(err: &rusqlite::Error) -> bool {
     matches!(
         err.sqlite_error_code(),
         Some(
@@ -695,61 +632,23 @@ impl ReadPool {
         // Pushing and popping cannot leave the list half-changed.
         let idle = || self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         let pooled = idle().pop();
-        let mut reader = match pooled {
-            Some(reader) => reader,
+        let conn = match pooled {
+            Some(conn) => conn,
             None => {
                 let conn = self.open_one()?;
                 self.open.fetch_add(1, Ordering::Relaxed);
-                Reader {
-                    conn,
-                    snapshot: None,
-                }
+                conn
             }
         };
-        // Read before the snapshot is taken (by `f`'s first statement):
-        // the snapshot then holds every commit counted so far.
-        let commits = self.commits.load(Ordering::Acquire);
-        let result = reader
-            .conn
+        // Each read sets its own deadline, so the last one's can stay.
+        let result = conn
             .progress_handler(TIME_CHECK_STEPS, Some(move || Instant::now() >= until))
-            .and_then(|()| reader.begin(commits))
-            .and_then(|()| f(&reader.conn));
-        // Off again, so that ending the transaction is never interrupted.
-        let result = reader
-            .conn
-            .progress_handler(0, None::<fn() -> bool>)
-            .and(result);
-        if (result.is_err() || reader.conn.is_autocommit()) && reader.end().is_err() {
-            // Closing it ends its transaction.
-            self.open.fetch_sub(1, Ordering::Relaxed);
-        } else {
-            idle().push(reader);
-        }
+            .and_then(|()| f(&conn));
+        // Its statements were reset when their rows were dropped, which
+        // ended their read transactions: an idle connection holds no
+        // snapshot, so it never holds back a checkpoint.
+        idle().push(conn);
         result
-    }
-
-    /// Ends the snapshots that idle connections have held past
-    /// [`SNAPSHOT_REUSE`], every [`SNAPSHOT_SWEEP`], until the pool is gone.
-    fn sweep_snapshots(pool: std::sync::Weak<Self>) {
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(SNAPSHOT_SWEEP);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                every.tick().await;
-                let Some(pool) = pool.upgrade() else { return };
-                let Ok(mut idle) = pool.idle.lock() else {
-                    return;
-                };
-                let before = idle.len();
-                idle.retain_mut(|reader| {
-                    let stale = reader
-                        .snapshot
-                        .is_some_and(|s| s.began.elapsed() >= SNAPSHOT_REUSE);
-                    !stale || reader.end().is_ok()
-                });
-                pool.open.fetch_sub(before - idle.len(), Ordering::Relaxed);
-            }
-        });
     }
 }
 
@@ -794,7 +693,6 @@ impl SqliteStore {
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(config.db_pool_size.max(1) as usize)),
             open: AtomicUsize::new(0),
-            commits: Commits::default(),
         });
         // Open one reader now, so a file the server cannot read fails start-up.
         let first = readers
@@ -805,13 +703,9 @@ impl SqliteStore {
             .idle
             .lock()
             .map_err(|_| anyhow::anyhow!("poisoned"))?
-            .push(Reader {
-                conn: first,
-                snapshot: None,
-            });
-        let writer = Writer::start(writer, config.db_acquire_timeout, readers.commits.clone())
+            .push(first);
+        let writer = Writer::start(writer, config.db_acquire_timeout)
             .context("cannot start the SQLite writer thread")?;
-        ReadPool::sweep_snapshots(Arc::downgrade(&readers));
         Ok(Self {
             readers,
             writer,
@@ -855,7 +749,7 @@ impl Store for SqliteStore {
     fn pool_stats(&self) -> PoolStats {
         let readers_open = self.readers.open.load(Ordering::Relaxed);
         let readers_idle = self.readers.idle.lock().map_or(0, |idle| idle.len());
-        let (writes_queued, writing, _) = self.writer.stats();
+        let (writes_queued, writing) = self.writer.stats();
         let writing = usize::from(writing);
         PoolStats {
             in_use: readers_open.saturating_sub(readers_idle) + writing,
@@ -934,7 +828,7 @@ impl Store for SqliteStore {
         let lookup = sql::select_idempotency_key(&user_id, &key);
         let fingerprint = idem.fingerprint.clone();
         self.write(move |tx| {
-            // One savepoint of the writer's round: all of this or none of it.
+            // One transaction: all of this or none of it.
             query(tx, &expire, |_| Ok(()))?;
             match query_first(tx, &claim, |_| Ok(())) {
                 Ok(Some(())) => {}

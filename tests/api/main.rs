@@ -19,7 +19,6 @@ mod neon;
 mod openapi;
 mod operations;
 mod rounds;
-mod snapshots;
 mod statements;
 mod tasks;
 mod users;

@@ -114,17 +114,6 @@ async fn delete_row_in_sql(app: &TestApp, sub: &str) {
     }
 }
 
-/// Waits until `app` sees that the row of `sub` is gone: a SQLite
-/// instance may answer from a read snapshot up to 20 ms old when the
-/// write came from elsewhere (see `SNAPSHOT_REUSE` in `db/sqlite.rs`).
-async fn wait_until_gone(app: &TestApp, sub: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while app.user_exists(sub).await {
-        assert!(std::time::Instant::now() < deadline, "{sub} still visible");
-        tokio::task::yield_now().await;
-    }
-}
-
 /// Every task route, through an instance that still remembers `sub` after
 /// its row was deleted elsewhere, answers as for a fresh, empty user: the
 /// old task is gone (404) and lists are empty.
@@ -178,7 +167,8 @@ async fn a_user_deleted_through_another_instance_starts_afresh_everywhere(app: T
         delete_me(&app).await.unwrap().status(),
         StatusCode::NO_CONTENT
     );
-    wait_until_gone(&other, "alice").await;
+    // Every read sees every committed write at once, on both backends.
+    assert!(!other.user_exists("alice").await);
     assert_fresh_on_task_routes(&other, "alice", &t, old).await;
     assert_eq!(me(&other, &t).await["task_counts"], zero);
     assert!(app.user_exists("alice").await);
@@ -218,7 +208,7 @@ async fn a_user_row_deleted_in_sql_starts_afresh(app: TestApp) {
         .as_i64()
         .unwrap();
     delete_row_in_sql(&app, "alice").await;
-    wait_until_gone(&app, "alice").await;
+    assert!(!app.user_exists("alice").await);
     assert_fresh_on_task_routes(&app, "alice", &t, old).await;
     let profile = me(&app, &t).await;
     assert_eq!(profile["email"], "alice@example.com");
@@ -227,7 +217,7 @@ async fn a_user_row_deleted_in_sql_starts_afresh(app: TestApp) {
         json!({"total": 0, "pending": 0, "completed": 0})
     );
     delete_row_in_sql(&app, "alice").await;
-    wait_until_gone(&app, "alice").await;
+    assert!(!app.user_exists("alice").await);
     app.new_task(&t, json!({"title": "new"})).await;
     assert_eq!(me(&app, &t).await["task_counts"]["total"], 1);
 }
