@@ -3,7 +3,6 @@
 //! every statement filters by it in SQL, so isolation does not depend on the
 //! handlers remembering to check ownership.
 
-mod batch;
 mod migrations;
 mod pg_tls;
 mod postgres;

@@ -27,9 +27,7 @@ use tokio_postgres::{
 
 use super::{
     Change, Created, IdempotentRequest, ListedPage, Precondition, Store, StoreError, StoreResult,
-    UserProfile, WriteOutcome,
-    batch::{Batcher, NotRun, Round},
-    migrations,
+    UserProfile, WriteOutcome, migrations,
     sql::{self, Dialect, Param, SqlBuilder},
 };
 use crate::{
@@ -235,16 +233,13 @@ enum Sharing {
 /// The PostgreSQL store: a pool of tokio-postgres clients.
 pub struct PostgresStore {
     pool: Pool,
-    reads: Reads,
-    /// Creates without an `Idempotency-Key` wait here to be written in
-    /// shared rounds (see [`create_round`]).
-    creates: Arc<Batcher<NewTask, StoreResult<Batched>>>,
-    /// Gets wait here to be looked up in shared rounds (see [`get_round`]).
-    gets: Arc<Batcher<Lookup, StoreResult<Option<Task>>>>,
-    statements: Arc<Statements>,
+    lanes: ReadLanes,
+    statements: Statements,
     tls: tokio_postgres_rustls::MakeRustlsConnect,
-    /// How long a request waits for a connection (`DB_ACQUIRE_TIMEOUT_MS`).
+    /// How long a read waits for a shared connection (`DB_ACQUIRE_TIMEOUT_MS`).
     acquire_timeout: Duration,
+    /// The pool's size: how many dead connections a read may meet in a row.
+    max_size: usize,
     /// Longest a statement may run (kept under the request time limit).
     /// Then a write is cancelled and its outcome awaited, so the answer
     /// always says what happened; a read answers 503 and its connection is
@@ -663,10 +658,6 @@ fn task_from_row(row: &Row) -> StoreResult<Task> {
     fields_of_row(row).map(task_from_fields)
 }
 
-fn tasks_from_rows(rows: &[Row]) -> StoreResult<Vec<Task>> {
-    rows.iter().map(task_from_row).collect()
-}
-
 /// Writes a list query's page into `out` as a JSON array: up to `limit`
 /// rows, then the look-ahead row that says whether more follow. Every row
 /// is read, the look-ahead too, so a corrupt row is refused wherever it is.
@@ -708,10 +699,9 @@ impl PostgresStore {
     /// Opens the pool, checks the database answers, and migrates.
     pub async fn connect(url: &str, config: &Config) -> anyhow::Result<Self> {
         let settings = super::pg_tls::parse(url).map_err(anyhow::Error::msg)?;
-        let settings_tls = settings.tls.clone();
         let manager = Manager::from_config(
             settings.config,
-            settings.tls,
+            settings.tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -739,40 +729,14 @@ impl PostgresStore {
         let shared_reads = config
             .db_shared_read_connections
             .unwrap_or(u32::from(config.db_pool_size >= 3));
-        let statements = Arc::new(Statements::new(prepared));
-        let statement_timeout = config.request_timeout * 3 / 4;
-        let rounds = RoundWriter {
-            pool: pool.clone(),
-            statements: Arc::clone(&statements),
-            tls: settings_tls.clone(),
-            deadline: statement_timeout,
-        };
-        let reads = Reads {
-            pool: pool.clone(),
-            lanes: Arc::new(ReadLanes::new(shared_reads as usize)),
-            statements: Arc::clone(&statements),
-            acquire_timeout: config.db_acquire_timeout,
-            statement_timeout,
-            max_size: config.db_pool_size as usize,
-        };
-        let round_reads = reads.clone();
         let store = Self {
             pool,
-            gets: Batcher::new(
-                GET_ROUNDS,
-                GET_BATCH,
-                Arc::new(move |round| Box::pin(get_round(round_reads.clone(), round))),
-            ),
-            reads,
-            creates: Batcher::new(
-                create_rounds(config.db_pool_size),
-                CREATE_BATCH,
-                Arc::new(move |round| Box::pin(create_round(rounds.clone(), round))),
-            ),
-            statements,
-            tls: settings_tls,
+            lanes: ReadLanes::new(shared_reads as usize),
+            statements: Statements::new(prepared),
+            tls: settings.tls,
             acquire_timeout: config.db_acquire_timeout,
-            statement_timeout,
+            max_size: config.db_pool_size as usize,
+            statement_timeout: config.request_timeout * 3 / 4,
         };
         store.wait_for_database(config.db_startup_timeout).await?;
         store.migrate(pooled).await?;
@@ -881,24 +845,6 @@ impl PostgresStore {
         } else {
             WriteOutcome::NotFound
         })
-    }
-}
-
-/// What reads need of the store, owned and cheap to clone, so that a round
-/// of reads can run on its own task (see [`get_round`]).
-#[derive(Clone)]
-struct Reads {
-    pool: Pool,
-    lanes: Arc<ReadLanes>,
-    statements: Arc<Statements>,
-    acquire_timeout: Duration,
-    statement_timeout: Duration,
-    max_size: usize,
-}
-
-impl Reads {
-    async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
-        self.pool.get().await.map_err(pool_error)
     }
 
     /// A connection for a read: the next lane's (see [`ReadLanes`]),
@@ -1070,278 +1016,6 @@ fn created(inserted: StoreResult<Vec<Row>>) -> StoreResult<Created> {
     }
 }
 
-/// Most creates written in one round: bounds the statement's size (11
-/// parameters a row) and how long its first create waits for the last.
-const CREATE_BATCH: usize = 32;
-
-/// Rounds of creates in flight at once: an eighth of the pool's
-/// connections, from 1 to 4. Measured with 32 HTTP connections creating
-/// (pool of 32): 2 rounds 7.3k creates/s, 4 rounds 7.5k, 8 rounds 6.3k,
-/// 16 rounds 6.0k, one insert per create 6.0k; fewer rounds leave the CPU
-/// idle while each waits for its commit, more make them smaller.
-fn create_rounds(pool_size: u32) -> usize {
-    (pool_size as usize / 8).clamp(1, 4)
-}
-
-/// A create waiting for its round.
-struct NewTask {
-    user_id: String,
-    input: TaskInput,
-    now: DateTime<Utc>,
-}
-
-/// What a create learns from the round that took it.
-enum Batched {
-    /// Its answer: the stored task, or the user row was missing.
-    Done(Created),
-    /// Nothing of the round was stored (PostgreSQL refused one of its rows,
-    /// or the round was cancelled because a caller left): write this
-    /// create alone.
-    RunAlone,
-}
-
-/// What a round of creates needs of the store, owned, because a round
-/// outlives the request that started it.
-#[derive(Clone)]
-struct RoundWriter {
-    pool: Pool,
-    statements: Arc<Statements>,
-    tls: tokio_postgres_rustls::MakeRustlsConnect,
-    /// The statement deadline ([`PostgresStore::statement_timeout`]).
-    deadline: Duration,
-}
-
-type CreateRound = Round<NewTask, StoreResult<Batched>>;
-
-/// Gives every job of a round the same error.
-fn fail_all<I, T>(round: Round<I, StoreResult<T>>, err: &StoreError) {
-    let message = format!("{err:#}");
-    for job in round.jobs {
-        job.answer(Err(match err {
-            StoreError::Unavailable(_) => unavailable(anyhow::anyhow!(message.clone())),
-            StoreError::Other(_) => StoreError::Other(anyhow::anyhow!(message.clone())),
-        }));
-    }
-}
-
-/// True when PostgreSQL itself refused the statement, so it changed
-/// nothing. (A lost connection says nothing about what the server did.)
-fn refused_by_server(err: &StoreError) -> bool {
-    let (StoreError::Unavailable(e) | StoreError::Other(e)) = err;
-    e.downcast_ref::<tokio_postgres::Error>()
-        .is_some_and(|e| e.as_db_error().is_some())
-}
-
-/// Writes one round of creates on one write connection.
-///
-/// Why: an insert's cost in PostgreSQL is mostly per statement (executor
-/// start-up, opening the table and its six indexes, the commit), not per
-/// row. Measured with pgbench on this machine: one row per statement cost
-/// PostgreSQL ~200 µs a row, eight rows in one `values` list ~57 µs.
-///
-/// One create: its insert alone, as without batching (and a caller that
-/// leaves cancels it, as a write does). Several: one multi-row insert,
-/// which stores every row or none. If PostgreSQL refuses it (a user row
-/// deleted meanwhile, a cancel because a caller left) each create of the
-/// round is written again alone, and gets its own answer; past the
-/// statement deadline they get 503 instead; if the connection fails before
-/// the answer, whether the round was stored is unknown and every create
-/// gets 503, as a single create would.
-async fn create_round(w: RoundWriter, mut round: CreateRound) {
-    // Each create must be answered within the statement deadline from when
-    // it was queued, well before its request's time limit, so that a 503
-    // always means "not stored": the round's deadline is its oldest's.
-    let now = Instant::now();
-    for job in round.remove_where(|job| job.started + w.deadline <= now) {
-        job.answer(Err(unavailable(anyhow::anyhow!(
-            "timed out waiting for a database connection"
-        ))));
-    }
-    let Some(deadline) = round.jobs.iter().map(|job| job.started + w.deadline).min() else {
-        return;
-    };
-    let client = match tokio::time::timeout_at(deadline.into(), w.pool.get()).await {
-        Ok(Ok(client)) => client,
-        Ok(Err(err)) => return fail_all(round, &pool_error(err)),
-        Err(_) => {
-            return fail_all(
-                round,
-                &unavailable(anyhow::anyhow!(
-                    "timed out waiting for a database connection"
-                )),
-            );
-        }
-    };
-    let conn = WriteConnection {
-        client: Some(client),
-        armed: true,
-        tls: w.tls.clone(),
-    };
-    let rows: Vec<_> = round
-        .jobs
-        .iter()
-        .map(|job| (job.input.user_id.as_str(), &job.input.input, job.input.now))
-        .collect();
-    let insert = sql::insert_tasks(&rows);
-    if round.jobs.len() == 1 {
-        let running = write_query(Conn::new(&conn, &w.statements), &insert, deadline, &w.tls);
-        tokio::select! {
-            inserted = running => {
-                let answer = match inserted {
-                    Some(inserted) => {
-                        conn.done();
-                        created(inserted).map(Batched::Done)
-                    }
-                    // Dropped armed: detached from the pool.
-                    None => Err(outcome_unknown()),
-                };
-                if let Some(job) = round.jobs.into_iter().next() {
-                    job.answer(answer);
-                }
-            }
-            // Dropping the armed connection cancels the insert.
-            () = round.abandoned() => drop(conn),
-        }
-        return;
-    }
-    let token = conn.cancel_token();
-    let (inserted, past_deadline) = {
-        let running = query(Conn::new(&conn, &w.statements), &insert);
-        tokio::pin!(running);
-        tokio::select! {
-            inserted = &mut running => (Some(inserted), false),
-            () = tokio::time::sleep_until(deadline.into()) => {
-                (cancel_until_done(&token, &w.tls, running).await, true)
-            }
-            () = round.abandoned() => (cancel_until_done(&token, &w.tls, running).await, false),
-        }
-    };
-    let Some(inserted) = inserted else {
-        // Dropped armed: detached from the pool.
-        drop(conn);
-        return fail_all(round, &outcome_unknown());
-    };
-    conn.done();
-    let err = match inserted {
-        Ok(rows) => {
-            return match tasks_from_rows(&rows) {
-                Ok(tasks) => answer_round(round, tasks),
-                // Stored, but a row does not decode: a bug (500), not 503.
-                Err(err) => fail_all(round, &err),
-            };
-        }
-        Err(err) => err,
-    };
-    if !refused_by_server(&err) {
-        return fail_all(
-            round,
-            &unavailable(anyhow::anyhow!(
-                "a round of creates failed ({err}); whether they were stored is unknown"
-            )),
-        );
-    }
-    if past_deadline {
-        return fail_all(
-            round,
-            &unavailable(anyhow::anyhow!(
-                "a round of creates was cancelled after its deadline"
-            )),
-        );
-    }
-    for job in round.jobs {
-        job.answer(Ok(Batched::RunAlone));
-    }
-}
-
-/// Hands each create of a committed round its own row. PostgreSQL returns
-/// a `values` list's rows in order; should that ever not hold, each create
-/// takes the first unclaimed row with its user and content, so no row can
-/// reach another user.
-fn answer_round(round: CreateRound, tasks: Vec<Task>) {
-    let same = |job: &NewTask, task: &Task| {
-        task.user_id == job.user_id
-            && task.title == job.input.title
-            && task.description == job.input.description
-            && task.completed == job.input.completed
-            && task.priority == job.input.priority
-            && task.tags == job.input.tags
-    };
-    let in_order = tasks.len() == round.jobs.len()
-        && round
-            .jobs
-            .iter()
-            .zip(&tasks)
-            .all(|(j, t)| same(&j.input, t));
-    let mut tasks: Vec<Option<Task>> = tasks.into_iter().map(Some).collect();
-    for (i, job) in round.jobs.into_iter().enumerate() {
-        let slot = if in_order {
-            Some(i)
-        } else {
-            tasks
-                .iter()
-                .position(|t| t.as_ref().is_some_and(|t| same(&job.input, t)))
-        };
-        match slot.and_then(|i| tasks[i].take()) {
-            Some(task) => job.answer(Ok(Batched::Done(Created::New(task)))),
-            None => job.answer(Err(StoreError::Other(anyhow::anyhow!(
-                "a round of creates returned no row for one of them"
-            )))),
-        }
-    }
-}
-
-/// Most gets looked up in one round.
-const GET_BATCH: usize = 64;
-
-/// Rounds of gets in flight at once. They share the read connection(s),
-/// pipelined, so more rounds cost no more connections.
-const GET_ROUNDS: usize = 4;
-
-/// A get waiting for its round.
-struct Lookup {
-    user_id: String,
-    id: i64,
-}
-
-/// Looks up one round of gets.
-///
-/// Why: a get's cost in PostgreSQL is almost all per statement (bind,
-/// executor start-up, one index probe). Measured with pgbench on this
-/// machine: ~45 µs of PostgreSQL CPU for a one-row select, ~8 µs a row
-/// when eight (id, user) pairs are looked up by one statement.
-///
-/// One get: its own select, as without batching. Several: one select of
-/// every (id, user) pair of the round; each get takes the row with its own
-/// id *and* user id, so a row can only answer the user it belongs to, and a
-/// missing or foreign id answers none. Reads are safe to repeat, so the
-/// round retries on another connection like any read.
-async fn get_round(reads: Reads, round: Round<Lookup, StoreResult<Option<Task>>>) {
-    let query = match round.jobs.as_slice() {
-        [job] => sql::select_task(&job.input.user_id, job.input.id),
-        jobs => sql::select_tasks(
-            &jobs
-                .iter()
-                .map(|job| (job.input.user_id.as_str(), job.input.id))
-                .collect::<Vec<_>>(),
-        ),
-    };
-    let tasks = match reads
-        .idempotent(&query, Sharing::Read)
-        .await
-        .and_then(|rows| tasks_from_rows(&rows))
-    {
-        Ok(tasks) => tasks,
-        Err(err) => return fail_all(round, &err),
-    };
-    for job in round.jobs {
-        let found = tasks
-            .iter()
-            .find(|t| t.id == job.input.id && t.user_id == job.input.user_id)
-            .cloned();
-        job.answer(Ok(found));
-    }
-}
-
 /// How long a statement past its deadline is cancelled again and again
 /// before its connection is given up on (a link that went silent).
 const CANCEL_FOR: Duration = Duration::from_secs(2);
@@ -1399,18 +1073,16 @@ impl Store for PostgresStore {
     }
 
     async fn upsert_user(&self, who: &Identity, now: DateTime<Utc>) -> StoreResult<()> {
-        self.reads
-            .idempotent(
-                &sql::upsert_user(who, now, Dialect::Postgres),
-                Sharing::Write,
-            )
-            .await?;
+        self.idempotent(
+            &sql::upsert_user(who, now, Dialect::Postgres),
+            Sharing::Write,
+        )
+        .await?;
         Ok(())
     }
 
     async fn get_user(&self, user_id: &str) -> StoreResult<Option<UserProfile>> {
         let rows = self
-            .reads
             .idempotent(&sql::select_user(user_id), Sharing::Read)
             .await?;
         rows.first()
@@ -1442,36 +1114,15 @@ impl Store for PostgresStore {
         render: for<'t> fn(&'t Task) -> String,
     ) -> StoreResult<Created> {
         let Some(idem) = idempotency else {
-            let task = NewTask {
-                user_id: user_id.to_owned(),
-                input: input.clone(),
-                now,
-            };
-            // The create's deadline counts from its request's start.
+            // Its deadline counts from its request's start, so that the
+            // insert is answered (cancelled and its outcome awaited if need
+            // be) before the request's time limit answers 503 for it.
             let started = crate::middleware::request_started().unwrap_or_else(Instant::now);
-            return match self
-                .creates
-                .submit(task, started, self.acquire_timeout)
-                .await
-            {
-                Ok(Ok(Batched::Done(created))) => Ok(created),
-                // Nothing of that round was stored: this create goes alone,
-                // within what is left of the same deadline.
-                Ok(Ok(Batched::RunAlone)) => {
-                    let insert = sql::insert_task(user_id, input, now);
-                    created(
-                        self.write_by(&insert, started + self.statement_timeout)
-                            .await,
-                    )
-                }
-                Ok(Err(err)) => Err(err),
-                Err(NotRun::TimedOut) => Err(unavailable(anyhow::anyhow!(
-                    "timed out waiting for a database connection"
-                ))),
-                Err(NotRun::Lost) => Err(StoreError::Other(anyhow::anyhow!(
-                    "a round of creates ended without answering"
-                ))),
-            };
+            let insert = sql::insert_task(user_id, input, now);
+            return created(
+                self.write_by(&insert, started + self.statement_timeout)
+                    .await,
+            );
         };
         let mut client = self.writer().await?;
         let result = create_on(
@@ -1489,33 +1140,14 @@ impl Store for PostgresStore {
     }
 
     async fn get_task(&self, user_id: &str, id: i64) -> StoreResult<Option<Task>> {
-        let lookup = Lookup {
-            user_id: user_id.to_owned(),
-            id,
-        };
-        match self
-            .gets
-            .submit(lookup, Instant::now(), self.reads.acquire_timeout)
-            .await
-        {
-            Ok(found) => found,
-            Err(NotRun::TimedOut) => Err(unavailable(anyhow::anyhow!(
-                "timed out waiting for a database connection"
-            ))),
-            // A read can simply be repeated.
-            Err(NotRun::Lost) => {
-                let rows = self
-                    .reads
-                    .idempotent(&sql::select_task(user_id, id), Sharing::Read)
-                    .await?;
-                rows.first().map(task_from_row).transpose()
-            }
-        }
+        let rows = self
+            .idempotent(&sql::select_task(user_id, id), Sharing::Read)
+            .await?;
+        rows.first().map(task_from_row).transpose()
     }
 
     async fn task_exists(&self, user_id: &str, id: i64) -> StoreResult<bool> {
         Ok(!self
-            .reads
             .idempotent(&sql::task_exists(user_id, id), Sharing::Read)
             .await?
             .is_empty())
@@ -1551,7 +1183,6 @@ impl Store for PostgresStore {
 
     async fn list_tasks(&self, spec: &ListSpec, out: &mut Vec<u8>) -> StoreResult<ListedPage> {
         let rows = self
-            .reads
             .idempotent(&sql::list_query(spec, Dialect::Postgres), Sharing::Read)
             .await?;
         page_from_rows(&rows, spec.limit, out)

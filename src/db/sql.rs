@@ -218,39 +218,28 @@ fn search_copy(text: &str) -> String {
 
 /// Inserts a task and returns it.
 pub fn insert_task(user_id: &str, input: &TaskInput, now: DateTime<Utc>) -> SqlBuilder {
-    insert_tasks(&[(user_id, input, now)])
-}
-
-/// Inserts several tasks (of any users) in one statement and returns them,
-/// in the order given: PostgreSQL writes a multi-row `values` list and
-/// returns its rows in that order. One statement is one transaction, so
-/// either every row is stored or none.
-pub fn insert_tasks(rows: &[(&str, &TaskInput, DateTime<Utc>)]) -> SqlBuilder {
     let mut b = SqlBuilder::default();
-    let mut tuples = Vec::with_capacity(rows.len());
-    for (user_id, input, now) in rows {
-        let values = [
-            b.bind(Param::Text((*user_id).to_owned())),
-            b.bind(Param::Text(input.title.clone())),
-            b.bind(Param::Text(search_copy(&input.title))),
-            b.bind(Param::OptText(input.description.clone())),
-            b.bind(Param::OptText(
-                input.description.as_deref().map(search_copy),
-            )),
-            b.bind(Param::Bool(input.completed)),
-            b.bind(Param::SmallInt(input.priority.rank())),
-            b.bind(Param::TextList(input.tags.clone())),
-            b.bind(Param::OptTimestamp(input.due_date)),
-            b.bind(Param::OptTimestamp(input.completed.then_some(*now))),
-            b.bind(Param::Timestamp(*now)),
-        ];
-        tuples.push(format!("({}, {}, 1)", values.join(", "), values[10]));
-    }
+    let values = [
+        b.bind(Param::Text(user_id.to_owned())),
+        b.bind(Param::Text(input.title.clone())),
+        b.bind(Param::Text(search_copy(&input.title))),
+        b.bind(Param::OptText(input.description.clone())),
+        b.bind(Param::OptText(
+            input.description.as_deref().map(search_copy),
+        )),
+        b.bind(Param::Bool(input.completed)),
+        b.bind(Param::SmallInt(input.priority.rank())),
+        b.bind(Param::TextList(input.tags.clone())),
+        b.bind(Param::OptTimestamp(input.due_date)),
+        b.bind(Param::OptTimestamp(input.completed.then_some(now))),
+        b.bind(Param::Timestamp(now)),
+    ];
     b.sql = format!(
         "insert into tasks (user_id, title, title_lc, description, description_lc, completed, \
          priority, tags, due_date, completed_at, created_at, updated_at, version) \
-         values {} returning {TASK_COLUMNS}",
-        tuples.join(", "),
+         values ({}, {}, 1) returning {TASK_COLUMNS}",
+        values.join(", "),
+        values[10],
     );
     b
 }
@@ -263,24 +252,6 @@ pub fn select_task(user_id: &str, id: i64) -> SqlBuilder {
         b.bind(Param::Text(user_id.to_owned())),
     );
     b.sql = format!("select {TASK_COLUMNS} from tasks where id = {id} and user_id = {user}");
-    b
-}
-
-/// Several tasks, each of its own user, by (id, user id) pairs: one
-/// statement for a round of gets (PostgreSQL only). A pair whose task
-/// belongs to another user matches no row.
-pub fn select_tasks(keys: &[(&str, i64)]) -> SqlBuilder {
-    let mut b = SqlBuilder::default();
-    let (ids, users) = (
-        b.bind(Param::IntList(keys.iter().map(|k| k.1).collect())),
-        b.bind(Param::TextList(
-            keys.iter().map(|k| k.0.to_owned()).collect(),
-        )),
-    );
-    b.sql = format!(
-        "select {TASK_COLUMNS} from tasks \
-         where (id, user_id) in (select * from unnest({ids}::int8[], {users}::text[]))"
-    );
     b
 }
 

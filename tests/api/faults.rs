@@ -1,5 +1,6 @@
-//! Faults on the production database path: connections killed under load.
-//! Nothing acknowledged is lost, nothing answers 500, nothing hangs.
+//! Faults on the production database path: connections killed under load,
+//! writes held up by a lock. Nothing acknowledged is lost, nothing answers
+//! 500, nothing hangs.
 
 use std::{
     collections::HashMap,
@@ -13,7 +14,9 @@ use std::{
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, token, wait_until};
+use crate::helpers::{
+    Backend, TestApp, admin_client, assert_problem, pg_backends, token, wait_until,
+};
 
 /// What the load saw.
 #[derive(Default, Debug)]
@@ -293,4 +296,62 @@ async fn if_match_conflicts_are_detected_across_instances() {
     assert_eq!(task["version"], version);
     assert_eq!(task["title"], "round 9");
     drop(second);
+}
+
+/// Creates blocked by a table lock past their statement deadline: each
+/// answers 503 promptly (its insert cancelled and the cancel awaited), and
+/// once the lock is gone none of them turns out to have been stored;
+/// creates work again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_stuck_on_a_lock_answers_503_and_stores_nothing() {
+    let Some(app) = TestApp::with_env(Backend::Postgres, &[("REQUEST_TIMEOUT_MS", "1500")]).await
+    else {
+        return;
+    };
+    let users = ["stuck-a", "stuck-b"];
+    for user in users {
+        app.new_task(&token(user), json!({"title": "before"})).await;
+    }
+    let (base, schema) = app.pg_schema().unwrap();
+    let locker = admin_client(base).await;
+    locker
+        .batch_execute(&format!("begin; lock table {schema}.tasks in share mode"))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let creates = futures::future::join_all((0..4).map(|i| {
+        let (app, user) = (&app, users[i % users.len()]);
+        async move {
+            app.create_task(&token(user), json!({"title": format!("stuck #{i}")}))
+                .await
+        }
+    }))
+    .await;
+    let elapsed = started.elapsed();
+    for response in creates {
+        assert_problem(response, StatusCode::SERVICE_UNAVAILABLE).await;
+    }
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "answered after {elapsed:?}"
+    );
+    locker.batch_execute("rollback").await.unwrap();
+    // Any insert wrongly left running would now commit: wait until none of
+    // the server's connections is inside a statement or transaction.
+    let admin = admin_client(base).await;
+    wait_until(
+        Duration::from_secs(10),
+        "no connection of the server runs a statement",
+        || async { pg_backends(&admin, schema, "state <> 'idle'").await == 0 },
+    )
+    .await;
+    for user in users {
+        let page = app.list_tasks(&token(user), "limit=100").await;
+        assert_eq!(page["items"].as_array().unwrap().len(), 1, "{page}");
+        assert_eq!(page["items"][0]["title"], "before");
+    }
+    let after = app
+        .create_task(&token(users[0]), json!({"title": "after"}))
+        .await;
+    assert_eq!(after.status(), StatusCode::CREATED);
 }

@@ -18,7 +18,6 @@ mod migrations;
 mod neon;
 mod openapi;
 mod operations;
-mod rounds;
 mod statements;
 mod tasks;
 mod users;
