@@ -22,12 +22,14 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures::executor::block_on;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
-use tasks_api::json as json_writer;
+use tasks_api::domain::json as json_writer;
 use tasks_api::{
     auth::{ClaimRules, Jwks, Verifier, mint_hs256},
     config::Secret,
-    listing::{ListQuery, V1_LIMITS},
-    task::{Priority, Task},
+    domain::{
+        listing::{ListQuery, V1_LIMITS},
+        task::{Priority, Task},
+    },
 };
 
 const SECRET: &str = "bench-secret-bench-secret-bench-secret-0123456789";
@@ -166,7 +168,7 @@ fn task_serialisation(c: &mut Criterion) {
     let mut group = c.benchmark_group("serialise");
     let one = serde_json::to_vec(&task).expect("serialise task");
     group.throughput(Throughput::Bytes(one.len() as u64));
-    // What the service writes (tasks_api::json), and serde_json for
+    // What the service writes (tasks_api::domain::json), and serde_json for
     // comparison: the writer replaced it after profiling list requests.
     group.bench_function("task", |b| {
         b.iter(|| {

@@ -9,12 +9,12 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::{
-    api,
+    api::{self, AppState, Shared},
     auth::{ClaimRules, Jwks, KnownUsers, Verifier, refresh_forever},
     config::{Config, Secret},
     db::{self, Store},
+    domain::{listing::CursorKey, task},
     error::ApiError,
-    listing::CursorKey,
     metrics::Metrics,
     rate_limit::RateLimits,
 };
@@ -29,40 +29,6 @@ const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often expired idempotency keys are deleted.
 const IDEMPOTENCY_PURGE_EVERY: Duration = Duration::from_secs(600);
 
-/// Everything a handler may need. Cloned for every request (axum's `State`
-/// and each middleware take it by value), so it is one reference count, not
-/// one per field: measured, cloning and dropping the field-by-field version
-/// (five `Arc`s and an owned secret) cost ~3% of the server's CPU per list.
-#[derive(Clone)]
-pub struct AppState(Arc<Shared>);
-
-impl std::ops::Deref for AppState {
-    type Target = Shared;
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
-}
-
-/// The parts of `AppState`.
-pub struct Shared {
-    /// The storage backend chosen at start-up.
-    pub store: Arc<dyn Store>,
-    /// Token verification keys and rules.
-    pub verifier: Arc<Verifier>,
-    /// Which users are already in the database with which claims.
-    pub known_users: Arc<KnownUsers>,
-    /// Signs list cursors.
-    pub cursor_key: CursorKey,
-    /// How long idempotency keys are remembered.
-    pub idempotency_ttl: Duration,
-    /// Per-user and per-IP request budgets.
-    pub rate_limits: Arc<RateLimits>,
-    /// Prometheus metrics.
-    pub metrics: Arc<Metrics>,
-    /// Bearer token guarding `/metrics`, when configured.
-    pub metrics_token: Option<Secret>,
-}
-
 /// A built server: bound, connected, migrated, not yet serving.
 pub struct Application {
     listener: TcpListener,
@@ -76,7 +42,7 @@ pub struct Application {
 impl Application {
     /// Connects and migrates the database, then binds `HOST:PORT`.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let store = db::connect(&config).await?;
+        let store = db::connect(&db_settings(&config)).await?;
         let secret = config.auth_secret.clone().unwrap_or_else(|| {
             tracing::warn!("no BETTER_AUTH_SECRET: list cursors are signed with a per-process key and do not survive a restart");
             Secret::new(random_secret())
@@ -97,7 +63,7 @@ impl Application {
             issuer: config.jwks_issuer.clone(),
             audience: config.jwks_audience.clone(),
         };
-        let state = AppState(Arc::new(Shared {
+        let state = AppState::new(Shared {
             store,
             verifier: Arc::new(Verifier::new(
                 config.auth_secret.as_ref(),
@@ -119,7 +85,7 @@ impl Application {
             )),
             metrics: Arc::new(Metrics::new()),
             metrics_token: config.metrics_token.clone(),
-        }));
+        });
         let router = router(state.clone(), &config);
         let addr = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(addr)
@@ -175,6 +141,20 @@ impl Application {
     }
 }
 
+/// What the storage layer needs of the configuration. `db` takes this
+/// rather than `Config`, so it depends on nothing above it.
+pub fn db_settings(config: &Config) -> db::Settings {
+    db::Settings {
+        database_url: config.database_url.expose().to_owned(),
+        db_pool_size: config.db_pool_size,
+        db_acquire_timeout: config.db_acquire_timeout,
+        db_startup_timeout: config.db_startup_timeout,
+        db_prepared_statements: config.db_prepared_statements,
+        db_shared_read_connections: config.db_shared_read_connections,
+        request_timeout: config.request_timeout,
+    }
+}
+
 /// Makes ring the process-wide rustls provider (idempotent). Every TLS
 /// client here also names its provider explicitly; this covers clients built
 /// with defaults, such as reqwest's.
@@ -205,7 +185,7 @@ fn router(state: AppState, config: &Config) -> Router {
     let metrics = state.metrics.clone();
     let routes = api::routes()
         .route("/", axum::routing::get(home))
-        .route("/metrics", axum::routing::get(crate::metrics::metrics))
+        .route("/metrics", axum::routing::get(api::metrics::metrics))
         .merge(docs)
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -228,7 +208,7 @@ async fn purge_idempotency_keys(state: AppState) {
         tick.tick().await;
         let ttl =
             chrono::Duration::from_std(state.idempotency_ttl).unwrap_or(chrono::Duration::days(1));
-        let cutoff = crate::task::now() - ttl;
+        let cutoff = task::now() - ttl;
         match state.store.purge_idempotency_keys(cutoff).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(deleted = n, "purged expired idempotency keys"),

@@ -5,7 +5,7 @@ use std::{process::ExitCode, time::Duration};
 use clap::{Parser, Subcommand};
 
 use crate::{
-    app::{Application, random_secret},
+    app::{Application, db_settings, random_secret},
     auth::mint_hs256,
     config::{Config, MIN_SECRET_LEN, Secret},
     db,
@@ -106,9 +106,11 @@ pub fn main(cli: Cli) -> ExitCode {
             ttl,
         } => token(&sub, email.as_deref(), name.as_deref(), ttl),
         Command::Migrate => match load_config(false) {
-            Some(config) => report(runtime.block_on(db::migrate(&config)).map(|()| {
-                println!("migrations applied");
-            })),
+            Some(config) => report(runtime.block_on(db::migrate(&db_settings(&config))).map(
+                |()| {
+                    println!("migrations applied");
+                },
+            )),
             None => ExitCode::from(2),
         },
         Command::Serve { dev } => match load_config(dev) {

@@ -3,6 +3,9 @@
 //! Handlers and extractors return `Result<_, ApiError>`; this module is the only
 //! place that decides status codes, headers and bodies of failures, so every
 //! error a client sees has the same shape and no internals leak into 5xx bodies.
+//! The layers below return their own errors (the domain's `Invalid` and
+//! `FieldError`, `StoreError`, `AuthError`, the rate limiter's `Limited`) and
+//! know no status codes; the `From` impls at the end turn them into answers.
 
 use axum::{
     http::{HeaderValue, StatusCode, header},
@@ -10,29 +13,29 @@ use axum::{
 };
 use serde::Serialize;
 
-/// One field-level complaint, rendered in the problem's `errors` array.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct FieldError {
-    /// The body field (`title`, `tags[3]`) or query parameter at fault.
-    pub field: String,
-    /// What is wrong with it, phrased to follow the field name.
-    pub message: String,
+use crate::{
+    auth::AuthError,
+    db::StoreError,
+    domain::{ERRORS_MAX, FieldError, Invalid},
+    rate_limit::Limited,
+};
+
+tokio::task_local! {
+    /// The id of the request this task serves, put here by the middleware
+    /// (`middleware::scope`). Why a task-local: `ApiError::into_response`
+    /// has no request to read it from, and every problem body carries it.
+    /// It lives with its reader so that this module needs nothing of the
+    /// middleware.
+    pub(crate) static REQUEST_ID: Option<HeaderValue>;
 }
 
-impl FieldError {
-    /// Shorthand used by the validators.
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
+/// The id of the request served by this task, if any.
+fn current_request_id() -> Option<String> {
+    REQUEST_ID
+        .try_with(|id| id.as_ref().and_then(|v| v.to_str().ok()).map(str::to_owned))
+        .ok()
+        .flatten()
 }
-
-/// Most field errors a problem body lists; the rest are only counted in
-/// `detail`. A 64 KB body can hold 32,000 bad items, and answering each
-/// would make the 422 forty times the size of the request.
-pub const ERRORS_MAX: usize = 20;
 
 /// Every way a request can fail, each mapped to exactly one status code.
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +76,7 @@ pub enum ApiError {
     UnsupportedMediaType,
     /// Well-formed JSON that fails validation (422).
     #[error("validation failed")]
-    Validation(Vec<FieldError>),
+    Validation(Invalid),
     /// The caller's request budget is spent (429).
     #[error("rate limited")]
     TooManyRequests {
@@ -123,11 +126,7 @@ const RETRY_AFTER_UNAVAILABLE: &str = "2";
 impl ApiError {
     /// Shorthand for a 400 naming one query parameter.
     pub fn bad_param(field: &str, message: impl Into<String>) -> Self {
-        let message = message.into();
-        Self::BadRequest {
-            detail: format!("{field} {message}"),
-            errors: vec![FieldError::new(field, message)],
-        }
+        FieldError::new(field, message).into()
     }
 
     /// Shorthand for a 400 about the request body itself.
@@ -200,10 +199,10 @@ impl IntoResponse for ApiError {
             }
             _ => tracing::debug!(error = %Capped(&self), "request rejected"),
         }
-        let empty: Vec<FieldError> = Vec::new();
         let errors = match &self {
-            Self::BadRequest { errors, .. } | Self::Validation(errors) => errors,
-            _ => &empty,
+            Self::BadRequest { errors, .. } => errors.as_slice(),
+            Self::Validation(invalid) => invalid.errors(),
+            _ => &[],
         };
         let errors = &errors[..errors.len().min(ERRORS_MAX)];
         let body = Problem {
@@ -212,7 +211,7 @@ impl IntoResponse for ApiError {
             status: status.as_u16(),
             detail: self.detail(),
             errors,
-            request_id: crate::middleware::current_request_id().unwrap_or_default(),
+            request_id: current_request_id().unwrap_or_default(),
         };
         let mut response = problem_response(status, &body);
         let headers = response.headers_mut();
@@ -244,16 +243,16 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// `field message` of the first [`ERRORS_MAX`] errors, and how many more
-/// there are.
-fn summary(errors: &[FieldError]) -> String {
-    let mut detail = errors
+/// `field message` of the errors kept (at most [`ERRORS_MAX`]), and how
+/// many more there are.
+fn summary(invalid: &Invalid) -> String {
+    let mut detail = invalid
+        .errors()
         .iter()
-        .take(ERRORS_MAX)
         .map(|e| format!("{} {}", e.field, e.message))
         .collect::<Vec<_>>()
         .join("; ");
-    match errors.len().saturating_sub(ERRORS_MAX) {
+    match invalid.more() {
         0 => {}
         1 => detail.push_str("; and 1 more error"),
         more => detail.push_str(&format!("; and {more} more errors")),
@@ -323,11 +322,53 @@ fn problem_response(status: StatusCode, body: &Problem<'_>) -> Response {
     response
 }
 
-impl From<crate::db::StoreError> for ApiError {
-    fn from(err: crate::db::StoreError) -> Self {
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
         match err {
-            crate::db::StoreError::Unavailable(cause) => Self::Unavailable(format!("{cause:#}")),
-            crate::db::StoreError::Other(cause) => Self::Internal(cause),
+            StoreError::Unavailable(cause) => Self::Unavailable(format!("{cause:#}")),
+            StoreError::Other(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+/// A body's bad fields: 422, every field listed (up to [`ERRORS_MAX`]).
+impl From<Invalid> for ApiError {
+    fn from(invalid: Invalid) -> Self {
+        Self::Validation(invalid)
+    }
+}
+
+/// A lone field error is a bad query parameter (400): the list query and
+/// its cursor stop at the first one, while a body's errors come together
+/// as [`Invalid`].
+impl From<FieldError> for ApiError {
+    fn from(error: FieldError) -> Self {
+        Self::BadRequest {
+            detail: format!("{} {}", error.field, error.message),
+            errors: vec![error],
+        }
+    }
+}
+
+/// A refused token is a 401 whose challenge says `invalid_token`; keys that
+/// cannot be fetched are not the client's fault (503).
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::InvalidToken(detail) => Self::invalid_token(detail),
+            AuthError::KeysUnavailable => {
+                Self::Unavailable("the JWKS cannot be fetched".to_owned())
+            }
+        }
+    }
+}
+
+/// A spent budget: 429 with `Retry-After` and the `RateLimit-*` fields.
+impl From<Limited> for ApiError {
+    fn from(limited: Limited) -> Self {
+        Self::TooManyRequests {
+            retry_after: limited.retry_after,
+            limit: limited.limit,
         }
     }
 }
@@ -338,7 +379,7 @@ mod tests {
 
     #[test]
     fn summary_lists_the_first_errors_and_counts_the_rest() {
-        let errors = |n: usize| -> Vec<FieldError> {
+        let errors = |n: usize| -> Invalid {
             (0..n)
                 .map(|i| FieldError::new(format!("tags[{i}]"), "must be a string"))
                 .collect()

@@ -8,14 +8,13 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod domain;
 pub mod error;
-pub mod json;
-pub mod listing;
 pub mod metrics;
 pub mod middleware;
 pub mod rate_limit;
 pub mod server;
-pub mod task;
 
-pub use app::{AppState, Application};
+pub use api::AppState;
+pub use app::Application;
 pub use config::Config;

@@ -1,24 +1,17 @@
-//! Prometheus metrics at `GET /metrics` (text exposition format): requests
-//! by route template and status, latency, database pool, authentication
-//! failures by reason, and rate-limit rejections. Label values come from
-//! small fixed sets (route templates, not raw paths; standard methods, else
-//! `OTHER`), so cardinality is bounded.
+//! Prometheus metrics (text exposition format, served at `GET /metrics` by
+//! `api::metrics`): requests by route template and status, latency,
+//! database pool, authentication failures by reason, and rate-limit
+//! rejections. Label values come from small fixed sets (route templates,
+//! not raw paths; standard methods, else `OTHER`), so cardinality is bounded.
 
-use axum::{
-    extract::State,
-    http::{HeaderMap, HeaderValue, Method, header, request::Parts},
-    response::{IntoResponse, Response},
-};
+use axum::http::Method;
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
-
-use crate::{app::AppState, config::Secret, error::ApiError};
+use crate::db::{PoolStats, StatementCounts};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -183,8 +176,17 @@ impl Metrics {
             .inc();
     }
 
+    /// Brings the pool gauges and statement counters up to the store's
+    /// figures, right before a scrape renders them.
+    pub fn set_store(&self, pool: PoolStats) {
+        self.set_pool(pool.in_use as i64, pool.idle as i64, pool.waiting as i64);
+        if let Some(counts) = pool.statements {
+            self.set_statements(counts);
+        }
+    }
+
     /// Copies the store's running totals (they only grow) into the counters.
-    fn set_statements(&self, counts: crate::db::StatementCounts) {
+    fn set_statements(&self, counts: StatementCounts) {
         for (mode, value) in [("prepared", counts.prepared), ("unnamed", counts.unnamed)] {
             self.statements
                 .get_or_create(&StatementLabels { mode })
@@ -209,47 +211,5 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
-    }
-}
-
-/// `GET /metrics`: guarded by `METRICS_TOKEN` when one is configured.
-/// A refused scrape counts as a failed authentication (metrics and the
-/// client address's budget), like a refused API token.
-pub async fn metrics(State(state): State<AppState>, parts: Parts) -> Result<Response, ApiError> {
-    if let Some(expected) = &state.metrics_token {
-        check_token(expected, &parts.headers)
-            .map_err(|err| crate::auth::failed(&state, &parts, err))?;
-    }
-    let pool = state.store.pool_stats();
-    state
-        .metrics
-        .set_pool(pool.in_use as i64, pool.idle as i64, pool.waiting as i64);
-    if let Some(counts) = pool.statements {
-        state.metrics.set_statements(counts);
-    }
-    let mut response = state.metrics.render().into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    Ok(response)
-}
-
-/// Checks `Authorization: Bearer <METRICS_TOKEN>` (scheme in any case).
-/// Why the hashes: comparing SHA-256 digests in constant time takes the same
-/// time whatever the presented token's length or its first wrong byte, so
-/// timing tells a guesser nothing.
-fn check_token(expected: &Secret, headers: &HeaderMap) -> Result<(), ApiError> {
-    let presented = crate::auth::bearer_token(headers).map_err(|_| ApiError::Unauthorized {
-        invalid_token: false,
-        detail: "the metrics token is required",
-    })?;
-    let same = Sha256::digest(presented.as_bytes())
-        .as_slice()
-        .ct_eq(Sha256::digest(expected.expose().as_bytes()).as_slice());
-    if bool::from(same) {
-        Ok(())
-    } else {
-        Err(ApiError::invalid_token("the metrics token is invalid"))
     }
 }

@@ -38,7 +38,11 @@ use tower_http::{
     trace::{DefaultOnResponse, TraceLayer},
 };
 
-use crate::{config::Config, error::ApiError, metrics::Metrics};
+use crate::{
+    config::Config,
+    error::{ApiError, REQUEST_ID},
+    metrics::Metrics,
+};
 
 /// Largest accepted request body, in bytes (exactly this many is accepted).
 pub const MAX_BODY_BYTES: usize = 65_536;
@@ -60,22 +64,10 @@ const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 
 const STRICT_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 
 tokio::task_local! {
-    /// The id of the request this task serves (set by [`scope`]).
-    static REQUEST_ID: Option<HeaderValue>;
     /// When the request being served started its time limit (set by
     /// [`scope`]): storage counts a write's deadline from it, so that the
     /// write is answered before the time limit answers 503 for it.
     static REQUEST_STARTED: Instant;
-}
-
-/// The id of the request served by this task, if any. Why a task-local:
-/// `ApiError::into_response` has no request to read it from, and every
-/// problem body carries it.
-pub fn current_request_id() -> Option<String> {
-    REQUEST_ID
-        .try_with(|id| id.as_ref().and_then(|v| v.to_str().ok()).map(str::to_owned))
-        .ok()
-        .flatten()
 }
 
 /// The start of the request this task serves, if it runs under the stack.
@@ -312,7 +304,7 @@ async fn no_cors_for_strangers(
 }
 
 /// Runs the rest of the request with its id and start time in task-locals
-/// ([`current_request_id`], [`request_started`]). Hand written: tower-http
+/// ([`REQUEST_ID`], [`request_started`]). Hand written: tower-http
 /// keeps the id in the request's extensions, which `ApiError` cannot reach.
 /// Right outside the time limit, so the start is the limit's start.
 async fn scope(request: Request, next: Next) -> Response {

@@ -16,7 +16,15 @@ use std::{
 
 use governor::{Quota, RateLimiter, clock::Clock, clock::DefaultClock};
 
-use crate::error::ApiError;
+/// A spent budget: when the next request would be allowed, and the burst
+/// size. The HTTP layer answers it 429 with `Retry-After` and `RateLimit-*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limited {
+    /// Whole seconds until the next request is allowed (rounded up).
+    pub retry_after: u64,
+    /// The burst size of the budget that ran out.
+    pub limit: u32,
+}
 
 /// Most keys one table holds before it is reset.
 const MAX_KEYS: usize = 200_000;
@@ -42,7 +50,7 @@ impl<K: Hash + Eq + Clone> Table<K> {
         })
     }
 
-    fn check(&self, key: &K) -> Result<(), ApiError> {
+    fn check(&self, key: &K) -> Result<(), Limited> {
         let limiter = self
             .limiter
             .read()
@@ -50,7 +58,7 @@ impl<K: Hash + Eq + Clone> Table<K> {
             .clone();
         limiter.check_key(key).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
-            ApiError::TooManyRequests {
+            Limited {
                 retry_after: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
                 limit: self.burst,
             }
@@ -93,7 +101,7 @@ impl RateLimits {
     }
 
     /// Spends one request of `user`'s budget.
-    pub fn check_user(&self, user: &str) -> Result<(), ApiError> {
+    pub fn check_user(&self, user: &str) -> Result<(), Limited> {
         match &self.users {
             Some(table) => table.check(&user.to_owned()),
             None => Ok(()),
@@ -101,7 +109,7 @@ impl RateLimits {
     }
 
     /// Spends one failed-authentication request of `ip`'s budget.
-    pub fn check_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
+    pub fn check_ip(&self, ip: IpAddr) -> Result<(), Limited> {
         match &self.ips {
             Some(table) => table.check(&ip),
             None => Ok(()),
@@ -139,7 +147,7 @@ mod tests {
             assert!(limits.check_user("a").is_ok());
         }
         match limits.check_user("a") {
-            Err(ApiError::TooManyRequests { retry_after, limit }) => {
+            Err(Limited { retry_after, limit }) => {
                 assert!(retry_after >= 1);
                 assert_eq!(limit, 3);
             }

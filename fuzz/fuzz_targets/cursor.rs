@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tasks_api::listing::{CursorKey, ListQuery, V1_LIMITS};
+use tasks_api::domain::listing::{CursorKey, ListQuery, V1_LIMITS};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(cursor) = std::str::from_utf8(data) else {

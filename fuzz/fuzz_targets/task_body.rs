@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tasks_api::task::{DESCRIPTION_MAX, TAG_MAX, TAGS_MAX, TITLE_MAX, parse_input, parse_patch};
+use tasks_api::domain::task::{DESCRIPTION_MAX, TAG_MAX, TAGS_MAX, TITLE_MAX, parse_input, parse_patch};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(body) = serde_json::from_slice::<serde_json::Value>(data) else {

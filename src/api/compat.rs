@@ -10,6 +10,7 @@ use axum::{
     response::Response,
 };
 
+use super::AppState;
 use super::openapi::{CompatListParams, TaskInputDoc, TaskPatchDoc};
 use super::responses::{
     Authed, BadBody, BadQuery, CompatForbidden, IdemConflict, Stale, TaskMissing,
@@ -18,7 +19,7 @@ use super::{
     extract::{CompatUser, IdempotencyKey, IfMatch, JsonBody, TaskId},
     tasks::{self, Flavor},
 };
-use crate::{app::AppState, error::ApiError, task::Task};
+use crate::{domain::task::Task, error::ApiError};
 
 /// `GET /api/{user_id}/tasks`: a bare array, paged by `Link: rel="next"`.
 #[utoipa::path(

@@ -9,7 +9,8 @@ use axum::{
 use serde_json::Value;
 use std::collections::HashMap;
 
-use crate::{app::AppState, auth::AuthUser, db::Precondition, error::ApiError};
+use super::{AppState, auth_user::AuthUser};
+use crate::{db::Precondition, error::ApiError};
 
 /// A JSON request body: media type and syntax checked. Its size was
 /// checked once, when the middleware read it (`middleware::buffer_body`).
@@ -90,7 +91,7 @@ impl FromRequestParts<AppState> for CompatUser {
         let params = Path::<HashMap<String, String>>::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::Forbidden)?;
-        if params.get("user_id").map(String::as_str) != Some(user.identity.sub.as_str()) {
+        if params.get("user_id").map(String::as_str) != Some(user.claims.sub.as_str()) {
             return Err(ApiError::Forbidden);
         }
         Ok(Self(user))

@@ -4,8 +4,9 @@ use axum::{Json, extract::State};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::AppState;
 use super::responses::Unavailable;
-use crate::{app::AppState, error::ApiError};
+use crate::error::ApiError;
 
 /// A probe's answer.
 #[derive(Serialize, ToSchema)]

@@ -10,7 +10,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::responses::Authed;
-use crate::{app::AppState, auth::AuthUser, error::ApiError, task::format_ts};
+use super::{AppState, auth_user::AuthUser};
+use crate::{domain::task::format_ts, error::ApiError};
 
 /// The caller's user record.
 #[derive(Serialize, ToSchema)]

@@ -1,19 +1,23 @@
 //! The HTTP surface: every route in one table, one module per resource.
 
+mod auth_user;
 mod compat;
 mod extract;
 mod health;
 mod me;
+pub mod metrics;
 pub mod openapi;
 pub mod responses;
+mod state;
 mod tasks;
+
+pub use auth_user::AuthUser;
+pub use state::{AppState, Shared};
 
 use axum::{
     Router,
     routing::{get, patch},
 };
-
-use crate::app::AppState;
 
 /// Every route of API.md. Static segments win over `{user_id}`, so
 /// `/api/v1/tasks` is never read as the compatibility route of a user "v1".

@@ -13,8 +13,11 @@ use utoipa::{
 };
 
 use crate::{
-    error::{FieldError, Problem},
-    task::{Priority, Task},
+    domain::{
+        FieldError,
+        task::{Priority, Task},
+    },
+    error::Problem,
 };
 
 /// Adds the bearer JWT scheme that every `/api` operation requires.

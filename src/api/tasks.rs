@@ -13,14 +13,18 @@ use serde_json::Value;
 use super::extract::{IdempotencyKey, IfMatch, JsonBody, TaskId};
 use super::openapi::{ListParams, TaskInputDoc, TaskPage, TaskPatchDoc};
 use super::responses::{Authed, BadBody, BadQuery, IdemConflict, Stale, TaskMissing};
+use super::{
+    AppState,
+    auth_user::{AuthUser, deleted_meanwhile},
+};
 use crate::{
-    app::AppState,
-    auth::AuthUser,
     db::{Change, Created, IdempotentRequest, Precondition, WriteOutcome},
+    domain::{
+        Invalid, json,
+        listing::{COMPAT_LIMITS, ListQuery, ListSpec, V1_LIMITS},
+        task::{self, Task, TaskPatch},
+    },
     error::ApiError,
-    json,
-    listing::{COMPAT_LIMITS, ListQuery, ListSpec, V1_LIMITS},
-    task::{self, Task, TaskPatch},
 };
 
 /// Which family of routes is being served.
@@ -97,10 +101,10 @@ async fn rank_invalid_body(
     state: &AppState,
     user: &AuthUser,
     id: i64,
-    errors: Vec<crate::error::FieldError>,
+    invalid: Invalid,
 ) -> ApiError {
     match state.store.task_exists(user.id(), id).await {
-        Ok(true) => ApiError::Validation(errors),
+        Ok(true) => invalid.into(),
         Ok(false) => ApiError::NotFound,
         Err(err) => err.into(),
     }
@@ -193,7 +197,7 @@ pub(super) async fn create_task(
     body: &Value,
     flavor: Flavor,
 ) -> Result<Response, ApiError> {
-    let input = task::parse_input(body).map_err(ApiError::Validation)?;
+    let input = task::parse_input(body)?;
     let now = task::now();
     let ttl =
         chrono::Duration::from_std(state.idempotency_ttl).unwrap_or(chrono::Duration::days(1));
@@ -239,7 +243,7 @@ pub(super) async fn create_task(
             "Idempotency-Key was already used with a different request body".to_owned(),
         )),
         // `with_row` answers that case itself.
-        Created::UserMissing => Err(crate::auth::deleted_meanwhile()),
+        Created::UserMissing => Err(deleted_meanwhile()),
     }
 }
 
@@ -263,7 +267,7 @@ pub(super) async fn replace_task(
 ) -> Result<Response, ApiError> {
     let input = match task::parse_input(body) {
         Ok(input) => input,
-        Err(errors) => return Err(rank_invalid_body(state, user, id, errors).await),
+        Err(invalid) => return Err(rank_invalid_body(state, user, id, invalid).await),
     };
     // A full replace is a patch that names every field.
     let patch = TaskPatch {
@@ -290,7 +294,7 @@ pub(super) async fn patch_task(
 ) -> Result<Response, ApiError> {
     let patch = match task::parse_patch(body) {
         Ok(patch) => patch,
-        Err(errors) => return Err(rank_invalid_body(state, user, id, errors).await),
+        Err(invalid) => return Err(rank_invalid_body(state, user, id, invalid).await),
     };
     let result = state
         .store

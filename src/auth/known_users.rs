@@ -4,7 +4,7 @@
 
 use std::{collections::HashMap, sync::Mutex};
 
-use super::Identity;
+use crate::domain::Claims;
 
 /// Stored `(email, name)` as last written, per user id.
 type Profile = (Option<String>, Option<String>);
@@ -28,7 +28,7 @@ impl KnownUsers {
 
     /// True when the database is known to hold this user with every claim the
     /// token carries (absent claims never change the row, so they match).
-    pub fn is_current(&self, who: &Identity) -> bool {
+    pub fn is_current(&self, who: &Claims) -> bool {
         let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         map.get(&who.sub).is_some_and(|(email, name)| {
             (who.email.is_none() || who.email == *email)
@@ -37,7 +37,7 @@ impl KnownUsers {
     }
 
     /// Records that the database now holds the token's claims for this user.
-    pub fn remember(&self, who: &Identity) {
+    pub fn remember(&self, who: &Claims) {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= self.capacity && !map.contains_key(&who.sub) {
             map.clear();
@@ -62,8 +62,8 @@ impl KnownUsers {
 mod tests {
     use super::*;
 
-    fn who(email: Option<&str>, name: Option<&str>) -> Identity {
-        Identity {
+    fn who(email: Option<&str>, name: Option<&str>) -> Claims {
+        Claims {
             sub: "u1".into(),
             email: email.map(Into::into),
             name: name.map(Into::into),
@@ -88,7 +88,7 @@ mod tests {
     fn memory_is_bounded() {
         let known = KnownUsers::new(2);
         for i in 0..5 {
-            known.remember(&Identity {
+            known.remember(&Claims {
                 sub: format!("u{i}"),
                 email: None,
                 name: None,

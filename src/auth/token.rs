@@ -13,10 +13,11 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Map, Value};
 
 use super::{
+    AuthError,
     jwks::{Jwks, KeyLookupError, KeyMaterial, jwt_algorithm},
     verified::{VerifiedBy, VerifiedTokens},
 };
-use crate::{config::Secret, error::ApiError};
+use crate::{config::Secret, domain::Claims};
 
 /// Tokens at or above this size are refused before any parsing.
 pub const MAX_TOKEN_BYTES: usize = 64 * 1024;
@@ -24,17 +25,6 @@ pub const MAX_TOKEN_BYTES: usize = 64 * 1024;
 const MAX_SUB_CHARS: usize = 255;
 /// Longest `email` / `name` claim stored; longer values are ignored.
 const MAX_PROFILE_CHARS: usize = 320;
-
-/// Who a verified token speaks for, and the profile claims it carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    /// The user id (`sub`, or `id` when `sub` is absent).
-    pub sub: String,
-    /// The `email` claim, when it is a usable string.
-    pub email: Option<String>,
-    /// The `name` claim, when it is a usable string.
-    pub name: Option<String>,
-}
 
 /// `iss` / `aud` values a token must carry, when set.
 #[derive(Debug, Clone, Default)]
@@ -100,7 +90,7 @@ impl Verifier {
     /// Verifies `token` and returns the identity it carries. A token that
     /// passed before is only checked for expiry and, if a JWKS key verified
     /// it, for that key still being published (see `verified`).
-    pub async fn verify(&self, token: &str) -> Result<Identity, ApiError> {
+    pub async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
         let now = unix_now();
         if let Some((identity, by)) = self.verified.get(token, now) {
             let Some(by) = by else {
@@ -123,7 +113,7 @@ impl Verifier {
 
     /// The full check, every time: signature and claims. For benchmarks of
     /// what a token costs the first time it is seen.
-    pub async fn verify_uncached(&self, token: &str) -> Result<Identity, ApiError> {
+    pub async fn verify_uncached(&self, token: &str) -> Result<Claims, AuthError> {
         self.check(token, unix_now())
             .await
             .map(|(identity, ..)| identity)
@@ -136,11 +126,11 @@ impl Verifier {
         &self,
         token: &str,
         now: f64,
-    ) -> Result<(Identity, f64, Option<VerifiedBy>), ApiError> {
+    ) -> Result<(Claims, f64, Option<VerifiedBy>), AuthError> {
         if token.len() >= MAX_TOKEN_BYTES {
-            return Err(ApiError::invalid_token("token is too large"));
+            return Err(AuthError::InvalidToken("token is too large"));
         }
-        let malformed = || ApiError::invalid_token("token is malformed");
+        let malformed = || AuthError::InvalidToken("token is malformed");
         let mut parts = token.split('.');
         let (Some(header), Some(payload), Some(signature), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -154,7 +144,7 @@ impl Verifier {
                 let key = self
                     .hs_key
                     .as_ref()
-                    .ok_or_else(|| ApiError::invalid_token("HMAC tokens are not accepted here"))?;
+                    .ok_or(AuthError::InvalidToken("HMAC tokens are not accepted here"))?;
                 let alg = match jose.alg.as_str() {
                     "HS256" => Algorithm::HS256,
                     "HS384" => Algorithm::HS384,
@@ -164,21 +154,19 @@ impl Verifier {
             }
             "EdDSA" | "ES256" | "ES384" | "ES512" | "RS256" | "RS384" | "RS512" | "PS256"
             | "PS384" | "PS512" => {
-                let jwks = self.jwks.as_ref().ok_or_else(|| {
-                    ApiError::invalid_token("asymmetric tokens are not accepted here")
-                })?;
+                let jwks = self.jwks.as_ref().ok_or(AuthError::InvalidToken(
+                    "asymmetric tokens are not accepted here",
+                ))?;
                 let kid = jose
                     .kid
                     .as_deref()
-                    .ok_or_else(|| ApiError::invalid_token("token has no kid"))?;
+                    .ok_or(AuthError::InvalidToken("token has no kid"))?;
                 let key = jwks.key(kid).await.map_err(|err| match err {
-                    KeyLookupError::Unknown => ApiError::invalid_token("token key is unknown"),
-                    KeyLookupError::Unavailable => {
-                        ApiError::Unavailable("the JWKS cannot be fetched".to_owned())
-                    }
+                    KeyLookupError::Unknown => AuthError::InvalidToken("token key is unknown"),
+                    KeyLookupError::Unavailable => AuthError::KeysUnavailable,
                 })?;
                 if !key.algorithms.contains(&jose.alg.as_str()) {
-                    return Err(ApiError::invalid_token(
+                    return Err(AuthError::InvalidToken(
                         "token algorithm does not match its key",
                     ));
                 }
@@ -197,7 +185,7 @@ impl Verifier {
                 };
                 (claims, &self.jwks_rules, Some(by))
             }
-            _ => return Err(ApiError::invalid_token("token algorithm is not accepted")),
+            _ => return Err(AuthError::InvalidToken("token algorithm is not accepted")),
         };
         let (identity, refused_from) = self.check_claims(&claims, now, rules)?;
         Ok((identity, refused_from, by))
@@ -210,32 +198,32 @@ impl Verifier {
         claims: &Map<String, Value>,
         now: f64,
         rules: &ClaimRules,
-    ) -> Result<(Identity, f64), ApiError> {
+    ) -> Result<(Claims, f64), AuthError> {
         let leeway = self.leeway as f64;
-        let number = |name: &'static str| -> Result<Option<f64>, ApiError> {
+        let number = |name: &'static str| -> Result<Option<f64>, AuthError> {
             match claims.get(name) {
                 None => Ok(None),
                 Some(Value::Number(n)) => n
                     .as_f64()
                     .map(Some)
-                    .ok_or_else(|| ApiError::invalid_token("token time claim is not a number")),
-                Some(_) => Err(ApiError::invalid_token("token time claim is not a number")),
+                    .ok_or(AuthError::InvalidToken("token time claim is not a number")),
+                Some(_) => Err(AuthError::InvalidToken("token time claim is not a number")),
             }
         };
-        let exp = number("exp")?.ok_or_else(|| ApiError::invalid_token("token has no exp"))?;
+        let exp = number("exp")?.ok_or(AuthError::InvalidToken("token has no exp"))?;
         if exp + leeway <= now {
-            return Err(ApiError::invalid_token("token has expired"));
+            return Err(AuthError::InvalidToken("token has expired"));
         }
         if number("nbf")?.is_some_and(|nbf| nbf > now + leeway) {
-            return Err(ApiError::invalid_token("token is not valid yet"));
+            return Err(AuthError::InvalidToken("token is not valid yet"));
         }
         if number("iat")?.is_some_and(|iat| iat > now + leeway) {
-            return Err(ApiError::invalid_token("token was issued in the future"));
+            return Err(AuthError::InvalidToken("token was issued in the future"));
         }
         if let Some(expected) = &rules.issuer
             && claims.get("iss").and_then(Value::as_str) != Some(expected.as_str())
         {
-            return Err(ApiError::invalid_token("token issuer is not accepted"));
+            return Err(AuthError::InvalidToken("token issuer is not accepted"));
         }
         if let Some(expected) = &rules.audience {
             let ok = match claims.get("aud") {
@@ -244,7 +232,7 @@ impl Verifier {
                 _ => false,
             };
             if !ok {
-                return Err(ApiError::invalid_token("token audience is not accepted"));
+                return Err(AuthError::InvalidToken("token audience is not accepted"));
             }
         }
         // `sub` wins whenever present; only its absence lets `id` stand in.
@@ -252,7 +240,7 @@ impl Verifier {
             Some(sub) => sub,
             None => claims
                 .get("id")
-                .ok_or_else(|| ApiError::invalid_token("token has no subject"))?,
+                .ok_or(AuthError::InvalidToken("token has no subject"))?,
         };
         let sub = match subject {
             Value::String(s)
@@ -261,12 +249,12 @@ impl Verifier {
                 s.clone()
             }
             _ => {
-                return Err(ApiError::invalid_token(
+                return Err(AuthError::InvalidToken(
                     "token subject is not a valid user id",
                 ));
             }
         };
-        let identity = Identity {
+        let identity = Claims {
             sub,
             email: profile_claim(claims, "email"),
             name: profile_claim(claims, "name"),
@@ -281,7 +269,7 @@ fn decode_with(
     token: &str,
     key: &DecodingKey,
     alg: Algorithm,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<Map<String, Value>, AuthError> {
     let mut validation = Validation::new(alg);
     validation.algorithms = vec![alg];
     validation.required_spec_claims.clear();
@@ -292,9 +280,9 @@ fn decode_with(
         .map(|data| data.claims)
         .map_err(|err| match err.kind() {
             jsonwebtoken::errors::ErrorKind::InvalidSignature => {
-                ApiError::invalid_token("token signature is invalid")
+                AuthError::InvalidToken("token signature is invalid")
             }
-            _ => ApiError::invalid_token("token is malformed"),
+            _ => AuthError::InvalidToken("token is malformed"),
         })
 }
 
@@ -305,17 +293,17 @@ fn verify_es512(
     header: &str,
     payload: &str,
     signature: &str,
-) -> Result<Map<String, Value>, ApiError> {
+) -> Result<Map<String, Value>, AuthError> {
     use p521::ecdsa::signature::Verifier as _;
-    let bad = || ApiError::invalid_token("token signature is invalid");
+    let bad = || AuthError::InvalidToken("token signature is invalid");
     let raw = B64.decode(signature).map_err(|_| bad())?;
     let sig = p521::ecdsa::Signature::from_slice(&raw).map_err(|_| bad())?;
     key.verify(format!("{header}.{payload}").as_bytes(), &sig)
         .map_err(|_| bad())?;
     let bytes = B64
         .decode(payload)
-        .map_err(|_| ApiError::invalid_token("token is malformed"))?;
-    serde_json::from_slice(&bytes).map_err(|_| ApiError::invalid_token("token is malformed"))
+        .map_err(|_| AuthError::InvalidToken("token is malformed"))?;
+    serde_json::from_slice(&bytes).map_err(|_| AuthError::InvalidToken("token is malformed"))
 }
 
 /// A profile claim we can store; anything else is treated as absent rather

@@ -24,7 +24,8 @@ use foldhash::fast::RandomState;
 
 use subtle::ConstantTimeEq;
 
-use super::{jwks::PublicKey, token::Identity};
+use super::jwks::PublicKey;
+use crate::domain::Claims;
 
 /// Tokens longer than this are verified every time (Better Auth's are well
 /// under 2 KiB); it keeps a few odd clients from filling the budget.
@@ -43,7 +44,7 @@ pub struct VerifiedBy {
 
 struct Entry {
     token: Box<str>,
-    identity: Identity,
+    identity: Claims,
     /// `exp` plus the leeway: the first instant (Unix seconds) the token is
     /// refused.
     refused_from: f64,
@@ -64,7 +65,7 @@ struct State {
 }
 
 /// What a hit returns: the identity, and the key to recheck, if any.
-pub type Hit = (Identity, Option<VerifiedBy>);
+pub type Hit = (Claims, Option<VerifiedBy>);
 
 impl VerifiedTokens {
     /// The identity `token` was verified to carry, if it was and has not
@@ -83,7 +84,7 @@ impl VerifiedTokens {
     pub fn insert(
         &self,
         token: &str,
-        identity: &Identity,
+        identity: &Claims,
         refused_from: f64,
         key: Option<VerifiedBy>,
         now: f64,
@@ -161,8 +162,8 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn who(sub: &str) -> Identity {
-        Identity {
+    fn who(sub: &str) -> Claims {
+        Claims {
             sub: sub.into(),
             email: None,
             name: None,

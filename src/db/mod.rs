@@ -10,19 +10,40 @@ mod sql;
 mod sqlite;
 mod sqlite_writer;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 
-use crate::{
-    auth::Identity,
-    config::Config,
+use crate::domain::{
+    Claims,
     listing::ListSpec,
     task::{Task, TaskInput, TaskPatch},
 };
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+
+/// What opening a store needs of the configuration (`app::db_settings`
+/// builds it from `Config`), so storage depends on nothing above it. The
+/// names are those of the `Config` fields they come from. No `Debug`: the
+/// URL may hold a password.
+#[derive(Clone)]
+pub struct Settings {
+    /// `DATABASE_URL`: `sqlite://…` or `postgres://…`.
+    pub database_url: String,
+    /// Most connections (PostgreSQL) or concurrent reads (SQLite).
+    pub db_pool_size: u32,
+    /// Longest wait for a pooled connection.
+    pub db_acquire_timeout: Duration,
+    /// Longest wait for PostgreSQL to answer at start-up.
+    pub db_startup_timeout: Duration,
+    /// Prepared statements on or off; `None` decides by the URL.
+    pub db_prepared_statements: Option<bool>,
+    /// Connections shared by pipelined reads; `None` decides by the pool.
+    pub db_shared_read_connections: Option<u32>,
+    /// The request time limit, from which statement deadlines are derived.
+    pub request_timeout: Duration,
+}
 
 /// Why a storage call failed, in the two ways the HTTP layer distinguishes.
 #[derive(Debug, thiserror::Error)]
@@ -134,7 +155,7 @@ pub trait Store: Send + Sync {
     fn pool_stats(&self) -> PoolStats;
     /// Creates the user or brings `email`/`name` up to date; writes nothing
     /// when the row already matches.
-    async fn upsert_user(&self, who: &Identity, now: DateTime<Utc>) -> StoreResult<()>;
+    async fn upsert_user(&self, who: &Claims, now: DateTime<Utc>) -> StoreResult<()>;
     /// The user's row and task counts.
     async fn get_user(&self, user_id: &str) -> StoreResult<Option<UserProfile>>;
     /// Deletes the user and, by cascade in the same statement, all their data.
@@ -174,8 +195,8 @@ pub trait Store: Send + Sync {
     ///
     /// The store writes the JSON so that a backend can go from its rows to
     /// the response without building a [`Task`] per row (both do, through
-    /// [`crate::json::TaskFields`]); the bytes are always those of
-    /// [`crate::json::push_tasks`]. After an error `out` may hold part of
+    /// [`crate::domain::json::TaskFields`]); the bytes are always those of
+    /// [`crate::domain::json::push_tasks`]. After an error `out` may hold part of
     /// a page; it is not a response.
     async fn list_tasks(&self, spec: &ListSpec, out: &mut Vec<u8>) -> StoreResult<ListedPage>;
     /// Drops idempotency records created before `cutoff`.
@@ -205,16 +226,16 @@ impl DatabaseKind {
 }
 
 /// Opens the configured database and applies pending migrations.
-pub async fn connect(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    let url = config.database_url.expose();
+pub async fn connect(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    let url = settings.database_url.as_str();
     match DatabaseKind::of(url).map_err(anyhow::Error::msg)? {
-        DatabaseKind::Sqlite => Ok(Arc::new(SqliteStore::connect(url, config).await?)),
-        DatabaseKind::Postgres => Ok(Arc::new(PostgresStore::connect(url, config).await?)),
+        DatabaseKind::Sqlite => Ok(Arc::new(SqliteStore::connect(url, settings).await?)),
+        DatabaseKind::Postgres => Ok(Arc::new(PostgresStore::connect(url, settings).await?)),
     }
 }
 
 /// Applies migrations and returns, for the `migrate` command.
-pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     // Both constructors migrate before returning.
-    connect(config).await.map(drop)
+    connect(settings).await.map(drop)
 }

@@ -30,9 +30,8 @@ use super::{
     UserProfile, WriteOutcome, migrations,
     sql::{self, Dialect, Param, SqlBuilder},
 };
-use crate::{
-    auth::Identity,
-    config::Config,
+use crate::domain::{
+    Claims,
     json::{self, TaskFields},
     listing::ListSpec,
     task::{self, Priority, Task, TaskInput},
@@ -697,7 +696,7 @@ fn is_missing_user(err: &StoreError) -> bool {
 
 impl PostgresStore {
     /// Opens the pool, checks the database answers, and migrates.
-    pub async fn connect(url: &str, config: &Config) -> anyhow::Result<Self> {
+    pub async fn connect(url: &str, config: &super::Settings) -> anyhow::Result<Self> {
         let settings = super::pg_tls::parse(url).map_err(anyhow::Error::msg)?;
         let manager = Manager::from_config(
             settings.config,
@@ -1072,7 +1071,7 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn upsert_user(&self, who: &Identity, now: DateTime<Utc>) -> StoreResult<()> {
+    async fn upsert_user(&self, who: &Claims, now: DateTime<Utc>) -> StoreResult<()> {
         self.idempotent(
             &sql::upsert_user(who, now, Dialect::Postgres),
             Sharing::Write,

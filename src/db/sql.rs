@@ -7,8 +7,8 @@
 use chrono::{DateTime, Utc};
 
 use super::{Change, Precondition};
-use crate::{
-    auth::Identity,
+use crate::domain::{
+    Claims,
     listing::{After, ListSpec, SortKey, SortValue, Status},
     task::TaskInput,
 };
@@ -363,7 +363,7 @@ pub fn task_exists(user_id: &str, id: i64) -> SqlBuilder {
 
 /// Creates the user, or refreshes the profile claims the token carries. The
 /// `where` makes an unchanged user a no-op (no row version, no WAL).
-pub fn upsert_user(who: &Identity, now: DateTime<Utc>, dialect: Dialect) -> SqlBuilder {
+pub fn upsert_user(who: &Claims, now: DateTime<Utc>, dialect: Dialect) -> SqlBuilder {
     let mut b = SqlBuilder::default();
     let id = b.bind(Param::Text(who.sub.clone()));
     let email = b.bind(Param::OptText(who.email.clone()));
@@ -486,7 +486,7 @@ pub fn purge_idempotency_keys(cutoff: DateTime<Utc>) -> SqlBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::listing::{Filters, Sort};
+    use crate::domain::listing::{Filters, Sort};
 
     #[test]
     fn placeholders_match_parameters() {

@@ -47,9 +47,8 @@ use super::{
     sql::{self, Dialect, Param, SqlBuilder},
     sqlite_writer::Writer,
 };
-use crate::{
-    auth::Identity,
-    config::Config,
+use crate::domain::{
+    Claims,
     json::{self, TaskFields},
     listing::ListSpec,
     task::{Priority, Task},
@@ -671,7 +670,7 @@ fn read_error(err: rusqlite::Error) -> StoreError {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and migrates it.
-    pub async fn connect(url: &str, config: &Config) -> anyhow::Result<Self> {
+    pub async fn connect(url: &str, config: &super::Settings) -> anyhow::Result<Self> {
         let path = database_path(url)?;
         // Below the request time limit, so a write stuck behind another
         // process's lock fails (503, nothing written) rather than
@@ -771,7 +770,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn upsert_user(&self, who: &Identity, now: DateTime<Utc>) -> StoreResult<()> {
+    async fn upsert_user(&self, who: &Claims, now: DateTime<Utc>) -> StoreResult<()> {
         let b = sql::upsert_user(who, now, Dialect::Sqlite);
         self.write(move |conn| query(conn, &b, |_| Ok(())).map(drop))
             .await
@@ -804,7 +803,7 @@ impl Store for SqliteStore {
     async fn create_task(
         &self,
         user_id: &str,
-        input: &crate::task::TaskInput,
+        input: &crate::domain::task::TaskInput,
         now: DateTime<Utc>,
         idempotency: Option<&IdempotentRequest>,
         render: for<'t> fn(&'t Task) -> String,
@@ -1029,7 +1028,7 @@ mod tests {
     /// it to that index would silently bring back a table search per row.
     #[test]
     fn the_default_list_reads_only_the_covering_index() {
-        use crate::listing::{After, Filters, SortValue};
+        use crate::domain::listing::{After, Filters, SortValue};
         let mut conn = Connection::open_in_memory().unwrap();
         migrations::sqlite_unlocked(&mut conn).unwrap();
         for after in [
@@ -1042,7 +1041,7 @@ mod tests {
             let spec = ListSpec {
                 user_id: "u".into(),
                 filters: Filters::NONE,
-                sort: crate::listing::Sort::DEFAULT,
+                sort: crate::domain::listing::Sort::DEFAULT,
                 limit: 20,
                 offset: 0,
                 after,

@@ -135,7 +135,7 @@ impl PgScratch {
         let config = Config::from_lookup(&|k| vars.get(k).map(|v| v.to_string()), false)
             .expect("migration config");
         tasks_api::app::install_crypto_provider();
-        tasks_api::db::migrate(&config)
+        tasks_api::db::migrate(&tasks_api::app::db_settings(&config))
             .await
             .expect("migrate the test database");
         let parsed: tokio_postgres::Config = base.parse().expect("TEST_DATABASE_URL");

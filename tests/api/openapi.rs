@@ -22,12 +22,15 @@ fn committed_snapshot_matches_the_generated_document() {
 fn schema_limits_match_the_validator() {
     let doc: Value = serde_json::from_str(&tasks_api::api::openapi::document_json()).unwrap();
     let input = &doc["components"]["schemas"]["TaskInput"]["properties"];
-    assert_eq!(input["title"]["maxLength"], tasks_api::task::TITLE_MAX);
+    assert_eq!(
+        input["title"]["maxLength"],
+        tasks_api::domain::task::TITLE_MAX
+    );
     assert_eq!(
         input["description"]["maxLength"],
-        tasks_api::task::DESCRIPTION_MAX
+        tasks_api::domain::task::DESCRIPTION_MAX
     );
-    assert_eq!(input["tags"]["maxItems"], tasks_api::task::TAGS_MAX);
+    assert_eq!(input["tags"]["maxItems"], tasks_api::domain::task::TAGS_MAX);
     assert_eq!(
         doc["components"]["schemas"]["TaskInput"]["additionalProperties"],
         false
@@ -37,7 +40,10 @@ fn schema_limits_match_the_validator() {
         false
     );
     let tag = serde_json::to_string(&doc["components"]["schemas"]).unwrap();
-    assert!(tag.contains(&format!("\"maxLength\":{}", tasks_api::task::TAG_MAX)));
+    assert!(tag.contains(&format!(
+        "\"maxLength\":{}",
+        tasks_api::domain::task::TAG_MAX
+    )));
 }
 
 /// Every operation in the document is served, with a documented status.

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use sha2::Digest as _;
 
 use super::{Backend, changed, unknown};
-use crate::task::sha256_hex;
+use crate::domain::task::sha256_hex;
 
 /// Versions an earlier runner applied, with the checksum it recorded.
 type History = BTreeMap<i64, Checksum>;

@@ -16,7 +16,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::task::{Priority, Task, push_ts};
+use super::task::{Priority, Task, push_ts};
 
 /// About what one task takes, to size buffers up front.
 pub const TASK_SIZE_HINT: usize = 400;

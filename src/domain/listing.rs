@@ -1,6 +1,7 @@
 //! What a list request asks for: filters, sort, page size and position,
-//! parsed from the query string (every mistake a 400 naming the parameter),
-//! and the keyset cursor that carries a position between pages.
+//! parsed from the query string (every mistake a [`FieldError`] naming the
+//! parameter, which the HTTP layer answers 400), and the keyset cursor that
+//! carries a position between pages.
 //!
 //! The cursor is `base64url(payload).base64url(mac)`. The MAC covers the
 //! user id and the payload, and the payload names the sort and a digest of the
@@ -16,8 +17,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{
-    error::ApiError,
+use super::{
+    invalid::FieldError,
     json,
     task::{Priority, TAGS_MAX, Task, format_ts, parse_timestamp},
 };
@@ -219,10 +220,11 @@ pub const COMPAT_LIMITS: Limits = Limits {
 
 impl ListQuery {
     /// Parses a raw query string. Unknown parameters are ignored; a repeated
-    /// single-valued parameter uses its last value.
-    pub fn parse(raw: Option<&str>, limits: Limits, compat: bool) -> Result<Self, ApiError> {
+    /// single-valued parameter uses its last value. Stops at the first bad
+    /// parameter, which the error names.
+    pub fn parse(raw: Option<&str>, limits: Limits, compat: bool) -> Result<Self, FieldError> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
-            .map_err(|_| ApiError::bad_param("query", "is not a valid query string"))?;
+            .map_err(|_| FieldError::new("query", "is not a valid query string"))?;
         let mut query = Self {
             filters: Filters::NONE,
             sort: Sort::DEFAULT,
@@ -238,7 +240,7 @@ impl ListQuery {
                         "pending" => Status::Pending,
                         "completed" => Status::Completed,
                         _ => {
-                            return Err(ApiError::bad_param(
+                            return Err(FieldError::new(
                                 "status",
                                 "must be one of all, pending, completed",
                             ));
@@ -247,22 +249,19 @@ impl ListQuery {
                 }
                 "priority" => {
                     query.filters.priority = Some(Priority::parse(&value).ok_or_else(|| {
-                        ApiError::bad_param("priority", "must be one of low, medium, high")
+                        FieldError::new("priority", "must be one of low, medium, high")
                     })?)
                 }
                 "tag" => query.filters.tags.push(value),
                 "q" => {
                     if value.contains('\0') {
-                        return Err(ApiError::bad_param(
-                            "q",
-                            "must not contain the NUL character",
-                        ));
+                        return Err(FieldError::new("q", "must not contain the NUL character"));
                     }
                     query.filters.q = (!value.is_empty()).then(|| value.to_lowercase());
                 }
                 "due_before" | "due_after" => {
                     let ts = parse_timestamp(&value).ok_or_else(|| {
-                        ApiError::bad_param(
+                        FieldError::new(
                             &name,
                             "must be an RFC 3339 date-time with seconds and an offset",
                         )
@@ -280,7 +279,7 @@ impl ListQuery {
                         } else {
                             "created_at, updated_at, due_date, priority, title"
                         };
-                        ApiError::bad_param(
+                        FieldError::new(
                             "sort",
                             format!("must be one of {keys}, optionally prefixed with -"),
                         )
@@ -292,7 +291,7 @@ impl ListQuery {
                         .ok()
                         .filter(|l| (1..=limits.max).contains(l))
                         .ok_or_else(|| {
-                            ApiError::bad_param(
+                            FieldError::new(
                                 "limit",
                                 format!("must be a whole number from 1 to {}", limits.max),
                             )
@@ -305,7 +304,7 @@ impl ListQuery {
                             .ok()
                             .filter(|o| *o <= i64::MAX as u64)
                             .ok_or_else(|| {
-                                ApiError::bad_param("offset", "must be a whole number of 0 or more")
+                                FieldError::new("offset", "must be a whole number of 0 or more")
                             })?,
                     )
                 }
@@ -314,17 +313,14 @@ impl ListQuery {
             }
         }
         if query.filters.tags.iter().any(|t| t.contains('\0')) {
-            return Err(ApiError::bad_param(
-                "tag",
-                "must not contain the NUL character",
-            ));
+            return Err(FieldError::new("tag", "must not contain the NUL character"));
         }
         query.filters.tags.sort();
         query.filters.tags.dedup();
         // No task holds more tags, and each filter is a term of the SQL:
         // ~1,000 of them overflow SQLite's expression depth (a 500).
         if query.filters.tags.len() > TAGS_MAX {
-            return Err(ApiError::bad_param(
+            return Err(FieldError::new(
                 "tag",
                 format!(
                     "must be given at most {TAGS_MAX} distinct values (a task holds at most {TAGS_MAX} tags)"
@@ -332,10 +328,7 @@ impl ListQuery {
             ));
         }
         if query.cursor.is_some() && query.offset.is_some() {
-            return Err(ApiError::bad_param(
-                "cursor",
-                "cannot be combined with offset",
-            ));
+            return Err(FieldError::new("cursor", "cannot be combined with offset"));
         }
         Ok(query)
     }
@@ -382,8 +375,8 @@ impl CursorKey {
         user_id: &str,
         query: &ListQuery,
         cursor: &str,
-    ) -> Result<After, ApiError> {
-        let bad = || ApiError::bad_param("cursor", "is not a cursor issued for this list");
+    ) -> Result<After, FieldError> {
+        let bad = || FieldError::new("cursor", "is not a cursor issued for this list");
         let (payload, tag) = cursor.split_once('.').ok_or_else(bad)?;
         let payload = B64.decode(payload).map_err(|_| bad())?;
         let tag = B64.decode(tag).map_err(|_| bad())?;
@@ -395,7 +388,7 @@ impl CursorKey {
             .map_err(|_| bad())?;
         let payload: CursorPayload = serde_json::from_slice(&payload).map_err(|_| bad())?;
         if payload.sort != query.sort.canonical() || payload.filters != query.filters.digest() {
-            return Err(ApiError::bad_param(
+            return Err(FieldError::new(
                 "cursor",
                 "was issued for another sort or other filters",
             ));
@@ -480,9 +473,7 @@ mod tests {
             ("cursor=x&offset=0", "cursor"),
         ] {
             match ListQuery::parse(Some(qs), V1_LIMITS, false) {
-                Err(ApiError::BadRequest { errors, .. }) => {
-                    assert_eq!(errors[0].field, field, "{qs}")
-                }
+                Err(error) => assert_eq!(error.field, field, "{qs}"),
                 other => panic!("{qs}: {other:?}"),
             }
         }
@@ -492,7 +483,7 @@ mod tests {
     }
 
     fn task(id: i64) -> Task {
-        let now = crate::task::now();
+        let now = crate::domain::task::now();
         Task {
             id,
             user_id: "u".into(),

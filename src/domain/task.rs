@@ -7,7 +7,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use crate::error::FieldError;
+use super::invalid::{FieldError, Invalid};
 
 /// Longest title, in Unicode scalar values, after trimming.
 pub const TITLE_MAX: usize = 200;
@@ -344,12 +344,12 @@ const SERVER_OWNED: [&str; 6] = [
 /// every bad field in one response.
 #[derive(Default)]
 struct Checker {
-    errors: Vec<FieldError>,
+    invalid: Invalid,
 }
 
 impl Checker {
     fn fail(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(FieldError::new(field, message));
+        self.invalid.push(FieldError::new(field, message));
     }
 
     fn object<'a>(&mut self, body: &'a Value) -> Option<&'a Map<String, Value>> {
@@ -374,11 +374,11 @@ impl Checker {
         }
     }
 
-    fn finish<T>(self, value: T) -> Result<T, Vec<FieldError>> {
-        if self.errors.is_empty() {
+    fn finish<T>(self, value: T) -> Result<T, Invalid> {
+        if self.invalid.is_empty() {
             Ok(value)
         } else {
-            Err(self.errors)
+            Err(self.invalid)
         }
     }
 
@@ -528,7 +528,7 @@ impl Checker {
 }
 
 /// Validates a POST or PUT body: `title` required, other fields defaulted.
-pub fn parse_input(body: &Value) -> Result<TaskInput, Vec<FieldError>> {
+pub fn parse_input(body: &Value) -> Result<TaskInput, Invalid> {
     let mut c = Checker::default();
     let Some(map) = c.object(body) else {
         return c.finish(TaskInput::placeholder());
@@ -567,7 +567,7 @@ pub fn parse_input(body: &Value) -> Result<TaskInput, Vec<FieldError>> {
 }
 
 /// Validates a PATCH body: every field optional, `null` only where nullable.
-pub fn parse_patch(body: &Value) -> Result<TaskPatch, Vec<FieldError>> {
+pub fn parse_patch(body: &Value) -> Result<TaskPatch, Invalid> {
     let mut c = Checker::default();
     let Some(map) = c.object(body) else {
         return c.finish(TaskPatch::default());
@@ -721,20 +721,20 @@ mod tests {
             "must hold at most 20 distinct tags",
         )];
         let errors = parse_input(&json!({"title": "t", "tags": tags})).unwrap_err();
-        assert_eq!(errors, expected);
+        assert_eq!(errors.errors(), expected);
         let errors = parse_patch(&json!({"tags": tags})).unwrap_err();
-        assert_eq!(errors, expected);
+        assert_eq!(errors.errors(), expected);
         // Errors of items before the stop are kept.
         tags.insert(0, json!(7));
         let errors = parse_patch(&json!({"tags": tags})).unwrap_err();
-        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        let fields: Vec<_> = errors.errors().iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["tags[0]", "tags"]);
     }
 
     #[test]
     fn server_owned_and_unknown_fields_are_rejected() {
         let errors = parse_input(&json!({"title": "t", "id": 3, "owner": "x"})).unwrap_err();
-        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        let fields: Vec<_> = errors.errors().iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields.len(), 2);
         assert!(fields.contains(&"id") && fields.contains(&"owner"));
     }

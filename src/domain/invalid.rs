@@ -1,0 +1,91 @@
+//! What is wrong with an input, field by field. The validators return these
+//! values and know nothing of status codes; the HTTP layer decides that a
+//! body's [`Invalid`] is a 422 and a query's [`FieldError`] a 400.
+
+use serde::Serialize;
+
+/// Most field errors kept (and listed in a problem body); the rest are only
+/// counted. A 64 KB body can hold 32,000 bad items, and answering each would
+/// make the 422 forty times the size of the request.
+pub const ERRORS_MAX: usize = 20;
+
+/// One field-level complaint, rendered in the problem's `errors` array.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    /// The body field (`title`, `tags[3]`) or query parameter at fault.
+    pub field: String,
+    /// What is wrong with it, phrased to follow the field name.
+    pub message: String,
+}
+
+impl FieldError {
+    /// Shorthand used by the validators.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Every bad field of one input, in the order they were found: the first
+/// [`ERRORS_MAX`] in full, the others only counted, so collecting them costs
+/// the same whatever a client sends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Invalid {
+    errors: Vec<FieldError>,
+    more: usize,
+}
+
+impl Invalid {
+    /// Records one more bad field.
+    pub fn push(&mut self, error: FieldError) {
+        if self.errors.len() < ERRORS_MAX {
+            self.errors.push(error);
+        } else {
+            self.more += 1;
+        }
+    }
+
+    /// The errors kept, at most [`ERRORS_MAX`].
+    pub fn errors(&self) -> &[FieldError] {
+        &self.errors
+    }
+
+    /// How many errors were found beyond those kept.
+    pub fn more(&self) -> usize {
+        self.more
+    }
+
+    /// No error was recorded: the input is valid.
+    pub fn is_empty(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+impl FromIterator<FieldError> for Invalid {
+    fn from_iter<I: IntoIterator<Item = FieldError>>(errors: I) -> Self {
+        let mut invalid = Self::default();
+        for error in errors {
+            invalid.push(error);
+        }
+        invalid
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_past_the_cap_are_counted_not_kept() {
+        let invalid: Invalid = (0..ERRORS_MAX + 3)
+            .map(|i| FieldError::new(format!("tags[{i}]"), "must be a string"))
+            .collect();
+        assert_eq!(invalid.errors().len(), ERRORS_MAX);
+        assert_eq!(invalid.errors()[ERRORS_MAX - 1].field, "tags[19]");
+        assert_eq!(invalid.more(), 3);
+        assert!(!invalid.is_empty());
+        assert!(Invalid::default().is_empty());
+    }
+}
