@@ -205,11 +205,16 @@ def targets(rows):
     else:
         check("PostgreSQL c=256 zero errors (all scenarios)", None, None, False, "")
         check("PostgreSQL c=256 peak RSS ≤ 60 MB", None, None, False, "")
-    for conns in sorted({r["connections"] for r in rows if r["backend"] == "sqlite"}):
-        r = find("sqlite", "list", conns)
-        v = r.get("ratio_to_health") if r else None
-        check(f"SQLite c={conns} list ≥ 40% of /health", r, v,
-              v is not None and v >= 0.40, f"{v:.0%}" if v is not None else "")
+    # Issue 20's floor: 30% at 32 connections (256 is reported, not judged).
+    r = find("sqlite", "list", 32)
+    v = r.get("ratio_to_health") if r else None
+    check("SQLite c=32 list ≥ 30% of /health", r, v,
+          v is not None and v >= 0.30, f"{v:.0%}" if v is not None else "")
+    counted = [r for r in rows if r.get("db_statements_per_request") is not None]
+    if counted:
+        worst = max(r["db_statements_per_request"] for r in counted)
+        check("PostgreSQL one statement per request (counted scenarios)", counted, worst,
+              worst <= 1.01, f"at most {worst:.3f}")
     return out
 
 
