@@ -77,6 +77,7 @@ impl Application {
             known_users: Arc::new(KnownUsers::new(KNOWN_USERS_CAPACITY)),
             cursor_key: CursorKey::derive(secret.expose().as_bytes()),
             idempotency_ttl: config.idempotency_ttl,
+            storage_budget: config.request_timeout * 3 / 4,
             rate_limits: Arc::new(RateLimits::new(
                 config.rate_limit_per_second,
                 config.rate_limit_burst,
@@ -202,6 +203,10 @@ async fn home() -> axum::response::Redirect {
     axum::response::Redirect::to("/docs/")
 }
 
+/// How long one purge may run: it is nobody's request, and a minute bounds
+/// a statement stuck on a lock without cutting a large purge short.
+const PURGE_BUDGET: Duration = Duration::from_secs(60);
+
 async fn purge_idempotency_keys(state: AppState) {
     let mut tick = tokio::time::interval(IDEMPOTENCY_PURGE_EVERY);
     loop {
@@ -209,7 +214,8 @@ async fn purge_idempotency_keys(state: AppState) {
         let ttl =
             chrono::Duration::from_std(state.idempotency_ttl).unwrap_or(chrono::Duration::days(1));
         let cutoff = task::now() - ttl;
-        match state.store.purge_idempotency_keys(cutoff).await {
+        let by = db::Deadline::after(PURGE_BUDGET);
+        match state.store.purge_idempotency_keys(cutoff, by).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(deleted = n, "purged expired idempotency keys"),
             Err(err) => tracing::warn!(error = %err, "could not purge idempotency keys"),

@@ -7,7 +7,8 @@
 //! Prometheus count by route template ([`count`]), dropping a client's
 //! unusable `X-Request-ID` ([`drop_unusable_request_id`]), stripping CORS
 //! headers from strangers' answers ([`no_cors_for_strangers`]), the
-//! task-locals problem bodies and storage read ([`scope`]), the 503 problem at
+//! request's id for problem bodies and its start for deadlines ([`scope`]),
+//! the 503 problem at
 //! the time limit ([`time_limit_problem`]) and the one body-size check
 //! ([`buffer_body`]).
 //!
@@ -63,17 +64,12 @@ const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 
 /// Content-Security-Policy of everything else: nothing may load or frame it.
 const STRICT_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 
-tokio::task_local! {
-    /// When the request being served started its time limit (set by
-    /// [`scope`]): storage counts a write's deadline from it, so that the
-    /// write is answered before the time limit answers 503 for it.
-    static REQUEST_STARTED: Instant;
-}
-
-/// The start of the request this task serves, if it runs under the stack.
-pub fn request_started() -> Option<Instant> {
-    REQUEST_STARTED.try_with(|started| *started).ok()
-}
+/// When a request's time limit started, as a request extension (stamped by
+/// [`scope`]). Storage deadlines count from it, so that a statement is
+/// answered before the time limit answers 503 for it. An extension, not a
+/// task-local, so that it reaches code run in tasks of its own.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestStart(pub Instant);
 
 /// The whole stack around `routes`, outermost first. Public so tests can
 /// check the stack's behaviour around handlers the API does not have (a
@@ -303,17 +299,19 @@ async fn no_cors_for_strangers(
     response
 }
 
-/// Runs the rest of the request with its id and start time in task-locals
-/// ([`REQUEST_ID`], [`request_started`]). Hand written: tower-http
-/// keeps the id in the request's extensions, which `ApiError` cannot reach.
-/// Right outside the time limit, so the start is the limit's start.
-async fn scope(request: Request, next: Next) -> Response {
+/// Stamps the request's [`RequestStart`] and runs the rest of it with its
+/// id in a task-local ([`REQUEST_ID`]). Hand written: tower-http keeps the
+/// id in the request's extensions, which `ApiError` cannot reach. Right
+/// outside the time limit, so the start is the limit's start.
+async fn scope(mut request: Request, next: Next) -> Response {
+    request
+        .extensions_mut()
+        .insert(RequestStart(Instant::now()));
     let id = request
         .extensions()
         .get::<RequestId>()
         .map(|id| id.header_value().clone());
-    let run = REQUEST_STARTED.scope(Instant::now(), next.run(request));
-    REQUEST_ID.scope(id, run).await
+    REQUEST_ID.scope(id, next.run(request)).await
 }
 
 /// The answer at the time limit: a 503 problem with `Retry-After`. Hand

@@ -8,9 +8,9 @@ use axum::{
     http::{HeaderMap, header, request::Parts},
 };
 
-use super::AppState;
+use super::{AppState, deadline};
 use crate::{
-    db::StoreResult,
+    db::{Deadline, StoreResult},
     domain::{Claims, task},
     error::ApiError,
 };
@@ -20,6 +20,8 @@ use crate::{
 pub struct AuthUser {
     /// The verified token's claims; `claims.sub` scopes every query.
     pub claims: Claims,
+    /// When this request's storage calls must have ended.
+    pub by: Deadline,
 }
 
 impl AuthUser {
@@ -56,7 +58,10 @@ impl AuthUser {
     /// Re-creates the user row after it vanished under us.
     async fn recreate(&self, state: &AppState) -> Result<(), ApiError> {
         state.known_users.forget(self.id());
-        state.store.upsert_user(&self.claims, task::now()).await?;
+        state
+            .store
+            .upsert_user(&self.claims, task::now(), self.by)
+            .await?;
         state.known_users.remember(&self.claims);
         Ok(())
     }
@@ -83,11 +88,12 @@ impl FromRequestParts<AppState> for AuthUser {
             .rate_limits
             .check_user(&claims.sub)
             .inspect_err(|_| state.metrics.rate_limited("user"))?;
+        let by = deadline::of_request(parts, state);
         if !state.known_users.is_current(&claims) {
-            state.store.upsert_user(&claims, task::now()).await?;
+            state.store.upsert_user(&claims, task::now(), by).await?;
             state.known_users.remember(&claims);
         }
-        Ok(Self { claims })
+        Ok(Self { claims, by })
     }
 }
 

@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::responses::Unavailable;
-use crate::error::ApiError;
+use crate::{db::Deadline, error::ApiError};
 
 /// A probe's answer.
 #[derive(Serialize, ToSchema)]
@@ -36,7 +36,7 @@ pub async fn health() -> Json<Status> {
     responses((status = 200, description = "The database is reachable and migrated", body = Status), Unavailable),
     security()
 )]
-pub async fn ready(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
-    state.store.ready().await?;
+pub async fn ready(State(state): State<AppState>, by: Deadline) -> Result<Json<Status>, ApiError> {
+    state.store.ready(by).await?;
     Ok(Json(Status { status: "ready" }))
 }

@@ -47,7 +47,7 @@ pub struct TaskCounts {
 )]
 pub async fn get_me(State(state): State<AppState>, user: AuthUser) -> Result<Response, ApiError> {
     let me = user
-        .with_row(&state, || state.store.get_user(user.id()))
+        .with_row(&state, || state.store.get_user(user.id(), user.by))
         .await?;
     Ok(Json(Me {
         id: me.id,
@@ -76,7 +76,7 @@ pub async fn delete_me(
     State(state): State<AppState>,
     user: AuthUser,
 ) -> Result<Response, ApiError> {
-    state.store.delete_user(user.id()).await?;
+    state.store.delete_user(user.id(), user.by).await?;
     state.known_users.forget(user.id());
     Ok(StatusCode::NO_CONTENT.into_response())
 }

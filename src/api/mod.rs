@@ -2,6 +2,7 @@
 
 mod auth_user;
 mod compat;
+mod deadline;
 mod extract;
 mod health;
 mod me;

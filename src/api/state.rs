@@ -44,6 +44,9 @@ pub struct Shared {
     pub cursor_key: CursorKey,
     /// How long idempotency keys are remembered.
     pub idempotency_ttl: Duration,
+    /// How long after its start a request's storage calls must have ended
+    /// (three quarters of `REQUEST_TIMEOUT_MS`, see `api/deadline.rs`).
+    pub storage_budget: Duration,
     /// Per-user and per-IP request budgets.
     pub rate_limits: Arc<RateLimits>,
     /// Prometheus metrics.

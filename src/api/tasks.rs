@@ -103,7 +103,7 @@ async fn rank_invalid_body(
     id: i64,
     invalid: Invalid,
 ) -> ApiError {
-    match state.store.task_exists(user.id(), id).await {
+    match state.store.task_exists(user.id(), id, user.by).await {
         Ok(true) => invalid.into(),
         Ok(false) => ApiError::NotFound,
         Err(err) => err.into(),
@@ -150,7 +150,7 @@ pub(super) async fn list_tasks(
     if flavor == Flavor::V1 {
         body.extend_from_slice(b"{\"items\":");
     }
-    let page = state.store.list_tasks(&spec, &mut body).await?;
+    let page = state.store.list_tasks(&spec, &mut body, user.by).await?;
     let next_cursor = page
         .next_after
         .map(|last| state.cursor_key.encode(user.id(), &query, &last));
@@ -211,7 +211,7 @@ pub(super) async fn create_task(
         .with_row(state, move || async move {
             let created = state
                 .store
-                .create_task(user.id(), input, now, idempotency, render_string)
+                .create_task(user.id(), input, now, idempotency, render_string, user.by)
                 .await?;
             Ok((created != Created::UserMissing).then_some(created))
         })
@@ -252,7 +252,7 @@ pub(super) async fn get_task(
     user: &AuthUser,
     id: i64,
 ) -> Result<Response, ApiError> {
-    match state.store.get_task(user.id(), id).await? {
+    match state.store.get_task(user.id(), id, user.by).await? {
         Some(task) => Ok(ok_task(&task)),
         None => Err(ApiError::NotFound),
     }
@@ -280,7 +280,14 @@ pub(super) async fn replace_task(
     };
     let result = state
         .store
-        .update_task(user.id(), id, &Change::Patch(patch), condition, task::now())
+        .update_task(
+            user.id(),
+            id,
+            &Change::Patch(patch),
+            condition,
+            task::now(),
+            user.by,
+        )
         .await?;
     outcome(result)
 }
@@ -298,7 +305,14 @@ pub(super) async fn patch_task(
     };
     let result = state
         .store
-        .update_task(user.id(), id, &Change::Patch(patch), condition, task::now())
+        .update_task(
+            user.id(),
+            id,
+            &Change::Patch(patch),
+            condition,
+            task::now(),
+            user.by,
+        )
         .await?;
     outcome(result)
 }
@@ -311,7 +325,14 @@ pub(super) async fn toggle_task(
 ) -> Result<Response, ApiError> {
     let result = state
         .store
-        .update_task(user.id(), id, &Change::Toggle, condition, task::now())
+        .update_task(
+            user.id(),
+            id,
+            &Change::Toggle,
+            condition,
+            task::now(),
+            user.by,
+        )
         .await?;
     outcome(result)
 }
@@ -326,7 +347,11 @@ pub(super) async fn delete_task(
     condition: &Precondition,
     flavor: Flavor,
 ) -> Result<Response, ApiError> {
-    match state.store.delete_task(user.id(), id, condition).await? {
+    match state
+        .store
+        .delete_task(user.id(), id, condition, user.by)
+        .await?
+    {
         WriteOutcome::Done(task) => Ok(match flavor {
             Flavor::V1 => StatusCode::NO_CONTENT.into_response(),
             Flavor::Compat => ok_task(&task),

@@ -10,7 +10,10 @@ mod sql;
 mod sqlite;
 mod sqlite_writer;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use chrono::{DateTime, Utc};
 
@@ -41,8 +44,23 @@ pub struct Settings {
     pub db_prepared_statements: Option<bool>,
     /// Connections shared by pipelined reads; `None` decides by the pool.
     pub db_shared_read_connections: Option<u32>,
-    /// The request time limit, from which statement deadlines are derived.
+    /// The request time limit; SQLite's busy timeout is kept under it.
     pub request_timeout: Duration,
+}
+
+/// When a storage call must have ended: past it a PostgreSQL statement is
+/// cancelled (a write's outcome awaited) and a SQLite read interrupted, and
+/// the call answers [`StoreError::Unavailable`]. An argument rather than
+/// something the store looks up, so that any caller (a request handler, a
+/// background job, a tool run in a task of its own) states its own budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Deadline(pub Instant);
+
+impl Deadline {
+    /// `budget` from now.
+    pub fn after(budget: Duration) -> Self {
+        Self(Instant::now() + budget)
+    }
 }
 
 /// Why a storage call failed, in the two ways the HTTP layer distinguishes.
@@ -150,16 +168,16 @@ pub struct ListedPage {
 #[async_trait::async_trait]
 pub trait Store: Send + Sync {
     /// Reachable and fully migrated.
-    async fn ready(&self) -> StoreResult<()>;
+    async fn ready(&self, by: Deadline) -> StoreResult<()>;
     /// Pool occupancy right now.
     fn pool_stats(&self) -> PoolStats;
     /// Creates the user or brings `email`/`name` up to date; writes nothing
     /// when the row already matches.
-    async fn upsert_user(&self, who: &Claims, now: DateTime<Utc>) -> StoreResult<()>;
+    async fn upsert_user(&self, who: &Claims, now: DateTime<Utc>, by: Deadline) -> StoreResult<()>;
     /// The user's row and task counts.
-    async fn get_user(&self, user_id: &str) -> StoreResult<Option<UserProfile>>;
+    async fn get_user(&self, user_id: &str, by: Deadline) -> StoreResult<Option<UserProfile>>;
     /// Deletes the user and, by cascade in the same statement, all their data.
-    async fn delete_user(&self, user_id: &str) -> StoreResult<bool>;
+    async fn delete_user(&self, user_id: &str, by: Deadline) -> StoreResult<bool>;
     /// Inserts a task; with a key, atomically with the key's record.
     /// `render` produces the response body stored for replays.
     async fn create_task(
@@ -169,11 +187,12 @@ pub trait Store: Send + Sync {
         now: DateTime<Utc>,
         idempotency: Option<&IdempotentRequest>,
         render: for<'t> fn(&'t Task) -> String,
+        by: Deadline,
     ) -> StoreResult<Created>;
     /// One task of this user.
-    async fn get_task(&self, user_id: &str, id: i64) -> StoreResult<Option<Task>>;
+    async fn get_task(&self, user_id: &str, id: i64, by: Deadline) -> StoreResult<Option<Task>>;
     /// Whether the task exists for this user (for 404-before-422 ordering).
-    async fn task_exists(&self, user_id: &str, id: i64) -> StoreResult<bool>;
+    async fn task_exists(&self, user_id: &str, id: i64, by: Deadline) -> StoreResult<bool>;
     /// Applies a change in one conditional statement.
     async fn update_task(
         &self,
@@ -182,6 +201,7 @@ pub trait Store: Send + Sync {
         change: &Change,
         condition: &Precondition,
         now: DateTime<Utc>,
+        by: Deadline,
     ) -> StoreResult<WriteOutcome<Task>>;
     /// Deletes in one conditional statement and returns the task as it was
     /// (the compatibility DELETE answers with it).
@@ -190,6 +210,7 @@ pub trait Store: Send + Sync {
         user_id: &str,
         id: i64,
         condition: &Precondition,
+        by: Deadline,
     ) -> StoreResult<WriteOutcome<Task>>;
     /// One page of the user's tasks, appended to `out` as a JSON array.
     ///
@@ -198,9 +219,15 @@ pub trait Store: Send + Sync {
     /// [`crate::domain::json::TaskFields`]); the bytes are always those of
     /// [`crate::domain::json::push_tasks`]. After an error `out` may hold part of
     /// a page; it is not a response.
-    async fn list_tasks(&self, spec: &ListSpec, out: &mut Vec<u8>) -> StoreResult<ListedPage>;
+    async fn list_tasks(
+        &self,
+        spec: &ListSpec,
+        out: &mut Vec<u8>,
+        by: Deadline,
+    ) -> StoreResult<ListedPage>;
     /// Drops idempotency records created before `cutoff`.
-    async fn purge_idempotency_keys(&self, cutoff: DateTime<Utc>) -> StoreResult<u64>;
+    async fn purge_idempotency_keys(&self, cutoff: DateTime<Utc>, by: Deadline)
+    -> StoreResult<u64>;
 }
 
 /// The backend a URL names.

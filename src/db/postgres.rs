@@ -26,8 +26,8 @@ use tokio_postgres::{
 };
 
 use super::{
-    Change, Created, IdempotentRequest, ListedPage, Precondition, Store, StoreError, StoreResult,
-    UserProfile, WriteOutcome, migrations,
+    Change, Created, Deadline, IdempotentRequest, ListedPage, Precondition, Store, StoreError,
+    StoreResult, UserProfile, WriteOutcome, migrations,
     sql::{self, Dialect, Param, SqlBuilder},
 };
 use crate::domain::{
@@ -239,11 +239,6 @@ pub struct PostgresStore {
     acquire_timeout: Duration,
     /// The pool's size: how many dead connections a read may meet in a row.
     max_size: usize,
-    /// Longest a statement may run (kept under the request time limit).
-    /// Then a write is cancelled and its outcome awaited, so the answer
-    /// always says what happened; a read answers 503 and its connection is
-    /// condemned (see [`ReadConnection`]).
-    statement_timeout: Duration,
 }
 
 /// Runs a write statement with a deadline. Past it the statement is
@@ -735,7 +730,6 @@ impl PostgresStore {
             tls: settings.tls,
             acquire_timeout: config.db_acquire_timeout,
             max_size: config.db_pool_size as usize,
-            statement_timeout: config.request_timeout * 3 / 4,
         };
         store.wait_for_database(config.db_startup_timeout).await?;
         store.migrate(pooled).await?;
@@ -812,14 +806,11 @@ impl PostgresStore {
         })
     }
 
-    /// Runs one write statement on a write connection, within its deadline.
-    async fn write(&self, b: &SqlBuilder) -> StoreResult<Vec<Row>> {
-        self.write_by(b, Instant::now() + self.statement_timeout)
-            .await
-    }
-
-    /// [`PostgresStore::write`] with its deadline given.
-    async fn write_by(&self, b: &SqlBuilder, deadline: Instant) -> StoreResult<Vec<Row>> {
+    /// Runs one write statement on a write connection. Past `by` it is
+    /// cancelled and its outcome awaited, so the answer always says what
+    /// happened.
+    async fn write(&self, b: &SqlBuilder, by: Deadline) -> StoreResult<Vec<Row>> {
+        let deadline = by.0;
         let client = tokio::time::timeout_at(deadline.into(), self.writer())
             .await
             .map_err(|_| {
@@ -838,8 +829,13 @@ impl PostgresStore {
     }
 
     /// 404 or 412 after a conditional write touched no row.
-    async fn missing_or_stale<T>(&self, user_id: &str, id: i64) -> StoreResult<WriteOutcome<T>> {
-        Ok(if self.task_exists(user_id, id).await? {
+    async fn missing_or_stale<T>(
+        &self,
+        user_id: &str,
+        id: i64,
+        by: Deadline,
+    ) -> StoreResult<WriteOutcome<T>> {
+        Ok(if self.task_exists(user_id, id, by).await? {
             WriteOutcome::PreconditionFailed
         } else {
             WriteOutcome::NotFound
@@ -880,8 +876,15 @@ impl PostgresStore {
     /// such an event every pooled connection may be dead, so up to the pool
     /// size plus one attempts. Only plain reads take a shared connection
     /// (`Sharing::Read`): they never wait for a row lock, while an upsert
-    /// can, and would hold up every read queued behind it.
-    async fn idempotent(&self, b: &SqlBuilder, sharing: Sharing) -> StoreResult<Vec<Row>> {
+    /// can, and would hold up every read queued behind it. Past `by` the
+    /// call answers 503 and the connection is condemned (see
+    /// [`ReadConnection`]).
+    async fn idempotent(
+        &self,
+        b: &SqlBuilder,
+        sharing: Sharing,
+        by: Deadline,
+    ) -> StoreResult<Vec<Row>> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -890,7 +893,7 @@ impl PostgresStore {
                 Sharing::Write => ReadConnection::new(self.client().await?),
             };
             let running = query(Conn::new(&client, &self.statements), b);
-            let Ok(outcome) = tokio::time::timeout(self.statement_timeout, running).await else {
+            let Ok(outcome) = tokio::time::timeout_at(by.0.into(), running).await else {
                 // Stuck (a lock, a half-open link) or just slow: either way
                 // the reads queued behind it on this connection would wait
                 // too, so later reads get another one.
@@ -1058,12 +1061,17 @@ impl Store for PostgresStore {
         }
     }
 
-    async fn ready(&self) -> StoreResult<()> {
-        let client = self.client().await?;
-        let rows = client
-            .query_typed(migrations::CURRENT_VERSION_SQL, &[])
+    async fn ready(&self, by: Deadline) -> StoreResult<()> {
+        let asked = async {
+            let client = self.client().await?;
+            client
+                .query_typed(migrations::CURRENT_VERSION_SQL, &[])
+                .await
+                .map_err(classify)
+        };
+        let rows = tokio::time::timeout_at(by.0.into(), asked)
             .await
-            .map_err(classify)?;
+            .map_err(|_| unavailable(anyhow::anyhow!("the database did not answer in time")))??;
         let current: i64 = rows.first().map(|r| r.get(0)).unwrap_or(0);
         if current < migrations::latest(migrations::Backend::Postgres) {
             return Err(unavailable(anyhow::anyhow!("database is not migrated")));
@@ -1071,18 +1079,19 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn upsert_user(&self, who: &Claims, now: DateTime<Utc>) -> StoreResult<()> {
+    async fn upsert_user(&self, who: &Claims, now: DateTime<Utc>, by: Deadline) -> StoreResult<()> {
         self.idempotent(
             &sql::upsert_user(who, now, Dialect::Postgres),
             Sharing::Write,
+            by,
         )
         .await?;
         Ok(())
     }
 
-    async fn get_user(&self, user_id: &str) -> StoreResult<Option<UserProfile>> {
+    async fn get_user(&self, user_id: &str, by: Deadline) -> StoreResult<Option<UserProfile>> {
         let rows = self
-            .idempotent(&sql::select_user(user_id), Sharing::Read)
+            .idempotent(&sql::select_user(user_id), Sharing::Read, by)
             .await?;
         rows.first()
             .map(|r| {
@@ -1100,8 +1109,8 @@ impl Store for PostgresStore {
             .map_err(|e: tokio_postgres::Error| StoreError::Other(e.into()))
     }
 
-    async fn delete_user(&self, user_id: &str) -> StoreResult<bool> {
-        Ok(!self.write(&sql::delete_user(user_id)).await?.is_empty())
+    async fn delete_user(&self, user_id: &str, by: Deadline) -> StoreResult<bool> {
+        Ok(!self.write(&sql::delete_user(user_id), by).await?.is_empty())
     }
 
     async fn create_task(
@@ -1111,43 +1120,45 @@ impl Store for PostgresStore {
         now: DateTime<Utc>,
         idempotency: Option<&IdempotentRequest>,
         render: for<'t> fn(&'t Task) -> String,
+        by: Deadline,
     ) -> StoreResult<Created> {
         let Some(idem) = idempotency else {
-            // Its deadline counts from its request's start, so that the
-            // insert is answered (cancelled and its outcome awaited if need
-            // be) before the request's time limit answers 503 for it.
-            let started = crate::middleware::request_started().unwrap_or_else(Instant::now);
             let insert = sql::insert_task(user_id, input, now);
-            return created(
-                self.write_by(&insert, started + self.statement_timeout)
-                    .await,
-            );
+            return created(self.write(&insert, by).await);
         };
-        let mut client = self.writer().await?;
-        let result = create_on(
-            &mut client,
-            &self.statements,
-            user_id,
-            input,
-            now,
-            idem,
-            render,
-        )
-        .await;
-        client.done();
-        result
+        // Past the deadline the transaction is abandoned: its connection,
+        // dropped armed, cancels what runs and never returns to the pool, so
+        // nothing of it commits later; the key makes the retry safe.
+        let keyed = async {
+            let mut client = self.writer().await?;
+            let result = create_on(
+                &mut client,
+                &self.statements,
+                user_id,
+                input,
+                now,
+                idem,
+                render,
+            )
+            .await;
+            client.done();
+            result
+        };
+        tokio::time::timeout_at(by.0.into(), keyed)
+            .await
+            .unwrap_or_else(|_| Err(outcome_unknown()))
     }
 
-    async fn get_task(&self, user_id: &str, id: i64) -> StoreResult<Option<Task>> {
+    async fn get_task(&self, user_id: &str, id: i64, by: Deadline) -> StoreResult<Option<Task>> {
         let rows = self
-            .idempotent(&sql::select_task(user_id, id), Sharing::Read)
+            .idempotent(&sql::select_task(user_id, id), Sharing::Read, by)
             .await?;
         rows.first().map(task_from_row).transpose()
     }
 
-    async fn task_exists(&self, user_id: &str, id: i64) -> StoreResult<bool> {
+    async fn task_exists(&self, user_id: &str, id: i64, by: Deadline) -> StoreResult<bool> {
         Ok(!self
-            .idempotent(&sql::task_exists(user_id, id), Sharing::Read)
+            .idempotent(&sql::task_exists(user_id, id), Sharing::Read, by)
             .await?
             .is_empty())
     }
@@ -1159,12 +1170,13 @@ impl Store for PostgresStore {
         change: &Change,
         condition: &Precondition,
         now: DateTime<Utc>,
+        by: Deadline,
     ) -> StoreResult<WriteOutcome<Task>> {
         let b = sql::update_task(user_id, id, change, condition, now, Dialect::Postgres);
-        if let Some(row) = self.write(&b).await?.first() {
+        if let Some(row) = self.write(&b, by).await?.first() {
             return Ok(WriteOutcome::Done(task_from_row(row)?));
         }
-        self.missing_or_stale(user_id, id).await
+        self.missing_or_stale(user_id, id, by).await
     }
 
     async fn delete_task(
@@ -1172,26 +1184,34 @@ impl Store for PostgresStore {
         user_id: &str,
         id: i64,
         condition: &Precondition,
+        by: Deadline,
     ) -> StoreResult<WriteOutcome<Task>> {
         let b = sql::delete_task(user_id, id, condition, Dialect::Postgres);
-        if let Some(row) = self.write(&b).await?.first() {
+        if let Some(row) = self.write(&b, by).await?.first() {
             return Ok(WriteOutcome::Done(task_from_row(row)?));
         }
-        self.missing_or_stale(user_id, id).await
+        self.missing_or_stale(user_id, id, by).await
     }
 
-    async fn list_tasks(&self, spec: &ListSpec, out: &mut Vec<u8>) -> StoreResult<ListedPage> {
+    async fn list_tasks(
+        &self,
+        spec: &ListSpec,
+        out: &mut Vec<u8>,
+        by: Deadline,
+    ) -> StoreResult<ListedPage> {
         let rows = self
-            .idempotent(&sql::list_query(spec, Dialect::Postgres), Sharing::Read)
+            .idempotent(&sql::list_query(spec, Dialect::Postgres), Sharing::Read, by)
             .await?;
         page_from_rows(&rows, spec.limit, out)
     }
 
-    async fn purge_idempotency_keys(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
-        let client = self.client().await?;
+    async fn purge_idempotency_keys(
+        &self,
+        cutoff: DateTime<Utc>,
+        by: Deadline,
+    ) -> StoreResult<u64> {
         let b = sql::purge_idempotency_keys(cutoff);
-        let rows = query(Conn::new(&client, &self.statements), &b).await?;
-        Ok(rows.len() as u64)
+        Ok(self.write(&b, by).await?.len() as u64)
     }
 }
 

@@ -42,8 +42,8 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, Row, Statement, types::Type};
 use tokio::sync::Semaphore;
 
 use super::{
-    Change, Created, IdempotentRequest, ListedPage, PoolStats, Precondition, Store, StoreError,
-    StoreResult, UserProfile, WriteOutcome, migrations,
+    Change, Created, Deadline, IdempotentRequest, ListedPage, PoolStats, Precondition, Store,
+    StoreError, StoreResult, UserProfile, WriteOutcome, migrations,
     sql::{self, Dialect, Param, SqlBuilder},
     sqlite_writer::Writer,
 };
@@ -85,10 +85,6 @@ pub struct SqliteStore {
     readers: Arc<ReadPool>,
     writer: Writer,
     acquire_timeout: Duration,
-    /// How long after its request's start a read is interrupted (three
-    /// quarters of the request time limit, as on PostgreSQL), so that it
-    /// answers 503 itself rather than run on after the time limit answered.
-    read_timeout: Duration,
 }
 
 /// Read-only connections, opened on demand up to the pool size and reused
@@ -709,33 +705,37 @@ impl SqliteStore {
             readers,
             writer,
             acquire_timeout: config.db_acquire_timeout,
-            read_timeout: config.request_timeout * 3 / 4,
         })
     }
 
     /// Runs `f` (perhaps twice, see [`ReadPool::read`]) on a read
-    /// connection, within the deadline counted from its request's start.
+    /// connection; at `by` it is interrupted and answers 503 itself, as on
+    /// PostgreSQL, rather than run on after the time limit answered.
     async fn read<T: Send + 'static>(
         &self,
+        by: Deadline,
         f: impl FnMut(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> StoreResult<T> {
-        let started = crate::middleware::request_started().unwrap_or_else(Instant::now);
-        self.readers
-            .read(self.acquire_timeout, started + self.read_timeout, f)
-            .await
+        self.readers.read(self.acquire_timeout, by.0, f).await
     }
 
     /// Runs `f` on the write connection (see [`Writer`]).
     async fn write<T: Send + 'static>(
         &self,
+        by: Deadline,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> StoreResult<T> {
-        self.writer.write(f).await
+        self.writer.write(by, f).await
     }
 
     /// 404 or 412 after a conditional write touched no row.
-    async fn missing_or_stale<T>(&self, user_id: &str, id: i64) -> StoreResult<WriteOutcome<T>> {
-        Ok(if self.task_exists(user_id, id).await? {
+    async fn missing_or_stale<T>(
+        &self,
+        user_id: &str,
+        id: i64,
+        by: Deadline,
+    ) -> StoreResult<WriteOutcome<T>> {
+        Ok(if self.task_exists(user_id, id, by).await? {
             WriteOutcome::PreconditionFailed
         } else {
             WriteOutcome::NotFound
@@ -758,9 +758,11 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn ready(&self) -> StoreResult<()> {
+    async fn ready(&self, by: Deadline) -> StoreResult<()> {
         let current: i64 = self
-            .read(|conn| conn.query_row(migrations::CURRENT_VERSION_SQL, [], |r| r.get(0)))
+            .read(by, |conn| {
+                conn.query_row(migrations::CURRENT_VERSION_SQL, [], |r| r.get(0))
+            })
             .await?;
         if current < migrations::latest(migrations::Backend::Sqlite) {
             return Err(StoreError::Unavailable(anyhow::anyhow!(
@@ -770,15 +772,15 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn upsert_user(&self, who: &Claims, now: DateTime<Utc>) -> StoreResult<()> {
+    async fn upsert_user(&self, who: &Claims, now: DateTime<Utc>, by: Deadline) -> StoreResult<()> {
         let b = sql::upsert_user(who, now, Dialect::Sqlite);
-        self.write(move |conn| query(conn, &b, |_| Ok(())).map(drop))
+        self.write(by, move |conn| query(conn, &b, |_| Ok(())).map(drop))
             .await
     }
 
-    async fn get_user(&self, user_id: &str) -> StoreResult<Option<UserProfile>> {
+    async fn get_user(&self, user_id: &str, by: Deadline) -> StoreResult<Option<UserProfile>> {
         let b = sql::select_user(user_id);
-        self.read(move |conn| {
+        self.read(by, move |conn| {
             query_first(conn, &b, |r| {
                 Ok(UserProfile {
                     id: r.get(0)?,
@@ -794,10 +796,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete_user(&self, user_id: &str) -> StoreResult<bool> {
+    async fn delete_user(&self, user_id: &str, by: Deadline) -> StoreResult<bool> {
         let b = sql::delete_user(user_id);
-        self.write(move |conn| query_first(conn, &b, |_| Ok(())).map(|r| r.is_some()))
-            .await
+        self.write(by, move |conn| {
+            query_first(conn, &b, |_| Ok(())).map(|r| r.is_some())
+        })
+        .await
     }
 
     async fn create_task(
@@ -807,18 +811,19 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
         idempotency: Option<&IdempotentRequest>,
         render: for<'t> fn(&'t Task) -> String,
+        by: Deadline,
     ) -> StoreResult<Created> {
         let insert = sql::insert_task(user_id, input, now);
         let no_row = || rusqlite::Error::QueryReturnedNoRows;
         let Some(idem) = idempotency else {
             return self
-                .write(
-                    move |conn| match query_first(conn, &insert, task_from_row) {
+                .write(by, move |conn| {
+                    match query_first(conn, &insert, task_from_row) {
                         Ok(task) => task.map(Created::New).ok_or_else(no_row),
                         Err(e) if is_missing_user(&e) => Ok(Created::UserMissing),
                         Err(e) => Err(e),
-                    },
-                )
+                    }
+                })
                 .await;
         };
         let (user_id, key) = (user_id.to_owned(), idem.key.clone());
@@ -826,7 +831,7 @@ impl Store for SqliteStore {
         let claim = sql::claim_idempotency_key(&user_id, &key, &idem.fingerprint, now);
         let lookup = sql::select_idempotency_key(&user_id, &key);
         let fingerprint = idem.fingerprint.clone();
-        self.write(move |tx| {
+        self.write(by, move |tx| {
             // One transaction: all of this or none of it.
             query(tx, &expire, |_| Ok(()))?;
             match query_first(tx, &claim, |_| Ok(())) {
@@ -859,16 +864,18 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn get_task(&self, user_id: &str, id: i64) -> StoreResult<Option<Task>> {
+    async fn get_task(&self, user_id: &str, id: i64, by: Deadline) -> StoreResult<Option<Task>> {
         let b = sql::select_task(user_id, id);
-        self.read(move |conn| query_first(conn, &b, task_from_row))
+        self.read(by, move |conn| query_first(conn, &b, task_from_row))
             .await
     }
 
-    async fn task_exists(&self, user_id: &str, id: i64) -> StoreResult<bool> {
+    async fn task_exists(&self, user_id: &str, id: i64, by: Deadline) -> StoreResult<bool> {
         let b = sql::task_exists(user_id, id);
-        self.read(move |conn| query_first(conn, &b, |_| Ok(())).map(|r| r.is_some()))
-            .await
+        self.read(by, move |conn| {
+            query_first(conn, &b, |_| Ok(())).map(|r| r.is_some())
+        })
+        .await
     }
 
     async fn update_task(
@@ -878,14 +885,15 @@ impl Store for SqliteStore {
         change: &Change,
         condition: &Precondition,
         now: DateTime<Utc>,
+        by: Deadline,
     ) -> StoreResult<WriteOutcome<Task>> {
         let b = sql::update_task(user_id, id, change, condition, now, Dialect::Sqlite);
         match self
-            .write(move |conn| query_first(conn, &b, task_from_row))
+            .write(by, move |conn| query_first(conn, &b, task_from_row))
             .await?
         {
             Some(task) => Ok(WriteOutcome::Done(task)),
-            None => self.missing_or_stale(user_id, id).await,
+            None => self.missing_or_stale(user_id, id, by).await,
         }
     }
 
@@ -894,18 +902,24 @@ impl Store for SqliteStore {
         user_id: &str,
         id: i64,
         condition: &Precondition,
+        by: Deadline,
     ) -> StoreResult<WriteOutcome<Task>> {
         let b = sql::delete_task(user_id, id, condition, Dialect::Sqlite);
         let deleted = self
-            .write(move |conn| query_first(conn, &b, task_from_row))
+            .write(by, move |conn| query_first(conn, &b, task_from_row))
             .await?;
         match deleted {
             Some(task) => Ok(WriteOutcome::Done(task)),
-            None => self.missing_or_stale(user_id, id).await,
+            None => self.missing_or_stale(user_id, id, by).await,
         }
     }
 
-    async fn list_tasks(&self, spec: &ListSpec, out: &mut Vec<u8>) -> StoreResult<ListedPage> {
+    async fn list_tasks(
+        &self,
+        spec: &ListSpec,
+        out: &mut Vec<u8>,
+        by: Deadline,
+    ) -> StoreResult<ListedPage> {
         let b = sql::list_query(spec, Dialect::Sqlite);
         let (owner, limit) = (spec.user_id.clone(), spec.limit);
         // The buffer goes with the read (perhaps to another thread) and
@@ -913,7 +927,7 @@ impl Store for SqliteStore {
         let mut page = std::mem::take(out);
         let before = page.len();
         let (page, listed) = self
-            .read(move |conn| {
+            .read(by, move |conn| {
                 page.truncate(before);
                 let listed = list_json(conn, &b, &owner, limit, &mut page)?;
                 Ok((std::mem::take(&mut page), listed))
@@ -923,9 +937,15 @@ impl Store for SqliteStore {
         Ok(listed)
     }
 
-    async fn purge_idempotency_keys(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
+    async fn purge_idempotency_keys(
+        &self,
+        cutoff: DateTime<Utc>,
+        by: Deadline,
+    ) -> StoreResult<u64> {
         let b = sql::purge_idempotency_keys(cutoff);
-        let purged = self.write(move |conn| query(conn, &b, |_| Ok(()))).await?;
+        let purged = self
+            .write(by, move |conn| query(conn, &b, |_| Ok(())))
+            .await?;
         Ok(purged.len() as u64)
     }
 }

@@ -18,13 +18,13 @@ use std::{
         atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering},
         mpsc,
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::{StoreError, StoreResult};
+use super::{Deadline, StoreError, StoreResult};
 
 const QUEUED: u8 = 0;
 const STARTED: u8 = 1;
@@ -89,9 +89,11 @@ impl Writer {
     }
 
     /// Runs `f` in a transaction of its own and returns its result once
-    /// that transaction has committed.
+    /// that transaction has committed. A write still queued after the
+    /// acquire timeout or at `by` never runs.
     pub async fn write<T: Send + 'static>(
         &self,
+        by: Deadline,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> StoreResult<T> {
         let (tx, mut rx) = oneshot::channel::<StoreResult<T>>();
@@ -108,7 +110,8 @@ impl Writer {
             )));
         }
         let stopped = || StoreError::Other(anyhow::anyhow!("the SQLite write was abandoned"));
-        match tokio::time::timeout(self.acquire_timeout, &mut rx).await {
+        let give_up = by.0.min(Instant::now() + self.acquire_timeout);
+        match tokio::time::timeout_at(give_up.into(), &mut rx).await {
             Ok(result) => result.map_err(|_| stopped())?,
             // Not started: it never will, and nothing was written.
             Err(_) if ticket.cancel() => Err(StoreError::Unavailable(anyhow::anyhow!(
@@ -158,6 +161,10 @@ fn run(mut conn: Connection, inbox: &mpsc::Receiver<Job>, queued: &AtomicUsize, 
 mod tests {
     use super::*;
 
+    fn by() -> Deadline {
+        Deadline::after(Duration::from_secs(5))
+    }
+
     /// A write that fails, or panics, after its first statement stores
     /// nothing, and the writes after it go on.
     #[tokio::test]
@@ -168,25 +175,25 @@ mod tests {
             .unwrap();
         let writer = Writer::start(conn, Duration::from_secs(5)).unwrap();
         let failed = writer
-            .write(|c| {
+            .write(by(), |c| {
                 c.execute("insert into t values (1)", [])?;
                 c.execute("insert into t values (1)", [])
             })
             .await;
         assert!(matches!(failed, Err(StoreError::Other(_))), "{failed:?}");
         let panicked = writer
-            .write(|c| -> rusqlite::Result<()> {
+            .write(by(), |c| -> rusqlite::Result<()> {
                 c.execute("insert into t values (2)", [])?;
                 panic!("a bug in a write")
             })
             .await;
         assert!(panicked.is_err());
         writer
-            .write(|c| c.execute("insert into t values (3)", []))
+            .write(by(), |c| c.execute("insert into t values (3)", []))
             .await
             .unwrap();
         let rows: Vec<i64> = writer
-            .write(|c| {
+            .write(by(), |c| {
                 let mut stmt = c.prepare("select n from t order by n")?;
                 stmt.query_map([], |r| r.get(0))?.collect()
             })

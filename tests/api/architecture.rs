@@ -52,15 +52,6 @@ const RULES: &[Rule] = &[
     },
 ];
 
-/// Temporary exceptions: (file under `src/`, the one path it may name).
-/// Both go with landing L6 of the plan ("Deadline + user as arguments"),
-/// which makes the deadline an argument of every storage call: until then
-/// the stores read the request's start from the middleware's task-local.
-const EXCEPTIONS: &[(&str, &str)] = &[
-    ("db/postgres.rs", "crate::middleware::request_started"),
-    ("db/sqlite.rs", "crate::middleware::request_started"),
-];
-
 /// Files that may name `crate::app` (the composition root and the command
 /// line that starts it); everything else is below it.
 const MAY_NAME_APP: &[&str] = &["app.rs", "cli.rs", "lib.rs", "main.rs"];
@@ -124,12 +115,13 @@ fn the_checker_sees_grouped_inline_and_relative_paths() {
     );
     // Inline modules: `super` from `mod tests` stays in the file's module.
     assert!(found("domain/mod.rs", "mod tests { use super::*; }").is_empty());
-    // The exception holds only for its path and its files.
-    let started = "let s = crate::middleware::request_started();";
-    assert!(found("db/sqlite.rs", started).is_empty());
+    // Storage may not read the HTTP layer's state.
     assert_eq!(
-        found("db/sql.rs", started),
-        ["db/sql.rs: crate::middleware::request_started"]
+        found(
+            "db/sqlite.rs",
+            "let s = crate::middleware::request_started();"
+        ),
+        ["db/sqlite.rs: crate::middleware::request_started"]
     );
     assert_eq!(
         found("db/sqlite.rs", "use crate::middleware::current_request_id;"),
@@ -162,10 +154,9 @@ fn check(file: &str, text: &str) -> Vec<String> {
         let bad = match path.first().map(String::as_str) {
             Some("crate") => {
                 let module = path.get(1).map(String::as_str).unwrap_or_default();
-                let excepted = EXCEPTIONS.iter().any(|(f, p)| *f == file && named == *p);
                 let by_rule = rule.is_some_and(|r| !r.modules.contains(&module));
                 let app = module == "app" && !MAY_NAME_APP.contains(&file);
-                !excepted && (by_rule || app)
+                by_rule || app
             }
             Some(krate) => rule.is_some_and(|r| r.crates.contains(&krate)),
             None => false,

@@ -344,7 +344,8 @@ impl TestApp {
 
     /// Whether the store holds a user row for `sub`.
     pub async fn user_exists(&self, sub: &str) -> bool {
-        self.store.get_user(sub).await.expect("store").is_some()
+        let by = tasks_api::db::Deadline::after(Duration::from_secs(10));
+        self.store.get_user(sub, by).await.expect("store").is_some()
     }
 }
 
