@@ -19,10 +19,10 @@ use crate::{
 
 /// A JSON request body read into `R`: media type and syntax checked. Its
 /// size was checked once, when the middleware read it
-/// (`middleware::buffer_body`). `R` should accept any object and leave field
-/// rules to a later step (as [`RawTask`](crate::domain::input::RawTask)
-/// does), so the handler can rank 404 above 422; a body `R` refuses is a
-/// 422 "body must be a JSON object".
+/// (`middleware::buffer_body`). `R` must accept every JSON object and leave
+/// field rules to a later step (as [`RawTask`](crate::domain::input::RawTask)
+/// does, which accepts any value), so the handler can rank 404 above 422;
+/// a body `R` refuses is therefore not an object: 422.
 pub struct JsonBody<R>(pub R);
 
 impl<S: Send + Sync, R: DeserializeOwned> FromRequest<S> for JsonBody<R> {
@@ -207,6 +207,21 @@ mod tests {
         ] {
             assert_eq!(canonical_id(raw), None, "{raw:?}");
         }
+    }
+
+    #[test]
+    fn a_json_body_that_is_refused_is_422_and_broken_json_400() {
+        type AnyObject = HashMap<String, IgnoredAny>;
+        let parse = |body: &'static [u8]| parse_json::<AnyObject>(&Bytes::from(body), true);
+        assert!(parse(br#"{"a": [1]}"#).is_ok());
+        for body in [&b"[1]"[..], b"3", b"null"] {
+            assert!(matches!(parse(body), Err(ApiError::Validation(_))));
+        }
+        for body in [&b"[1,"[..], b"[1] x", b"{"] {
+            assert!(matches!(parse(body), Err(ApiError::BadRequest { .. })));
+        }
+        let raw = parse_json::<crate::domain::input::RawTask>(&Bytes::from("[1]"), true);
+        assert!(raw.is_ok_and(|raw| raw.not_object));
     }
 
     #[test]

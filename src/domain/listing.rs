@@ -560,6 +560,18 @@ mod tests {
     }
 
     #[test]
+    fn params_keep_the_last_value_every_tag_and_ignore_the_rest() {
+        let params = ListParams::from_query(Some("limit=5&tag=b&colour=red&tag=a&limit=7"));
+        let expected = ListParams {
+            limit: Some("7".to_owned()),
+            tag: vec!["b".to_owned(), "a".to_owned()],
+            ..ListParams::default()
+        };
+        assert_eq!(params, Ok(expected));
+        assert_eq!(ListParams::from_query(None), Ok(ListParams::default()));
+    }
+
+    #[test]
     fn parse_rejects_each_bad_parameter_by_name() {
         for (qs, field) in [
             ("status=done", "status"),
