@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use super::invalid::{FieldError, Invalid};
@@ -82,7 +82,10 @@ impl<'de> Visitor<'de> for RawVisitor {
                 "tags" => &mut raw.tags,
                 "due_date" => &mut raw.due_date,
                 _ => {
-                    map.next_value::<IgnoredAny>()?;
+                    // Read as a `Value`, not skipped as `IgnoredAny`: that
+                    // skip has no depth limit and lets invalid UTF-8 pass,
+                    // and such a body must stay a 400.
+                    map.next_value::<Value>()?;
                     raw.other.insert(key);
                     continue;
                 }
@@ -93,7 +96,7 @@ impl<'de> Visitor<'de> for RawVisitor {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawTask, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        while seq.next_element::<Value>()?.is_some() {}
         self.not_object()
     }
 
@@ -455,6 +458,12 @@ mod tests {
             }
         }
         assert!(serde_json::from_str::<RawTask>("[1,").is_err());
+        // Nesting past serde_json's limit is invalid JSON, here as in a field.
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        for body in [deep.clone(), format!(r#"{{"x": {deep}}}"#)] {
+            assert!(serde_json::from_str::<RawTask>(&body).is_err());
+        }
+        assert!(serde_json::from_slice::<RawTask>(b"{\"x\": \"\xff\"}").is_err());
     }
 
     #[test]
