@@ -177,7 +177,7 @@ impl ApiError {
             }
             Self::PayloadTooLarge => "request body exceeds 65536 bytes".to_owned(),
             Self::UnsupportedMediaType => "request body must be application/json".to_owned(),
-            Self::Validation(errors) => summary(errors),
+            Self::Validation(errors) => errors.to_string(),
             Self::TooManyRequests { retry_after, .. } => {
                 format!("too many requests; retry in {retry_after} s")
             }
@@ -241,23 +241,6 @@ impl IntoResponse for ApiError {
         }
         response
     }
-}
-
-/// `field message` of the errors kept (at most [`ERRORS_MAX`]), and how
-/// many more there are.
-fn summary(invalid: &Invalid) -> String {
-    let mut detail = invalid
-        .errors()
-        .iter()
-        .map(|e| format!("{} {}", e.field, e.message))
-        .collect::<Vec<_>>()
-        .join("; ");
-    match invalid.more() {
-        0 => {}
-        1 => detail.push_str("; and 1 more error"),
-        more => detail.push_str(&format!("; and {more} more errors")),
-    }
-    detail
 }
 
 /// Most bytes of one error text written to a log line.
@@ -376,22 +359,6 @@ impl From<Limited> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn summary_lists_the_first_errors_and_counts_the_rest() {
-        let errors = |n: usize| -> Invalid {
-            (0..n)
-                .map(|i| FieldError::new(format!("tags[{i}]"), "must be a string"))
-                .collect()
-        };
-        assert_eq!(summary(&errors(1)), "tags[0] must be a string");
-        assert!(!summary(&errors(ERRORS_MAX)).contains("more"));
-        assert!(
-            summary(&errors(ERRORS_MAX + 1))
-                .ends_with("; tags[19] must be a string; and 1 more error")
-        );
-        assert!(summary(&errors(32_000)).ends_with("; and 31980 more errors"));
-    }
 
     #[test]
     fn logged_texts_are_capped_at_a_character_boundary() {

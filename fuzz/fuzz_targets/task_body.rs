@@ -3,13 +3,16 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tasks_api::domain::task::{DESCRIPTION_MAX, TAG_MAX, TAGS_MAX, TITLE_MAX, parse_input, parse_patch};
+use tasks_api::domain::input::RawTask;
+use tasks_api::domain::task::{DESCRIPTION_MAX, TAG_MAX, TAGS_MAX, TITLE_MAX, TaskInput, TaskPatch};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(body) = serde_json::from_slice::<serde_json::Value>(data) else {
+    // Every JSON document reads as a `RawTask`; only invalid JSON fails.
+    let Ok(body) = serde_json::from_slice::<RawTask>(data) else {
+        assert!(serde_json::from_slice::<serde_json::Value>(data).is_err());
         return;
     };
-    if let Ok(input) = parse_input(&body) {
+    if let Ok(input) = TaskInput::try_from(body.clone()) {
         let n = input.title.chars().count();
         assert!((1..=TITLE_MAX).contains(&n));
         assert_eq!(input.title.trim(), input.title);
@@ -21,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
         }
         assert!(!input.title.contains('\0'));
     }
-    if let Ok(patch) = parse_patch(&body) {
+    if let Ok(patch) = TaskPatch::try_from(body) {
         if let Some(title) = &patch.title {
             assert!((1..=TITLE_MAX).contains(&title.chars().count()));
         }

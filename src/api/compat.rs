@@ -11,7 +11,7 @@ use axum::{
 };
 
 use super::AppState;
-use super::openapi::{CompatListParams, TaskInputDoc, TaskPatchDoc};
+use super::openapi::CompatListParams;
 use super::responses::{
     Authed, BadBody, BadQuery, CompatForbidden, IdemConflict, Stale, TaskMissing,
 };
@@ -19,7 +19,13 @@ use super::{
     extract::{CompatUser, IdempotencyKey, IfMatch, JsonBody, TaskId},
     tasks::{self, Flavor},
 };
-use crate::{domain::task::Task, error::ApiError};
+use crate::{
+    domain::{
+        input::RawTask,
+        task::{Task, TaskInput, TaskPatch},
+    },
+    error::ApiError,
+};
 
 /// `GET /api/{user_id}/tasks`: a bare array, paged by `Link: rel="next"`.
 #[utoipa::path(
@@ -47,7 +53,7 @@ pub async fn list(
     path = "/api/{user_id}/tasks",
     tag = "compat",
     params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = r"^[\x20-\x7E]+$", description = "1-255 printable ASCII characters; a retry with the same key and body replays the original 201")),
-    request_body(content = TaskInputDoc, content_type = "application/json"),
+    request_body(content = TaskInput, content_type = "application/json"),
     responses((status = 201, description = "Created (or the replay of an earlier create with the same key)", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"), ("Location" = String, description = "URL of the new task"))), BadBody, IdemConflict, CompatForbidden, Authed),
     security(("bearer" = []))
 )]
@@ -55,9 +61,9 @@ pub async fn create(
     State(state): State<AppState>,
     CompatUser(user): CompatUser,
     IdempotencyKey(key): IdempotencyKey,
-    JsonBody(body): JsonBody,
+    JsonBody(body): JsonBody<RawTask>,
 ) -> Result<Response, ApiError> {
-    tasks::create_task(&state, &user, key, &body, Flavor::Compat).await
+    tasks::create_task(&state, &user, key, body, Flavor::Compat).await
 }
 
 /// `GET /api/{user_id}/tasks/{id}`
@@ -90,7 +96,7 @@ pub async fn get_one(
     path = "/api/{user_id}/tasks/{id}",
     tag = "compat",
     params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), ("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, nullable = false, min_length = 1, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
-    request_body(content = TaskPatchDoc, content_type = "application/json"),
+    request_body(content = TaskPatch, content_type = "application/json"),
     responses((status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))), BadBody, CompatForbidden, TaskMissing, Stale, Authed),
     security(("bearer" = []))
 )]
@@ -99,9 +105,9 @@ pub async fn replace(
     CompatUser(user): CompatUser,
     TaskId(id): TaskId,
     IfMatch(condition): IfMatch,
-    JsonBody(body): JsonBody,
+    JsonBody(body): JsonBody<RawTask>,
 ) -> Result<Response, ApiError> {
-    tasks::patch_task(&state, &user, id, &condition, &body).await
+    tasks::patch_task(&state, &user, id, &condition, body).await
 }
 
 /// `PATCH /api/{user_id}/tasks/{id}`
@@ -111,7 +117,7 @@ pub async fn replace(
     path = "/api/{user_id}/tasks/{id}",
     tag = "compat",
     params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), ("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, nullable = false, min_length = 1, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
-    request_body(content = TaskPatchDoc, content_type = "application/json"),
+    request_body(content = TaskPatch, content_type = "application/json"),
     responses((status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))), BadBody, CompatForbidden, TaskMissing, Stale, Authed),
     security(("bearer" = []))
 )]
@@ -120,9 +126,9 @@ pub async fn update(
     CompatUser(user): CompatUser,
     TaskId(id): TaskId,
     IfMatch(condition): IfMatch,
-    JsonBody(body): JsonBody,
+    JsonBody(body): JsonBody<RawTask>,
 ) -> Result<Response, ApiError> {
-    tasks::patch_task(&state, &user, id, &condition, &body).await
+    tasks::patch_task(&state, &user, id, &condition, body).await
 }
 
 /// `PATCH /api/{user_id}/tasks/{id}/complete`

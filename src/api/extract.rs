@@ -6,18 +6,26 @@ use axum::{
     extract::{FromRequest, FromRequestParts, Path, Request},
     http::{HeaderMap, header, request::Parts},
 };
-use serde_json::Value;
+use serde::de::DeserializeOwned;
+use serde_json::error::Category;
 use std::collections::HashMap;
 
 use super::{AppState, auth_user::AuthUser};
-use crate::{db::Precondition, error::ApiError};
+use crate::{
+    db::Precondition,
+    domain::{FieldError, Invalid},
+    error::ApiError,
+};
 
-/// A JSON request body: media type and syntax checked. Its size was
-/// checked once, when the middleware read it (`middleware::buffer_body`).
-/// Field validation is the handler's, so it can rank 404 above 422.
-pub struct JsonBody(pub Value);
+/// A JSON request body read into `R`: media type and syntax checked. Its
+/// size was checked once, when the middleware read it
+/// (`middleware::buffer_body`). `R` must accept every JSON object and leave
+/// field rules to a later step (as [`RawTask`](crate::domain::input::RawTask)
+/// does, which accepts any value), so the handler can rank 404 above 422;
+/// a body `R` refuses is therefore not an object: 422.
+pub struct JsonBody<R>(pub R);
 
-impl<S: Send + Sync> FromRequest<S> for JsonBody {
+impl<S: Send + Sync, R: DeserializeOwned> FromRequest<S> for JsonBody<R> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, _: &S) -> Result<Self, ApiError> {
@@ -29,7 +37,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     }
 }
 
-fn parse_json(bytes: &Bytes, is_json: bool) -> Result<Value, ApiError> {
+fn parse_json<R: DeserializeOwned>(bytes: &Bytes, is_json: bool) -> Result<R, ApiError> {
     if bytes.is_empty() {
         return Err(ApiError::malformed_json(
             "the request body is empty; a JSON object is expected",
@@ -38,8 +46,18 @@ fn parse_json(bytes: &Bytes, is_json: bool) -> Result<Value, ApiError> {
     if !is_json {
         return Err(ApiError::UnsupportedMediaType);
     }
+    let not_json =
+        |err| ApiError::malformed_json(format!("the request body is not valid JSON: {err}"));
     serde_json::from_slice(bytes).map_err(|err| {
-        ApiError::malformed_json(format!("the request body is not valid JSON: {err}"))
+        if err.classify() != Category::Data {
+            return not_json(err);
+        }
+        // `R` may refuse a value before the parser has read the rest: only
+        // a body that is JSON all through is a 422.
+        match serde_json::from_slice::<serde_json::Value>(bytes) {
+            Ok(_) => Invalid::from_iter([FieldError::new("body", "must be a JSON object")]).into(),
+            Err(syntax) => not_json(syntax),
+        }
     })
 }
 
@@ -189,6 +207,21 @@ mod tests {
         ] {
             assert_eq!(canonical_id(raw), None, "{raw:?}");
         }
+    }
+
+    #[test]
+    fn a_json_body_that_is_refused_is_422_and_broken_json_400() {
+        type AnyObject = HashMap<String, serde::de::IgnoredAny>;
+        let parse = |body: &'static [u8]| parse_json::<AnyObject>(&Bytes::from(body), true);
+        assert!(parse(br#"{"a": [1]}"#).is_ok());
+        for body in [&b"[1]"[..], b"3", b"null"] {
+            assert!(matches!(parse(body), Err(ApiError::Validation(_))));
+        }
+        for body in [&b"[1,"[..], b"[1] x", b"{"] {
+            assert!(matches!(parse(body), Err(ApiError::BadRequest { .. })));
+        }
+        let raw = parse_json::<crate::domain::input::RawTask>(&Bytes::from("[1]"), true);
+        assert!(raw.is_ok_and(|raw| raw.not_object));
     }
 
     #[test]

@@ -2,20 +2,24 @@
 //! annotations and the types below, served at `/openapi.json` with an
 //! offline Swagger UI at `/docs` (assets embedded at build time).
 //!
-//! Request bodies are validated by hand (`task::parse_input` / `parse_patch`,
-//! so that every bad field is reported and 404 can outrank 422); the body
-//! schemas here describe the same rules, and a test pins their limits to the
-//! validator's constants.
+//! Request bodies and the v1 list parameters are documented by the types the
+//! handlers read (`TaskInput`, `TaskPatch`, `ListParams`); a test pins their
+//! schema limits to the validator's constants.
 
 use utoipa::{
-    IntoParams, Modify, OpenApi, ToSchema,
-    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    IntoParams, Modify, OpenApi,
+    openapi::{
+        RefOr, Schema,
+        path::ParameterIn,
+        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    },
 };
 
 use crate::{
     domain::{
         FieldError,
-        task::{Priority, Task},
+        listing::{COMPAT_LIMITS, ListParams, sort_schema_for},
+        task::Task,
     },
     error::Problem,
 };
@@ -133,168 +137,27 @@ impl Modify for DocsRoutes {
 )]
 pub struct ApiDoc;
 
-/// A create or full-replace body (PUT is a full replace: omitted fields take
-/// these defaults). Unknown and server-owned fields are refused with 422.
-#[derive(ToSchema)]
-#[schema(as = TaskInput)]
-#[serde(deny_unknown_fields)]
-pub struct TaskInputDoc {
-    /// Trimmed of whitespace at both ends, then 1-200 characters.
-    #[schema(min_length = 1, max_length = 200, examples("Buy milk"))]
-    pub title: String,
-    /// Not trimmed; may be empty.
-    #[schema(max_length = 1000)]
-    pub description: Option<String>,
-    /// Default false.
-    #[schema(default = false, nullable = false)]
-    pub completed: Option<bool>,
-    #[schema(inline, nullable = false)]
-    pub priority: Option<Priority>,
-    /// Trimmed, 1-50 characters each, duplicates dropped, at most 20 distinct.
-    #[schema(max_items = 20, inline, nullable = false)]
-    pub tags: Option<Vec<TagDoc>>,
-    /// RFC 3339 with seconds and an offset; returned in UTC.
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub due_date: Option<String>,
-}
+/// Query parameters of `GET /api/{user_id}/tasks`: v1's, plus the `created`
+/// sort spelling, and a default page of 100 (`COMPAT_LIMITS`).
+pub struct CompatListParams;
 
-/// A partial update: only the fields given change; `null` clears
-/// `description` and `due_date` and is refused elsewhere.
-#[derive(ToSchema)]
-#[schema(as = TaskPatch)]
-#[serde(deny_unknown_fields)]
-pub struct TaskPatchDoc {
-    #[schema(min_length = 1, max_length = 200, nullable = false)]
-    pub title: Option<String>,
-    #[schema(max_length = 1000)]
-    pub description: Option<String>,
-    #[schema(nullable = false)]
-    pub completed: Option<bool>,
-    #[schema(inline, nullable = false)]
-    pub priority: Option<Priority>,
-    #[schema(max_items = 20, inline, nullable = false)]
-    pub tags: Option<Vec<TagDoc>>,
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub due_date: Option<String>,
-}
-
-/// One tag.
-#[derive(ToSchema)]
-#[schema(as = Tag, min_length = 1, max_length = 50)]
-pub struct TagDoc(pub String);
-
-/// Query parameters of `GET /api/v1/tasks`. Unknown parameters are ignored.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListParams {
-    /// `all` (the default), `pending` or `completed`.
-    #[param(inline)]
-    pub status: Option<StatusFilter>,
-    /// Only tasks of this priority.
-    #[param(inline)]
-    pub priority: Option<Priority>,
-    /// Repeatable; a task must carry every given tag (exact, case-sensitive).
-    /// At most 20 distinct values (a task holds at most 20 tags); more is 400.
-    #[param(style = Form, explode)]
-    pub tag: Option<Vec<String>>,
-    /// Case-insensitive substring of title or description (`%`, `_`, `\` literal).
-    pub q: Option<String>,
-    /// Only tasks due strictly before this RFC 3339 time.
-    #[param(value_type = Option<String>, format = DateTime)]
-    pub due_before: Option<String>,
-    /// Only tasks due strictly after this RFC 3339 time.
-    #[param(value_type = Option<String>, format = DateTime)]
-    pub due_after: Option<String>,
-    /// Sort key, `-` for descending (default `-created_at`, newest first);
-    /// ties are broken by id the same way.
-    #[param(inline)]
-    pub sort: Option<SortParam>,
-    /// Page size.
-    #[param(default = 20, minimum = 1, maximum = 100)]
-    pub limit: Option<u32>,
-    /// Rows to skip (not with `cursor`).
-    #[param(minimum = 0)]
-    pub offset: Option<u64>,
-    /// `next_cursor` of the previous page (same sort and filters).
-    pub cursor: Option<String>,
-}
-
-/// Query parameters of `GET /api/{user_id}/tasks`: as v1, plus the `created`
-/// sort spelling, and a default page of 100.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct CompatListParams {
-    #[param(inline)]
-    pub status: Option<StatusFilter>,
-    #[param(inline)]
-    pub priority: Option<Priority>,
-    /// Repeatable; a task must carry every given tag (exact, case-sensitive).
-    /// At most 20 distinct values (a task holds at most 20 tags); more is 400.
-    #[param(style = Form, explode)]
-    pub tag: Option<Vec<String>>,
-    pub q: Option<String>,
-    #[param(value_type = Option<String>, format = DateTime)]
-    pub due_before: Option<String>,
-    #[param(value_type = Option<String>, format = DateTime)]
-    pub due_after: Option<String>,
-    #[param(inline)]
-    pub sort: Option<CompatSortParam>,
-    #[param(default = 100, minimum = 1, maximum = 100)]
-    pub limit: Option<u32>,
-    #[param(minimum = 0)]
-    pub offset: Option<u64>,
-    pub cursor: Option<String>,
-}
-
-#[derive(ToSchema)]
-#[schema(rename_all = "lowercase")]
-pub enum StatusFilter {
-    All,
-    Pending,
-    Completed,
-}
-
-#[derive(ToSchema)]
-#[allow(non_camel_case_types)]
-pub enum SortParam {
-    created_at,
-    #[schema(rename = "-created_at")]
-    created_at_desc,
-    updated_at,
-    #[schema(rename = "-updated_at")]
-    updated_at_desc,
-    due_date,
-    #[schema(rename = "-due_date")]
-    due_date_desc,
-    priority,
-    #[schema(rename = "-priority")]
-    priority_desc,
-    title,
-    #[schema(rename = "-title")]
-    title_desc,
-}
-
-#[derive(ToSchema)]
-#[allow(non_camel_case_types)]
-pub enum CompatSortParam {
-    created,
-    #[schema(rename = "-created")]
-    created_desc,
-    created_at,
-    #[schema(rename = "-created_at")]
-    created_at_desc,
-    updated_at,
-    #[schema(rename = "-updated_at")]
-    updated_at_desc,
-    due_date,
-    #[schema(rename = "-due_date")]
-    due_date_desc,
-    priority,
-    #[schema(rename = "-priority")]
-    priority_desc,
-    title,
-    #[schema(rename = "-title")]
-    title_desc,
+impl IntoParams for CompatListParams {
+    fn into_params(
+        parameter_in: impl Fn() -> Option<ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        let mut params = ListParams::into_params(parameter_in);
+        for param in &mut params {
+            let Some(RefOr::T(Schema::Object(schema))) = &mut param.schema else {
+                continue;
+            };
+            match param.name.as_str() {
+                "sort" => *schema = sort_schema_for(true),
+                "limit" => schema.default = Some(COMPAT_LIMITS.default.into()),
+                _ => {}
+            }
+        }
+        params
+    }
 }
 
 /// The document as pretty JSON, as served and as committed in `openapi.json`.

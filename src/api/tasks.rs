@@ -10,11 +10,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
-use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::extract::{IdempotencyKey, IfMatch, JsonBody, TaskId};
-use super::openapi::{ListParams, TaskInputDoc, TaskPatchDoc};
 use super::responses::{Authed, BadBody, BadQuery, IdemConflict, Stale, TaskMissing};
 use super::{
     AppState,
@@ -24,8 +22,9 @@ use crate::{
     db::{Change, Created, IdempotentRequest, Precondition, WriteOutcome},
     domain::{
         Invalid,
-        listing::{COMPAT_LIMITS, ListQuery, ListSpec, V1_LIMITS},
-        task::{self, Task, TaskPatch},
+        input::RawTask,
+        listing::{COMPAT_LIMITS, ListParams, ListQuery, ListSpec, V1_LIMITS},
+        task::{self, Task, TaskInput, TaskPatch},
     },
     error::ApiError,
 };
@@ -112,7 +111,7 @@ pub(super) async fn list_tasks(
         Flavor::V1 => (V1_LIMITS, false),
         Flavor::Compat => (COMPAT_LIMITS, true),
     };
-    let query = ListQuery::parse(raw_query, limits, compat)?;
+    let query = ListQuery::parse(ListParams::from_query(raw_query)?, limits, compat)?;
     let after = query
         .cursor
         .as_deref()
@@ -166,10 +165,10 @@ pub(super) async fn create_task(
     state: &AppState,
     user: &AuthUser,
     key: Option<String>,
-    body: &Value,
+    body: RawTask,
     flavor: Flavor,
 ) -> Result<Response, ApiError> {
-    let input = task::parse_input(body)?;
+    let input = TaskInput::try_from(body)?;
     let now = task::now();
     let ttl =
         chrono::Duration::from_std(state.idempotency_ttl).unwrap_or(chrono::Duration::days(1));
@@ -219,9 +218,9 @@ pub(super) async fn replace_task(
     user: &AuthUser,
     id: i64,
     condition: &Precondition,
-    body: &Value,
+    body: RawTask,
 ) -> Result<Response, ApiError> {
-    let input = match task::parse_input(body) {
+    let input = match TaskInput::try_from(body) {
         Ok(input) => input,
         Err(invalid) => return Err(rank_invalid_body(state, user, id, invalid).await),
     };
@@ -253,9 +252,9 @@ pub(super) async fn patch_task(
     user: &AuthUser,
     id: i64,
     condition: &Precondition,
-    body: &Value,
+    body: RawTask,
 ) -> Result<Response, ApiError> {
-    let patch = match task::parse_patch(body) {
+    let patch = match TaskPatch::try_from(body) {
         Ok(patch) => patch,
         Err(invalid) => return Err(rank_invalid_body(state, user, id, invalid).await),
     };
@@ -341,7 +340,7 @@ pub async fn list(
     path = "/api/v1/tasks",
     tag = "tasks",
     params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = r"^[\x20-\x7E]+$", description = "1-255 printable ASCII characters; a retry with the same key and body replays the original 201")),
-    request_body(content = TaskInputDoc, content_type = "application/json"),
+    request_body(content = TaskInput, content_type = "application/json"),
     responses((status = 201, description = "Created (or the replay of an earlier create with the same key)", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"), ("Location" = String, description = "URL of the new task"))), BadBody, IdemConflict, Authed),
     security(("bearer" = []))
 )]
@@ -349,9 +348,9 @@ pub async fn create(
     State(state): State<AppState>,
     user: AuthUser,
     IdempotencyKey(key): IdempotencyKey,
-    JsonBody(body): JsonBody,
+    JsonBody(body): JsonBody<RawTask>,
 ) -> Result<Response, ApiError> {
-    create_task(&state, &user, key, &body, Flavor::V1).await
+    create_task(&state, &user, key, body, Flavor::V1).await
 }
 
 /// `GET /api/v1/tasks/{id}`
@@ -377,7 +376,7 @@ pub async fn get_one(
     path = "/api/v1/tasks/{id}",
     tag = "tasks",
     params(("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, nullable = false, min_length = 1, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
-    request_body(content = TaskInputDoc, content_type = "application/json"),
+    request_body(content = TaskInput, content_type = "application/json"),
     responses((status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))), BadBody, TaskMissing, Stale, Authed),
     security(("bearer" = []))
 )]
@@ -386,9 +385,9 @@ pub async fn replace(
     user: AuthUser,
     TaskId(id): TaskId,
     IfMatch(condition): IfMatch,
-    JsonBody(body): JsonBody,
+    JsonBody(body): JsonBody<RawTask>,
 ) -> Result<Response, ApiError> {
-    replace_task(&state, &user, id, &condition, &body).await
+    replace_task(&state, &user, id, &condition, body).await
 }
 
 /// `PATCH /api/v1/tasks/{id}`
@@ -397,7 +396,7 @@ pub async fn replace(
     path = "/api/v1/tasks/{id}",
     tag = "tasks",
     params(("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, nullable = false, min_length = 1, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
-    request_body(content = TaskPatchDoc, content_type = "application/json"),
+    request_body(content = TaskPatch, content_type = "application/json"),
     responses((status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))), BadBody, TaskMissing, Stale, Authed),
     security(("bearer" = []))
 )]
@@ -406,9 +405,9 @@ pub async fn update(
     user: AuthUser,
     TaskId(id): TaskId,
     IfMatch(condition): IfMatch,
-    JsonBody(body): JsonBody,
+    JsonBody(body): JsonBody<RawTask>,
 ) -> Result<Response, ApiError> {
-    patch_task(&state, &user, id, &condition, &body).await
+    patch_task(&state, &user, id, &condition, body).await
 }
 
 /// `PATCH /api/v1/tasks/{id}/complete`

@@ -63,6 +63,23 @@ impl Invalid {
     }
 }
 
+/// The API's `detail` text: `field message` of the errors kept, joined by
+/// `; `, then how many more there are ("; and 31980 more errors"). Every
+/// front door (HTTP problem, MCP tool error) shows this same text.
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            let sep = if i == 0 { "" } else { "; " };
+            write!(f, "{sep}{} {}", e.field, e.message)?;
+        }
+        match self.more {
+            0 => Ok(()),
+            1 => f.write_str("; and 1 more error"),
+            more => write!(f, "; and {more} more errors"),
+        }
+    }
+}
+
 impl FromIterator<FieldError> for Invalid {
     fn from_iter<I: IntoIterator<Item = FieldError>>(errors: I) -> Self {
         let mut invalid = Self::default();
@@ -87,5 +104,26 @@ mod tests {
         assert_eq!(invalid.more(), 3);
         assert!(!invalid.is_empty());
         assert!(Invalid::default().is_empty());
+    }
+
+    #[test]
+    fn display_lists_the_first_errors_and_counts_the_rest() {
+        let errors = |n: usize| -> Invalid {
+            (0..n)
+                .map(|i| FieldError::new(format!("tags[{i}]"), "must be a string"))
+                .collect()
+        };
+        assert_eq!(errors(1).to_string(), "tags[0] must be a string");
+        assert!(!errors(ERRORS_MAX).to_string().contains("more"));
+        assert!(
+            errors(ERRORS_MAX + 1)
+                .to_string()
+                .ends_with("; tags[19] must be a string; and 1 more error")
+        );
+        assert!(
+            errors(32_000)
+                .to_string()
+                .ends_with("; and 31980 more errors")
+        );
     }
 }

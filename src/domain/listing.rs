@@ -87,7 +87,8 @@ impl Sort {
 }
 
 /// Which tasks by completion.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
 pub enum Status {
     All,
     Pending,
@@ -217,108 +218,195 @@ pub const COMPAT_LIMITS: Limits = Limits {
     max: 100,
 };
 
-impl ListQuery {
-    /// Parses a raw query string. Unknown parameters are ignored; a repeated
-    /// single-valued parameter uses its last value. Stops at the first bad
-    /// parameter, which the error names.
-    pub fn parse(raw: Option<&str>, limits: Limits, compat: bool) -> Result<Self, FieldError> {
+/// The query string of a list as sent: what [`ListQuery::parse`] checks.
+/// Unknown parameters are ignored; a repeated single-valued parameter keeps
+/// its last value; `tag` collects every value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// `all` (the default), `pending` or `completed`.
+    #[param(value_type = Option<Status>, inline)]
+    pub status: Option<String>,
+    /// Only tasks of this priority.
+    #[param(value_type = Option<Priority>, inline)]
+    pub priority: Option<String>,
+    /// Repeatable; a task must carry every given tag (exact, case-sensitive).
+    /// At most 20 distinct values (a task holds at most 20 tags); more is 400.
+    #[param(style = Form, explode, required = false)]
+    pub tag: Vec<String>,
+    /// Case-insensitive substring of title or description (`%`, `_`, `\` literal).
+    pub q: Option<String>,
+    /// Only tasks due strictly before this RFC 3339 time.
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub due_before: Option<String>,
+    /// Only tasks due strictly after this RFC 3339 time.
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub due_after: Option<String>,
+    // Described in `sort_schema`: utoipa drops the doc of a `schema_with` field.
+    #[param(schema_with = sort_schema)]
+    pub sort: Option<String>,
+    /// Page size.
+    #[param(value_type = Option<u32>, default = 20, minimum = 1, maximum = 100)]
+    pub limit: Option<String>,
+    /// Rows to skip (not with `cursor`).
+    #[param(value_type = Option<u64>, minimum = 0)]
+    pub offset: Option<String>,
+    /// `next_cursor` of the previous page (same sort and filters).
+    pub cursor: Option<String>,
+}
+
+impl ListParams {
+    /// Reads a raw query string. By hand rather than through
+    /// `serde_urlencoded`'s struct support, which refuses a repeated key.
+    pub fn from_query(raw: Option<&str>) -> Result<Self, FieldError> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
             .map_err(|_| FieldError::new("query", "is not a valid query string"))?;
-        let mut query = Self {
-            filters: Filters::NONE,
-            sort: Sort::DEFAULT,
-            limit: limits.default,
-            offset: None,
-            cursor: None,
-        };
+        let mut params = Self::default();
         for (name, value) in pairs {
-            match name.as_str() {
-                "status" => {
-                    query.filters.status = match value.as_str() {
-                        "all" => Status::All,
-                        "pending" => Status::Pending,
-                        "completed" => Status::Completed,
-                        _ => {
-                            return Err(FieldError::new(
-                                "status",
-                                "must be one of all, pending, completed",
-                            ));
-                        }
-                    }
+            let slot = match name.as_str() {
+                "status" => &mut params.status,
+                "priority" => &mut params.priority,
+                "tag" => {
+                    params.tag.push(value);
+                    continue;
                 }
-                "priority" => {
-                    query.filters.priority = Some(Priority::parse(&value).ok_or_else(|| {
-                        FieldError::new("priority", "must be one of low, medium, high")
-                    })?)
-                }
-                "tag" => query.filters.tags.push(value),
-                "q" => {
-                    if value.contains('\0') {
-                        return Err(FieldError::new("q", "must not contain the NUL character"));
-                    }
-                    query.filters.q = (!value.is_empty()).then(|| value.to_lowercase());
-                }
-                "due_before" | "due_after" => {
-                    let ts = parse_timestamp(&value).ok_or_else(|| {
+                "q" => &mut params.q,
+                "due_before" => &mut params.due_before,
+                "due_after" => &mut params.due_after,
+                "sort" => &mut params.sort,
+                "limit" => &mut params.limit,
+                "offset" => &mut params.offset,
+                "cursor" => &mut params.cursor,
+                _ => continue,
+            };
+            *slot = Some(value);
+        }
+        Ok(params)
+    }
+}
+
+/// Every `sort` spelling of v1, for the document.
+fn sort_schema() -> utoipa::openapi::schema::Object {
+    sort_schema_for(false)
+}
+
+/// Every `sort` spelling the parser accepts (`compat`: also `created`),
+/// for the document.
+pub fn sort_schema_for(compat: bool) -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let keys = [
+        "created",
+        "created_at",
+        "updated_at",
+        "due_date",
+        "priority",
+        "title",
+    ];
+    let names = keys
+        .iter()
+        .filter(|k| Sort::parse(k, compat).is_some())
+        .flat_map(|k| [(*k).to_owned(), format!("-{k}")]);
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(
+            "Sort key, `-` for descending (default `-created_at`, newest first);\n\
+             ties are broken by id the same way.",
+        ))
+        .enum_values(Some(names))
+        .build()
+}
+
+impl ListQuery {
+    /// Checks the parameters of a list, each in turn (`tag` and the
+    /// `cursor`/`offset` pair last), and stops at the first bad one, which
+    /// the error names.
+    pub fn parse(params: ListParams, limits: Limits, compat: bool) -> Result<Self, FieldError> {
+        let ts = |name: &str, value: Option<String>| {
+            value
+                .map(|v| {
+                    parse_timestamp(&v).ok_or_else(|| {
                         FieldError::new(
-                            &name,
+                            name,
                             "must be an RFC 3339 date-time with seconds and an offset",
                         )
-                    })?;
-                    if name == "due_before" {
-                        query.filters.due_before = Some(ts);
-                    } else {
-                        query.filters.due_after = Some(ts);
-                    }
-                }
-                "sort" => {
-                    query.sort = Sort::parse(&value, compat).ok_or_else(|| {
-                        let keys = if compat {
-                            "created_at, created, updated_at, due_date, priority, title"
-                        } else {
-                            "created_at, updated_at, due_date, priority, title"
-                        };
-                        FieldError::new(
-                            "sort",
-                            format!("must be one of {keys}, optionally prefixed with -"),
-                        )
-                    })?
-                }
-                "limit" => {
-                    query.limit = value
-                        .parse::<u32>()
-                        .ok()
-                        .filter(|l| (1..=limits.max).contains(l))
-                        .ok_or_else(|| {
-                            FieldError::new(
-                                "limit",
-                                format!("must be a whole number from 1 to {}", limits.max),
-                            )
-                        })?
-                }
-                "offset" => {
-                    query.offset = Some(
-                        value
-                            .parse::<u64>()
-                            .ok()
-                            .filter(|o| *o <= i64::MAX as u64)
-                            .ok_or_else(|| {
-                                FieldError::new("offset", "must be a whole number of 0 or more")
-                            })?,
-                    )
-                }
-                "cursor" => query.cursor = Some(value),
-                _ => {}
+                    })
+                })
+                .transpose()
+        };
+        let status = match params.status.as_deref() {
+            None | Some("all") => Status::All,
+            Some("pending") => Status::Pending,
+            Some("completed") => Status::Completed,
+            Some(_) => {
+                return Err(FieldError::new(
+                    "status",
+                    "must be one of all, pending, completed",
+                ));
             }
+        };
+        let priority = params
+            .priority
+            .map(|p| {
+                Priority::parse(&p)
+                    .ok_or_else(|| FieldError::new("priority", "must be one of low, medium, high"))
+            })
+            .transpose()?;
+        if params.q.as_deref().is_some_and(|q| q.contains('\0')) {
+            return Err(FieldError::new("q", "must not contain the NUL character"));
         }
-        if query.filters.tags.iter().any(|t| t.contains('\0')) {
+        let mut filters = Filters {
+            status,
+            priority,
+            tags: Vec::new(),
+            q: params.q.filter(|q| !q.is_empty()).map(|q| q.to_lowercase()),
+            due_before: ts("due_before", params.due_before)?,
+            due_after: ts("due_after", params.due_after)?,
+        };
+        let sort = match params.sort {
+            None => Sort::DEFAULT,
+            Some(raw) => Sort::parse(&raw, compat).ok_or_else(|| {
+                let keys = if compat {
+                    "created_at, created, updated_at, due_date, priority, title"
+                } else {
+                    "created_at, updated_at, due_date, priority, title"
+                };
+                FieldError::new(
+                    "sort",
+                    format!("must be one of {keys}, optionally prefixed with -"),
+                )
+            })?,
+        };
+        let limit = match params.limit {
+            None => limits.default,
+            Some(raw) => raw
+                .parse::<u32>()
+                .ok()
+                .filter(|l| (1..=limits.max).contains(l))
+                .ok_or_else(|| {
+                    FieldError::new(
+                        "limit",
+                        format!("must be a whole number from 1 to {}", limits.max),
+                    )
+                })?,
+        };
+        let offset = params
+            .offset
+            .map(|raw| {
+                raw.parse::<u64>()
+                    .ok()
+                    .filter(|o| *o <= i64::MAX as u64)
+                    .ok_or_else(|| FieldError::new("offset", "must be a whole number of 0 or more"))
+            })
+            .transpose()?;
+        let mut tags = params.tag;
+        if tags.iter().any(|t| t.contains('\0')) {
             return Err(FieldError::new("tag", "must not contain the NUL character"));
         }
-        query.filters.tags.sort();
-        query.filters.tags.dedup();
+        tags.sort();
+        tags.dedup();
         // No task holds more tags, and each filter is a term of the SQL:
         // ~1,000 of them overflow SQLite's expression depth (a 500).
-        if query.filters.tags.len() > TAGS_MAX {
+        if tags.len() > TAGS_MAX {
             return Err(FieldError::new(
                 "tag",
                 format!(
@@ -326,10 +414,17 @@ impl ListQuery {
                 ),
             ));
         }
-        if query.cursor.is_some() && query.offset.is_some() {
+        filters.tags = tags;
+        if params.cursor.is_some() && offset.is_some() {
             return Err(FieldError::new("cursor", "cannot be combined with offset"));
         }
-        Ok(query)
+        Ok(Self {
+            filters,
+            sort,
+            limit,
+            offset,
+            cursor: params.cursor,
+        })
     }
 }
 
@@ -473,6 +568,22 @@ struct CursorPayload {
 mod tests {
     use super::*;
 
+    fn parse_qs(qs: &str, limits: Limits, compat: bool) -> Result<ListQuery, FieldError> {
+        ListQuery::parse(ListParams::from_query(Some(qs))?, limits, compat)
+    }
+
+    #[test]
+    fn params_keep_the_last_value_every_tag_and_ignore_the_rest() {
+        let params = ListParams::from_query(Some("limit=5&tag=b&colour=red&tag=a&limit=7"));
+        let expected = ListParams {
+            limit: Some("7".to_owned()),
+            tag: vec!["b".to_owned(), "a".to_owned()],
+            ..ListParams::default()
+        };
+        assert_eq!(params, Ok(expected));
+        assert_eq!(ListParams::from_query(None), Ok(ListParams::default()));
+    }
+
     #[test]
     fn parse_rejects_each_bad_parameter_by_name() {
         for (qs, field) in [
@@ -485,14 +596,14 @@ mod tests {
             ("due_before=tomorrow", "due_before"),
             ("cursor=x&offset=0", "cursor"),
         ] {
-            match ListQuery::parse(Some(qs), V1_LIMITS, false) {
+            match parse_qs(qs, V1_LIMITS, false) {
                 Err(error) => assert_eq!(error.field, field, "{qs}"),
                 other => panic!("{qs}: {other:?}"),
             }
         }
-        assert!(ListQuery::parse(Some("sort=created"), V1_LIMITS, false).is_err());
-        assert!(ListQuery::parse(Some("sort=-created"), COMPAT_LIMITS, true).is_ok());
-        assert!(ListQuery::parse(Some("whatever=1"), V1_LIMITS, false).is_ok());
+        assert!(parse_qs("sort=created", V1_LIMITS, false).is_err());
+        assert!(parse_qs("sort=-created", COMPAT_LIMITS, true).is_ok());
+        assert!(parse_qs("whatever=1", V1_LIMITS, false).is_ok());
     }
 
     fn task(id: i64) -> Task {
@@ -557,7 +668,7 @@ mod tests {
                 ts("2026-12-01T09:00:00.120Z"),
             ),
         ] {
-            let query = ListQuery::parse(Some(qs), V1_LIMITS, false).unwrap();
+            let query = parse_qs(qs, V1_LIMITS, false).unwrap();
             let after = key.decode("u\"1", &query, cursor).unwrap();
             assert_eq!(after, After { value, id: 4242 }, "{qs}");
             assert_eq!(key.encode("u\"1", &query, &last), cursor, "{qs}");
@@ -567,7 +678,7 @@ mod tests {
     #[test]
     fn cursor_round_trips_and_is_bound_to_user_sort_and_filters() {
         let key = CursorKey::derive(b"secret");
-        let query = ListQuery::parse(Some("sort=-due_date&tag=a"), V1_LIMITS, false).unwrap();
+        let query = parse_qs("sort=-due_date&tag=a", V1_LIMITS, false).unwrap();
         let cursor = key.encode("u1", &query, &task(7));
         let after = key.decode("u1", &query, &cursor).unwrap();
         assert_eq!(
@@ -578,10 +689,9 @@ mod tests {
             }
         );
         assert!(key.decode("u2", &query, &cursor).is_err());
-        let other_sort = ListQuery::parse(Some("sort=due_date&tag=a"), V1_LIMITS, false).unwrap();
+        let other_sort = parse_qs("sort=due_date&tag=a", V1_LIMITS, false).unwrap();
         assert!(key.decode("u1", &other_sort, &cursor).is_err());
-        let other_filter =
-            ListQuery::parse(Some("sort=-due_date&tag=b"), V1_LIMITS, false).unwrap();
+        let other_filter = parse_qs("sort=-due_date&tag=b", V1_LIMITS, false).unwrap();
         assert!(key.decode("u1", &other_filter, &cursor).is_err());
         let mut tampered = cursor.clone().into_bytes();
         tampered[3] ^= 1;
@@ -590,8 +700,7 @@ mod tests {
                 .is_err()
         );
         // limit may change between pages
-        let bigger =
-            ListQuery::parse(Some("sort=-due_date&tag=a&limit=50"), V1_LIMITS, false).unwrap();
+        let bigger = parse_qs("sort=-due_date&tag=a&limit=50", V1_LIMITS, false).unwrap();
         assert!(key.decode("u1", &bigger, &cursor).is_ok());
     }
 }
