@@ -141,7 +141,8 @@ fn mcp_allowed_hosts(raw: Option<&str>, problems: &mut Vec<String>) -> Vec<Strin
         .collect();
     if hosts.iter().any(|h| h == "*") {
         if hosts.len() > 1 {
-            problems.push("MCP_ALLOWED_HOSTS is either `*` alone or a list of host names.".to_owned());
+            problems
+                .push("MCP_ALLOWED_HOSTS is either `*` alone or a list of host names.".to_owned());
         }
         return Vec::new();
     }
@@ -294,10 +295,8 @@ impl Config {
         );
         let jwt_issuer = var(lookup, "JWT_ISSUER");
         let jwt_audience = var(lookup, "JWT_AUDIENCE");
-        let mcp_allowed_hosts = mcp_allowed_hosts(
-            var(lookup, "MCP_ALLOWED_HOSTS").as_deref(),
-            &mut problems,
-        );
+        let mcp_allowed_hosts =
+            mcp_allowed_hosts(var(lookup, "MCP_ALLOWED_HOSTS").as_deref(), &mut problems);
 
         if !problems.is_empty() {
             return Err(problems);
@@ -385,7 +384,10 @@ mod tests {
         let config = load(
             &[
                 ("BETTER_AUTH_SECRET", &secret),
-                ("MCP_ALLOWED_HOSTS", " api.example.com, api.example.com:8443 "),
+                (
+                    "MCP_ALLOWED_HOSTS",
+                    " api.example.com, api.example.com:8443 ",
+                ),
             ],
             false,
         )

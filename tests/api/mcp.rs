@@ -7,8 +7,7 @@ use rmcp::{
     model::{CallToolRequestParams, CallToolResult},
     service::RunningService,
     transport::{
-        StreamableHttpClientTransport,
-        streamable_http_client::StreamableHttpClientTransportConfig,
+        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
     },
 };
 use serde_json::{Value, json};
@@ -21,8 +20,7 @@ type Client = RunningService<RoleClient, ()>;
 async fn connect(app: &TestApp, token: &str) -> Client {
     let config = StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", app.base))
         .auth_header(token.to_owned());
-    ()
-        .serve(StreamableHttpClientTransport::from_config(config))
+    ().serve(StreamableHttpClientTransport::from_config(config))
         .await
         .expect("MCP initialize")
 }
@@ -43,8 +41,15 @@ async fn call(client: &Client, name: &'static str, args: Value) -> CallToolResul
 async fn ok(client: &Client, name: &'static str, args: Value) -> Value {
     let result = call(client, name, args).await;
     assert_ne!(result.is_error, Some(true), "{name}: {result:?}");
-    let structured = result.structured_content.clone().expect("structuredContent");
-    let text = result.content[0].as_text().expect("text content").text.clone();
+    let structured = result
+        .structured_content
+        .clone()
+        .expect("structuredContent");
+    let text = result.content[0]
+        .as_text()
+        .expect("text content")
+        .text
+        .clone();
     assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), structured);
     structured
 }
@@ -53,7 +58,11 @@ async fn ok(client: &Client, name: &'static str, args: Value) -> Value {
 async fn tool_error(client: &Client, name: &'static str, args: Value) -> String {
     let result = call(client, name, args).await;
     assert_eq!(result.is_error, Some(true), "{name}: {result:?}");
-    result.content[0].as_text().expect("text content").text.clone()
+    result.content[0]
+        .as_text()
+        .expect("text content")
+        .text
+        .clone()
 }
 
 /// The task as the HTTP API shows it to the holder of `token`.
@@ -258,7 +267,10 @@ async fn a_foreign_user_id_is_refused(app: TestApp) {
         ("add_task", json!({"title": "x", "user_id": "bob"})),
         ("list_tasks", json!({"user_id": "bob"})),
         ("complete_task", json!({"task_id": id, "user_id": "bob"})),
-        ("update_task", json!({"task_id": id, "title": "y", "user_id": "bob"})),
+        (
+            "update_task",
+            json!({"task_id": id, "title": "y", "user_id": "bob"}),
+        ),
         ("delete_task", json!({"task_id": id, "user_id": "bob"})),
     ] {
         let message = tool_error(&client, name, args).await;
@@ -266,7 +278,12 @@ async fn a_foreign_user_id_is_refused(app: TestApp) {
     }
     assert_eq!(app.list_tasks(&alice, "").await["items"], json!([task]));
     // The caller's own id is accepted.
-    let added = ok(&client, "add_task", json!({"title": "x", "user_id": "alice"})).await;
+    let added = ok(
+        &client,
+        "add_task",
+        json!({"title": "x", "user_id": "alice"}),
+    )
+    .await;
     assert_eq!(added["task"]["user_id"], "alice");
     client.cancel().await.ok();
 }
@@ -302,6 +319,50 @@ async fn no_valid_token_is_401_before_mcp(app: TestApp) {
     let config = StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", app.base));
     let refused = ().serve(StreamableHttpClientTransport::from_config(config)).await;
     assert!(refused.is_err());
+    let metrics = app
+        .req(Method::GET, "/metrics", None)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"route="/mcp",status="401""#),
+        "counted under /mcp"
+    );
+}
+
+async fn the_users_rate_limit_applies(app: TestApp) {
+    let limited = TestApp::with_env(
+        app.backend,
+        &[("RATE_LIMIT_PER_SECOND", "1"), ("RATE_LIMIT_BURST", "2")],
+    )
+    .await
+    .expect("app");
+    let alice = token("alice");
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "list_tasks", "arguments": {}}});
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let response = rpc(&limited, Some(&alice), list.clone())
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status());
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(response.headers().contains_key("retry-after"));
+            assert_problem(response, StatusCode::TOO_MANY_REQUESTS).await;
+        }
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
 }
 
 async fn any_instance_answers_without_a_session(app: TestApp) {
@@ -337,5 +398,6 @@ crate::both_backends!(
     another_users_task_is_untouched,
     a_foreign_user_id_is_refused,
     no_valid_token_is_401_before_mcp,
+    the_users_rate_limit_applies,
     any_instance_answers_without_a_session,
 );

@@ -181,7 +181,10 @@ pub fn list_tasks_input() -> Object {
             .and_then(|s| serde_json::to_value(s).ok())
             .unwrap_or_else(|| json!({}));
         if name == "tag" {
-            let one = schema.get("items").cloned().unwrap_or(json!({"type": "string"}));
+            let one = schema
+                .get("items")
+                .cloned()
+                .unwrap_or(json!({"type": "string"}));
             schema = json!({"anyOf": [one, schema]});
         }
         if let Some(description) = &param.description {
@@ -219,7 +222,7 @@ pub fn list_output() -> Object {
                 "tasks",
                 json!({
                     "type": "array",
-                    "items": Value::Object(standalone::<Task>()),
+                    "items": described(Value::Object(standalone::<Task>()), "One task."),
                     "description": "Newest first.",
                 }),
             ),

@@ -15,7 +15,8 @@ use rmcp::{
     },
     service::RequestContext,
 };
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use super::schema;
 use crate::{
@@ -131,8 +132,30 @@ impl TaskTools {
     }
 }
 
-/// A tool's structured result, or why it failed.
-type Outcome = Result<Value, ApiError>;
+/// A tool's answer, or why it failed.
+type Outcome = Result<Reply, ApiError>;
+
+/// A tool's answer: the JSON as text, in the field order of the HTTP
+/// API's bodies (what a model reads), and the same as `structuredContent`.
+struct Reply {
+    text: String,
+    value: Value,
+}
+
+impl Reply {
+    /// The reply whose text is `text`, a JSON object.
+    fn from_text(text: String) -> Result<Self, ApiError> {
+        let value = serde_json::from_str(&text)
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("tool reply is not JSON: {e}")))?;
+        Ok(Self { text, value })
+    }
+
+    fn into_result(self) -> CallToolResult {
+        let mut result = CallToolResult::success(vec![ContentBlock::text(self.text)]);
+        result.structured_content = Some(self.value);
+        result
+    }
+}
 
 impl ServerHandler for TaskTools {
     fn get_info(&self) -> ServerConfig {
@@ -176,7 +199,7 @@ impl ServerHandler for TaskTools {
             .ok_or_else(|| ErrorData::internal_error("the caller is not authenticated", None))?;
         let args = request.arguments.unwrap_or_default();
         let result = match self.run(&request.name, user, &args).await {
-            Ok(value) => CallToolResult::structured(value),
+            Ok(reply) => reply.into_result(),
             Err(err) => return failure(err).map(Into::into),
         };
         Ok(result.into())
@@ -195,7 +218,9 @@ fn failure(err: ApiError) -> Result<CallToolResult, ErrorData> {
             tracing::warn!(error = %err, "tool call failed");
             Err(ErrorData::internal_error(err.detail(), None))
         }
-        err => Ok(CallToolResult::error(vec![ContentBlock::text(err.detail())])),
+        err => Ok(CallToolResult::error(vec![ContentBlock::text(
+            err.detail(),
+        )])),
     }
 }
 
@@ -240,16 +265,25 @@ fn task_id(args: &Map<String, Value>) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::bad_param("task_id", "must be a positive integer"))
 }
 
+/// What a write tool answers.
+#[derive(Serialize)]
+struct Written<'a> {
+    task_id: i64,
+    status: &'a str,
+    title: &'a str,
+    task: &'a Task,
+}
+
 /// `{task_id, status, title, task}`.
 fn written(status: &str, task: &Task) -> Outcome {
-    let task_json =
-        serde_json::to_value(task).map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
-    Ok(json!({
-        "task_id": task.id,
-        "status": status,
-        "title": task.title,
-        "task": task_json,
-    }))
+    let body = Written {
+        task_id: task.id,
+        status,
+        title: &task.title,
+        task,
+    };
+    let text = serde_json::to_string(&body).map_err(|e| ApiError::Internal(e.into()))?;
+    Reply::from_text(text)
 }
 
 /// The body stored for an idempotent replay; tools send no key, so it is
@@ -312,7 +346,11 @@ fn list_query(args: &Map<String, Value>) -> Result<String, ApiError> {
                 (_, Value::String(s)) => s.clone(),
                 ("limit", Value::Number(n)) => n.to_string(),
                 _ => {
-                    let kind = if name == "limit" { "an integer" } else { "a string" };
+                    let kind = if name == "limit" {
+                        "an integer"
+                    } else {
+                        "a string"
+                    };
                     return Err(ApiError::bad_param(name, format!("must be {kind}")));
                 }
             };
@@ -334,11 +372,14 @@ async fn list_tasks(state: &AppState, user: &AuthUser, args: &Map<String, Value>
         offset: 0,
         after: None,
     };
-    let mut body = Vec::new();
+    let mut body = b"{\"tasks\":".to_vec();
     let page = state.store.list_tasks(&spec, &mut body).await?;
-    let tasks: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("list page is not JSON: {e}")))?;
-    Ok(json!({"tasks": tasks, "has_more": page.next_after.is_some()}))
+    body.extend_from_slice(match page.next_after {
+        Some(_) => b",\"has_more\":true}",
+        None => b",\"has_more\":false}",
+    });
+    let text = String::from_utf8(body).map_err(|e| ApiError::Internal(e.into()))?;
+    Reply::from_text(text)
 }
 
 /// `complete_task` = `PATCH /api/v1/tasks/{id}` with `{"completed": true}`.
@@ -367,7 +408,13 @@ async fn update_task(state: &AppState, user: &AuthUser, args: &Map<String, Value
     update(state, user, id, patch, "updated").await
 }
 
-async fn update(state: &AppState, user: &AuthUser, id: i64, patch: TaskPatch, word: &str) -> Outcome {
+async fn update(
+    state: &AppState,
+    user: &AuthUser,
+    id: i64,
+    patch: TaskPatch,
+    word: &str,
+) -> Outcome {
     let change = Change::Patch(patch);
     let result = state
         .store
