@@ -333,6 +333,46 @@ async fn no_valid_token_is_401_before_mcp(app: TestApp) {
     );
 }
 
+/// `tools/list` with a chosen `Host` and `Origin`: the status.
+async fn from(app: &TestApp, host: &str, origin: Option<&str>) -> StatusCode {
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    let mut request = rpc(app, Some(&token("alice")), list).header("host", host);
+    if let Some(origin) = origin {
+        request = request.header("origin", origin);
+    }
+    request.send().await.unwrap().status()
+}
+
+async fn host_and_origin_are_checked(app: TestApp) {
+    let port = app.base.rsplit(':').next().unwrap().to_owned();
+    let local = format!("127.0.0.1:{port}");
+    assert_eq!(from(&app, &local, None).await, StatusCode::OK);
+    assert_eq!(from(&app, "localhost", None).await, StatusCode::OK);
+    // DNS rebinding: a page of another site reaching a local server.
+    assert_eq!(
+        from(&app, "evil.example", None).await,
+        StatusCode::FORBIDDEN
+    );
+    // Browsers only from the front ends CORS allows.
+    let front_end = Some("http://localhost:3000");
+    assert_eq!(from(&app, &local, front_end).await, StatusCode::OK);
+    let stranger = Some("https://evil.example");
+    assert_eq!(from(&app, &local, stranger).await, StatusCode::FORBIDDEN);
+
+    let public = TestApp::with_env(app.backend, &[("MCP_ALLOWED_HOSTS", "tasks.example.com")])
+        .await
+        .expect("app");
+    assert_eq!(
+        from(&public, "tasks.example.com", None).await,
+        StatusCode::OK
+    );
+    assert_eq!(from(&public, &local, None).await, StatusCode::FORBIDDEN);
+    let any = TestApp::with_env(app.backend, &[("MCP_ALLOWED_HOSTS", "*")])
+        .await
+        .expect("app");
+    assert_eq!(from(&any, "evil.example", None).await, StatusCode::OK);
+}
+
 async fn the_users_rate_limit_applies(app: TestApp) {
     let limited = TestApp::with_env(
         app.backend,
@@ -399,5 +439,6 @@ crate::both_backends!(
     a_foreign_user_id_is_refused,
     no_valid_token_is_401_before_mcp,
     the_users_rate_limit_applies,
+    host_and_origin_are_checked,
     any_instance_answers_without_a_session,
 );

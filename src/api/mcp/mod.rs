@@ -8,6 +8,13 @@
 //! metrics under the route `/mcp`); the verified user rides in the request's
 //! extensions, which rmcp hands to the tool handler (it runs the handler in
 //! a task of its own, where task-locals do not reach).
+//!
+//! The rest of the stack applies as to `/api/`: request ids, logs, CORS,
+//! the body limit, and the request time limit, which bounds the wait for
+//! the answer's head only. The answers here are whole JSON bodies; were one
+//! an event stream (a handler that notifies before answering), the time
+//! limit would not cut it, since the stream is the body, sent after the
+//! head.
 
 mod schema;
 mod tools;
