@@ -7,7 +7,9 @@
 //! exactly as `AuthUser` checks it for `/api/` (401 problem, rate limits,
 //! metrics under the route `/mcp`); the verified user rides in the request's
 //! extensions, which rmcp hands to the tool handler (it runs the handler in
-//! a task of its own, where task-locals do not reach).
+//! a task of its own, where task-locals do not reach). `AuthUser` carries
+//! the request's storage deadline too, so a tool's storage call ends by the
+//! same deadline as its route's.
 //!
 //! The rest of the stack applies as to `/api/`: request ids, logs, CORS,
 //! the body limit, and the request time limit, which bounds the wait for

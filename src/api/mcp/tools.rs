@@ -307,7 +307,7 @@ async fn add_task(state: &AppState, user: &AuthUser, args: &Map<String, Value>) 
         .with_row(state, move || async move {
             let created = state
                 .store
-                .create_task(user.id(), input, now, None, render)
+                .create_task(user.id(), input, now, None, render, user.by)
                 .await?;
             Ok((created != Created::UserMissing).then_some(created))
         })
@@ -373,7 +373,7 @@ async fn list_tasks(state: &AppState, user: &AuthUser, args: &Map<String, Value>
         after: None,
     };
     let mut body = b"{\"tasks\":".to_vec();
-    let page = state.store.list_tasks(&spec, &mut body).await?;
+    let page = state.store.list_tasks(&spec, &mut body, user.by).await?;
     body.extend_from_slice(match page.next_after {
         Some(_) => b",\"has_more\":true}",
         None => b",\"has_more\":false}",
@@ -399,10 +399,12 @@ async fn update_task(state: &AppState, user: &AuthUser, args: &Map<String, Value
     let patch = match task::parse_patch(&body(args)) {
         Ok(patch) => patch,
         Err(invalid) => {
-            return Err(match state.store.task_exists(user.id(), id).await? {
-                true => invalid.into(),
-                false => ApiError::NotFound,
-            });
+            return Err(
+                match state.store.task_exists(user.id(), id, user.by).await? {
+                    true => invalid.into(),
+                    false => ApiError::NotFound,
+                },
+            );
         }
     };
     update(state, user, id, patch, "updated").await
@@ -418,7 +420,14 @@ async fn update(
     let change = Change::Patch(patch);
     let result = state
         .store
-        .update_task(user.id(), id, &change, &Precondition::None, task::now())
+        .update_task(
+            user.id(),
+            id,
+            &change,
+            &Precondition::None,
+            task::now(),
+            user.by,
+        )
         .await?;
     match result {
         WriteOutcome::Done(task) => written(word, &task),
@@ -432,7 +441,7 @@ async fn delete_task(state: &AppState, user: &AuthUser, args: &Map<String, Value
     let id = task_id(args)?;
     match state
         .store
-        .delete_task(user.id(), id, &Precondition::None)
+        .delete_task(user.id(), id, &Precondition::None, user.by)
         .await?
     {
         WriteOutcome::Done(task) => written("deleted", &task),
