@@ -114,6 +114,13 @@ async fn initialize_and_list_tools_with_schemas(app: TestApp) {
     assert_eq!(schema("update_task")["required"], json!(["task_id"]));
     assert_eq!(schema("complete_task")["required"], json!(["task_id"]));
     assert_eq!(schema("list_tasks")["properties"]["limit"]["maximum"], 100);
+    let hints = |name: &str| {
+        let tool = tools.iter().find(|t| t.name == name).unwrap();
+        tool.annotations.clone().expect("annotations")
+    };
+    assert_eq!(hints("list_tasks").read_only_hint, Some(true));
+    assert_eq!(hints("delete_task").destructive_hint, Some(true));
+    assert_eq!(hints("complete_task").idempotent_hint, Some(true));
     client.cancel().await.ok();
 }
 

@@ -12,6 +12,7 @@ use rmcp::{
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
         ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+        ToolAnnotations,
     },
     service::RequestContext,
 };
@@ -44,8 +45,14 @@ pub fn catalogue() -> Arc<[Tool]> {
             "Returns {{task_id, status: \"{word}\", title, task}}, `task` being the whole task."
         )
     };
-    let tool = |name: &'static str, description: String, input, output| {
-        Tool::new(name, description, Arc::new(input)).with_raw_output_schema(Arc::new(output))
+    // Hints for clients that ask before running a tool: every tool touches
+    // only this service's data (closed world); list_tasks changes nothing;
+    // delete_task cannot be undone; complete_task twice is complete_task once.
+    let hints = |title: &str| ToolAnnotations::with_title(title).open_world(false);
+    let tool = |name: &'static str, description: String, input, output, hints| {
+        Tool::new(name, description, Arc::new(input))
+            .with_raw_output_schema(Arc::new(output))
+            .with_annotations(hints)
     };
     Arc::from(vec![
         tool(
@@ -57,6 +64,7 @@ pub fn catalogue() -> Arc<[Tool]> {
             ),
             schema::add_task_input(),
             schema::write_output("created"),
+            hints("Add a task").destructive(false).idempotent(false),
         ),
         tool(
             "list_tasks",
@@ -71,6 +79,7 @@ pub fn catalogue() -> Arc<[Tool]> {
             ),
             schema::list_tasks_input(),
             schema::list_output(),
+            hints("List tasks").read_only(true),
         ),
         tool(
             "complete_task",
@@ -81,6 +90,7 @@ pub fn catalogue() -> Arc<[Tool]> {
             ),
             schema::task_id_input(),
             schema::write_output("completed"),
+            hints("Complete a task").destructive(false).idempotent(true),
         ),
         tool(
             "update_task",
@@ -92,6 +102,7 @@ pub fn catalogue() -> Arc<[Tool]> {
             ),
             schema::update_task_input(),
             schema::write_output("updated"),
+            hints("Update a task").destructive(true).idempotent(false),
         ),
         tool(
             "delete_task",
@@ -101,6 +112,7 @@ pub fn catalogue() -> Arc<[Tool]> {
             ),
             schema::task_id_input(),
             schema::write_output("deleted"),
+            hints("Delete a task").destructive(true).idempotent(false),
         ),
     ])
 }
