@@ -233,6 +233,20 @@ async fn validation_errors_are_tool_errors_and_store_nothing(app: TestApp) {
     )
     .await;
     assert_eq!(message, problem["detail"].as_str().unwrap());
+    // Arguments the schemas do not name are refused, as unknown body fields.
+    for (name, args, field) in [
+        ("add_task", json!({"title": "t", "task_id": 3}), "task_id"),
+        (
+            "add_task",
+            json!({"title": "t", "completed": true}),
+            "completed",
+        ),
+        ("update_task", json!({"task_id": id, "owner": "x"}), "owner"),
+        ("list_tasks", json!({"sort": "title"}), "sort"),
+    ] {
+        let message = tool_error(&client, name, args).await;
+        assert!(message.starts_with(field), "{name}: {message}");
+    }
     let message = tool_error(&client, "list_tasks", json!({"status": "done"})).await;
     assert!(message.starts_with("status "), "{message}");
     let message = tool_error(&client, "complete_task", json!({"task_id": "seven"})).await;

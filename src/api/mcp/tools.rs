@@ -259,11 +259,12 @@ fn check_user_id(user: &AuthUser, args: &Map<String, Value>) -> Result<(), ApiEr
     }
 }
 
-/// The arguments without `user_id` and `task_id`, as an HTTP body.
-fn body(args: &Map<String, Value>) -> Value {
+/// The arguments less those named in `not_fields` (the ones that are not
+/// task fields), as an HTTP body: any other is checked as the route checks it.
+fn body(args: &Map<String, Value>, not_fields: &[&str]) -> Value {
     Value::Object(
         args.iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "user_id" | "task_id"))
+            .filter(|(k, _)| !not_fields.contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
     )
@@ -312,7 +313,7 @@ async fn add_task(state: &AppState, user: &AuthUser, args: &Map<String, Value>) 
             "is not an add_task argument (a new task is open; call complete_task after)",
         ));
     }
-    let input = task::parse_input(&body(args))?;
+    let input = task::parse_input(&body(args, &["user_id"]))?;
     let now = task::now();
     let input = &input;
     let created = user
@@ -408,7 +409,7 @@ async fn complete_task(state: &AppState, user: &AuthUser, args: &Map<String, Val
 /// errors, as on the route.
 async fn update_task(state: &AppState, user: &AuthUser, args: &Map<String, Value>) -> Outcome {
     let id = task_id(args)?;
-    let patch = match task::parse_patch(&body(args)) {
+    let patch = match task::parse_patch(&body(args, &["user_id", "task_id"])) {
         Ok(patch) => patch,
         Err(invalid) => {
             return Err(
