@@ -223,7 +223,7 @@ impl ServerHandler for TaskTools {
 fn failure(err: ApiError) -> Result<CallToolResult, ErrorData> {
     match err {
         ApiError::Internal(cause) => {
-            tracing::error!(error = %format_args!("{cause:#}"), tool = true, "tool call failed");
+            tracing::error!(error = %format_args!("{cause:#}"), "tool call failed");
             Err(ErrorData::internal_error("internal server error", None))
         }
         err @ ApiError::Unavailable(_) => {
@@ -236,26 +236,18 @@ fn failure(err: ApiError) -> Result<CallToolResult, ErrorData> {
     }
 }
 
-/// The answer to a call with a bad argument the route has no field rule
-/// for (a tool argument of the wrong type, a foreign `user_id`).
-fn refused(detail: String) -> ApiError {
-    ApiError::BadRequest {
-        detail,
-        errors: Vec::new(),
-    }
-}
-
 /// A `user_id` argument must name the caller: agents are often handed one,
 /// and the token, not the model, says who is calling.
 fn check_user_id(user: &AuthUser, args: &Map<String, Value>) -> Result<(), ApiError> {
     match args.get("user_id") {
         None | Some(Value::Null) => Ok(()),
         Some(Value::String(id)) if id == user.id() => Ok(()),
-        Some(_) => Err(refused(
-            "user_id is not the signed-in user's id; leave it out (the bearer token says who \
-             is calling)"
+        Some(_) => Err(ApiError::BadRequest {
+            detail: "user_id is not the signed-in user's id; leave it out (the bearer token \
+                     says who is calling)"
                 .to_owned(),
-        )),
+            errors: Vec::new(),
+        }),
     }
 }
 
