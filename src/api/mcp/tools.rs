@@ -155,6 +155,15 @@ struct Reply {
 }
 
 impl Reply {
+    /// The reply of `body`, serialized once as text and once as a value.
+    fn of<T: Serialize>(body: &T) -> Result<Self, ApiError> {
+        let internal = |e: serde_json::Error| ApiError::Internal(e.into());
+        Ok(Self {
+            text: serde_json::to_string(body).map_err(internal)?,
+            value: serde_json::to_value(body).map_err(internal)?,
+        })
+    }
+
     /// The reply whose text is `text`, a JSON object.
     fn from_text(text: String) -> Result<Self, ApiError> {
         let value = serde_json::from_str(&text)
@@ -287,8 +296,7 @@ fn written(status: &str, task: &Task) -> Outcome {
         title: &task.title,
         task,
     };
-    let text = serde_json::to_string(&body).map_err(|e| ApiError::Internal(e.into()))?;
-    Reply::from_text(text)
+    Reply::of(&body)
 }
 
 /// The body stored for an idempotent replay; tools send no key, so it is
