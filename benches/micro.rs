@@ -3,8 +3,8 @@
 //! - bearer-token verification through the server's own `Verifier`: HS256
 //!   (the shared secret) and EdDSA (a JWKS key, served by a local axum server
 //!   from the test fixture `tests/fixtures/keys/jwks.json` and cached);
-//! - task JSON serialisation (one task, and a 20-task list page), by the
-//!   writer the service uses and by serde_json for comparison;
+//! - task JSON serialisation with serde_json, as the service writes it (one
+//!   task, and a 20-task list page);
 //! - list query-string parsing.
 //!
 //! Run with `cargo bench --bench micro` (add `-- --quick` for a fast pass).
@@ -22,7 +22,6 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures::executor::block_on;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
-use tasks_api::domain::json as json_writer;
 use tasks_api::{
     auth::{ClaimRules, Jwks, Verifier, mint_hs256},
     config::Secret,
@@ -168,29 +167,11 @@ fn task_serialisation(c: &mut Criterion) {
     let mut group = c.benchmark_group("serialise");
     let one = serde_json::to_vec(&task).expect("serialise task");
     group.throughput(Throughput::Bytes(one.len() as u64));
-    // What the service writes (tasks_api::domain::json), and serde_json for
-    // comparison: the writer replaced it after profiling list requests.
-    group.bench_function("task", |b| {
-        b.iter(|| {
-            let mut out = Vec::with_capacity(json_writer::TASK_SIZE_HINT);
-            json_writer::push_task(&mut out, black_box(&task));
-            out
-        })
-    });
-    group.bench_function("task_serde_json", |b| {
-        b.iter(|| serde_json::to_vec(black_box(&task)))
-    });
+    group.bench_function("task", |b| b.iter(|| serde_json::to_vec(black_box(&task))));
     let body = json!({ "items": &page, "next_cursor": null });
     let many = serde_json::to_vec(&body).expect("serialise page");
     group.throughput(Throughput::Bytes(many.len() as u64));
     group.bench_function("page_of_20", |b| {
-        b.iter(|| {
-            let mut out = Vec::with_capacity(20 * json_writer::TASK_SIZE_HINT);
-            json_writer::push_tasks(&mut out, black_box(&page));
-            out
-        })
-    });
-    group.bench_function("page_of_20_serde_json", |b| {
         b.iter(|| serde_json::to_vec(black_box(&page)))
     });
     group.finish();

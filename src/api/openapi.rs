@@ -122,7 +122,7 @@ impl Modify for DocsRoutes {
         super::health::health,
         super::health::ready,
     ),
-    components(schemas(Task, Problem, FieldError, TaskPage, super::me::Me)),
+    components(schemas(Task, Problem, FieldError, super::tasks::TaskPage, super::me::Me)),
     modifiers(&BearerAuth, &DocsRoutes),
     tags(
         (name = "tasks", description = "The caller's tasks"),
@@ -132,15 +132,6 @@ impl Modify for DocsRoutes {
     )
 )]
 pub struct ApiDoc;
-
-/// One page of a list.
-#[derive(ToSchema)]
-pub struct TaskPage {
-    pub items: Vec<Task>,
-    /// Opaque cursor for the next page; null when no row follows.
-    #[schema(required)]
-    pub next_cursor: Option<String>,
-}
 
 /// A create or full-replace body (PUT is a full replace: omitted fields take
 /// these defaults). Unknown and server-owned fields are refused with 422.

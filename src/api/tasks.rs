@@ -4,14 +4,17 @@
 //! (200 with the task there).
 
 use axum::{
+    Json,
     extract::{OriginalUri, RawQuery, State},
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::extract::{IdempotencyKey, IfMatch, JsonBody, TaskId};
-use super::openapi::{ListParams, TaskInputDoc, TaskPage, TaskPatchDoc};
+use super::openapi::{ListParams, TaskInputDoc, TaskPatchDoc};
 use super::responses::{Authed, BadBody, BadQuery, IdemConflict, Stale, TaskMissing};
 use super::{
     AppState,
@@ -20,7 +23,7 @@ use super::{
 use crate::{
     db::{Change, Created, IdempotentRequest, Precondition, WriteOutcome},
     domain::{
-        Invalid, json,
+        Invalid,
         listing::{COMPAT_LIMITS, ListQuery, ListSpec, V1_LIMITS},
         task::{self, Task, TaskPatch},
     },
@@ -50,20 +53,20 @@ impl Flavor {
     }
 }
 
+/// One page of a list.
+#[derive(Serialize, ToSchema)]
+pub struct TaskPage {
+    pub items: Vec<Task>,
+    /// Opaque cursor for the next page; null when no row follows.
+    #[schema(required)]
+    pub next_cursor: Option<String>,
+}
+
 /// A task body with its `ETag` (and `Location` for creates).
-fn task_response(
-    status: StatusCode,
-    body: Vec<u8>,
-    version: i64,
-    location: Option<String>,
-) -> Response {
-    let mut response = (status, body).into_response();
+fn task_response(status: StatusCode, task: &Task, location: Option<String>) -> Response {
+    let mut response = (status, Json(task)).into_response();
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if let Ok(etag) = HeaderValue::from_str(&format!("\"{version}\"")) {
+    if let Ok(etag) = HeaderValue::from_str(&task.etag()) {
         headers.insert(header::ETAG, etag);
     }
     if let Some(location) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
@@ -72,28 +75,8 @@ fn task_response(
     response
 }
 
-/// A JSON body with its content type.
-fn json_body(body: Vec<u8>) -> Response {
-    let mut response = body.into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-fn render(task: &Task) -> Vec<u8> {
-    let mut body = Vec::with_capacity(json::TASK_SIZE_HINT);
-    json::push_task(&mut body, task);
-    body
-}
-
-fn render_string(task: &Task) -> String {
-    String::from_utf8(render(task)).unwrap_or_default()
-}
-
 fn ok_task(task: &Task) -> Response {
-    task_response(StatusCode::OK, render(task), task.version, None)
+    task_response(StatusCode::OK, task, None)
 }
 
 /// 404 when the task is not the caller's; otherwise the validation errors.
@@ -143,29 +126,18 @@ pub(super) async fn list_tasks(
         offset: query.offset.unwrap_or(0),
         after,
     };
-    // Sized up front: a full page is several KiB, and growing from a small
-    // buffer costs a copy per doubling.
-    let page_hint = (query.limit.min(32) as usize) * json::TASK_SIZE_HINT;
-    let mut body = Vec::with_capacity(64 + page_hint);
-    if flavor == Flavor::V1 {
-        body.extend_from_slice(b"{\"items\":");
-    }
-    let page = state.store.list_tasks(&spec, &mut body, user.by).await?;
+    let page = state.store.list_tasks(&spec, user.by).await?;
     let next_cursor = page
-        .next_after
-        .map(|last| state.cursor_key.encode(user.id(), &query, &last));
+        .continues_after()
+        .map(|last| state.cursor_key.encode(user.id(), &query, last));
     match flavor {
-        Flavor::V1 => {
-            body.extend_from_slice(b",\"next_cursor\":");
-            match &next_cursor {
-                Some(cursor) => json::push_str(&mut body, cursor),
-                None => body.extend_from_slice(b"null"),
-            }
-            body.push(b'}');
-            Ok(json_body(body))
-        }
+        Flavor::V1 => Ok(Json(TaskPage {
+            items: page.items,
+            next_cursor,
+        })
+        .into_response()),
         Flavor::Compat => {
-            let mut response = json_body(body);
+            let mut response = Json(page.items).into_response();
             if let Some(cursor) = next_cursor {
                 let link = format!(
                     "<{}>; rel=\"next\"",
@@ -211,33 +183,17 @@ pub(super) async fn create_task(
         .with_row(state, move || async move {
             let created = state
                 .store
-                .create_task(user.id(), input, now, idempotency, render_string, user.by)
+                .create_task(user.id(), input, now, idempotency, user.by)
                 .await?;
             Ok((created != Created::UserMissing).then_some(created))
         })
         .await?;
     match created {
-        Created::New(task) => {
+        // A replay answers as the original create did: the same body,
+        // `ETag` and `Location`.
+        Created::New(task) | Created::Replay(task) => {
             let location = flavor.location(user, task.id);
-            Ok(task_response(
-                StatusCode::CREATED,
-                render(&task),
-                task.version,
-                Some(location),
-            ))
-        }
-        Created::Replay(body) => {
-            let stored: Value = serde_json::from_str(&body).map_err(|e| {
-                ApiError::Internal(anyhow::anyhow!("corrupt idempotent response: {e}"))
-            })?;
-            let id = stored["id"].as_i64().unwrap_or_default();
-            let version = stored["version"].as_i64().unwrap_or(1);
-            Ok(task_response(
-                StatusCode::CREATED,
-                body.into_bytes(),
-                version,
-                Some(flavor.location(user, id)),
-            ))
+            Ok(task_response(StatusCode::CREATED, &task, Some(location)))
         }
         Created::KeyReused => Err(ApiError::Conflict(
             "Idempotency-Key was already used with a different request body".to_owned(),

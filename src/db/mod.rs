@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::{
     Claims,
-    listing::ListSpec,
+    listing::{ListSpec, Page},
     task::{Task, TaskInput, TaskPatch},
 };
 
@@ -129,8 +129,9 @@ pub struct IdempotentRequest {
 pub enum Created {
     /// A new task.
     New(Task),
-    /// The key was used before with the same body: the original response.
-    Replay(String),
+    /// The key was used before with the same body: the task the original
+    /// create answered, as it was then (stored as its serde JSON).
+    Replay(Task),
     /// The key was used before with another body.
     KeyReused,
     /// The user row is gone (deleted through another instance): re-create it.
@@ -156,14 +157,6 @@ pub struct StatementCounts {
     pub unnamed: u64,
 }
 
-/// What a list request needs besides the page's JSON.
-#[derive(Debug)]
-pub struct ListedPage {
-    /// The page's last task when more rows follow it (the next page's
-    /// cursor starts after it); `None` on the last page.
-    pub next_after: Option<Task>,
-}
-
 /// The storage seam. Both implementations run the same HTTP test suite.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync {
@@ -178,15 +171,14 @@ pub trait Store: Send + Sync {
     async fn get_user(&self, user_id: &str, by: Deadline) -> StoreResult<Option<UserProfile>>;
     /// Deletes the user and, by cascade in the same statement, all their data.
     async fn delete_user(&self, user_id: &str, by: Deadline) -> StoreResult<bool>;
-    /// Inserts a task; with a key, atomically with the key's record.
-    /// `render` produces the response body stored for replays.
+    /// Inserts a task; with a key, atomically with the key's record, which
+    /// keeps the new task for replays.
     async fn create_task(
         &self,
         user_id: &str,
         input: &TaskInput,
         now: DateTime<Utc>,
         idempotency: Option<&IdempotentRequest>,
-        render: for<'t> fn(&'t Task) -> String,
         by: Deadline,
     ) -> StoreResult<Created>;
     /// One task of this user.
@@ -212,19 +204,9 @@ pub trait Store: Send + Sync {
         condition: &Precondition,
         by: Deadline,
     ) -> StoreResult<WriteOutcome<Task>>;
-    /// One page of the user's tasks, appended to `out` as a JSON array.
-    ///
-    /// The store writes the JSON so that a backend can go from its rows to
-    /// the response without building a [`Task`] per row (both do, through
-    /// [`crate::domain::json::TaskFields`]); the bytes are always those of
-    /// [`crate::domain::json::push_tasks`]. After an error `out` may hold part of
-    /// a page; it is not a response.
-    async fn list_tasks(
-        &self,
-        spec: &ListSpec,
-        out: &mut Vec<u8>,
-        by: Deadline,
-    ) -> StoreResult<ListedPage>;
+    /// One page of the user's tasks. Every row fetched is decoded, the
+    /// look-ahead row too, so a corrupt row is refused wherever it is.
+    async fn list_tasks(&self, spec: &ListSpec, by: Deadline) -> StoreResult<Page<Task>>;
     /// Drops idempotency records created before `cutoff`.
     async fn purge_idempotency_keys(&self, cutoff: DateTime<Utc>, by: Deadline)
     -> StoreResult<u64>;

@@ -26,15 +26,14 @@ use tokio_postgres::{
 };
 
 use super::{
-    Change, Created, Deadline, IdempotentRequest, ListedPage, Precondition, Store, StoreError,
-    StoreResult, UserProfile, WriteOutcome, migrations,
+    Change, Created, Deadline, IdempotentRequest, Precondition, Store, StoreError, StoreResult,
+    UserProfile, WriteOutcome, migrations,
     sql::{self, Dialect, Param, SqlBuilder},
 };
 use crate::domain::{
     Claims,
-    json::{self, TaskFields},
-    listing::ListSpec,
-    task::{self, Priority, Task, TaskInput},
+    listing::{ListSpec, Page},
+    task::{Priority, Task, TaskInput},
 };
 
 /// Most prepared statements kept per connection. The SQL is built from a
@@ -566,15 +565,9 @@ fn aborted_by_stale_statement(err: &StoreError) -> bool {
         .is_some_and(stale_statement)
 }
 
-/// A row of [`sql::TASK_COLUMNS`], borrowed: text and tags point into the
-/// row, so a page is written from its rows without a [`Task`] per row.
-type RowFields<'r> = TaskFields<'r, Vec<&'r str>, PgTimestamp>;
-
-/// A `timestamptz` as PostgreSQL sends it, an integer, kept as one until it
-/// is written ([`task::push_unix_micros`]); only a cursor's row becomes a
-/// `DateTime`. Only instants chrono can hold are accepted (PostgreSQL's
-/// `infinity` is refused, as chrono's own decoding refuses it), so that
-/// conversion cannot fail.
+/// A `timestamptz` as PostgreSQL sends it. Only instants chrono can hold
+/// are accepted (PostgreSQL's `infinity` is refused), so that conversion
+/// cannot fail.
 #[derive(Clone, Copy)]
 struct PgTimestamp {
     unix_micros: i64,
@@ -606,23 +599,18 @@ impl<'a> tokio_postgres::types::FromSql<'a> for PgTimestamp {
     }
 }
 
-impl json::PushJson for PgTimestamp {
-    fn push_json(&self, out: &mut Vec<u8>) {
-        out.push(b'"');
-        if !task::push_unix_micros(out, self.unix_micros) {
-            task::push_ts(out, &self.to_datetime());
-        }
-        out.push(b'"');
-    }
-}
-
-/// Reads a row of [`sql::TASK_COLUMNS`] in place.
-fn fields_of_row(row: &Row) -> StoreResult<RowFields<'_>> {
+/// Decodes a row of [`sql::TASK_COLUMNS`].
+fn task_from_row(row: &Row) -> StoreResult<Task> {
     let rank: i16 = row.try_get(5).map_err(|e| StoreError::Other(e.into()))?;
     let priority = Priority::from_rank(rank.into())
         .ok_or_else(|| StoreError::Other(anyhow::anyhow!("corrupt task row: priority {rank}")))?;
-    (|| -> Result<RowFields<'_>, tokio_postgres::Error> {
-        Ok(TaskFields {
+    let ts = |i| row.try_get(i).map(PgTimestamp::to_datetime);
+    let opt_ts = |i| {
+        row.try_get::<_, Option<PgTimestamp>>(i)
+            .map(|t| t.map(PgTimestamp::to_datetime))
+    };
+    (|| -> Result<Task, tokio_postgres::Error> {
+        Ok(Task {
             id: row.try_get(0)?,
             user_id: row.try_get(1)?,
             title: row.try_get(2)?,
@@ -630,52 +618,14 @@ fn fields_of_row(row: &Row) -> StoreResult<RowFields<'_>> {
             completed: row.try_get(4)?,
             priority,
             tags: row.try_get(6)?,
-            due_date: row.try_get(7)?,
-            completed_at: row.try_get(8)?,
-            created_at: row.try_get(9)?,
-            updated_at: row.try_get(10)?,
+            due_date: opt_ts(7)?,
+            completed_at: opt_ts(8)?,
+            created_at: ts(9)?,
+            updated_at: ts(10)?,
             version: row.try_get(11)?,
         })
     })()
     .map_err(|e| StoreError::Other(e.into()))
-}
-
-/// The owned task of a row's fields.
-fn task_from_fields(fields: RowFields<'_>) -> Task {
-    fields.into_task(
-        |tags| tags.into_iter().map(str::to_owned).collect(),
-        PgTimestamp::to_datetime,
-    )
-}
-
-fn task_from_row(row: &Row) -> StoreResult<Task> {
-    fields_of_row(row).map(task_from_fields)
-}
-
-/// Writes a list query's page into `out` as a JSON array: up to `limit`
-/// rows, then the look-ahead row that says whether more follow. Every row
-/// is read, the look-ahead too, so a corrupt row is refused wherever it is.
-fn page_from_rows(rows: &[Row], limit: u32, out: &mut Vec<u8>) -> StoreResult<ListedPage> {
-    let limit = limit as usize;
-    let mut last = None;
-    out.push(b'[');
-    for (i, row) in rows.iter().take(limit).enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        let fields = fields_of_row(row)?;
-        json::push_fields(out, &fields);
-        last = Some(fields);
-    }
-    out.push(b']');
-    let next_after = match (rows.get(limit), last) {
-        (Some(ahead), Some(last)) => {
-            fields_of_row(ahead)?;
-            Some(task_from_fields(last))
-        }
-        _ => None,
-    };
-    Ok(ListedPage { next_after })
 }
 
 /// Whether the error is the tasks → users foreign key (user row missing).
@@ -933,11 +883,10 @@ async fn create_on(
     input: &TaskInput,
     now: DateTime<Utc>,
     idem: &IdempotentRequest,
-    render: for<'t> fn(&'t Task) -> String,
 ) -> StoreResult<Created> {
     let mut attempt = 1;
     loop {
-        match create_once(client, statements, user_id, input, now, idem, render).await {
+        match create_once(client, statements, user_id, input, now, idem).await {
             Err(err) if attempt < CREATE_ATTEMPTS && aborted_by_stale_statement(&err) => {
                 tracing::debug!(attempt, error = %err, "idempotent create retried after a stale prepared statement");
                 attempt += 1;
@@ -956,7 +905,6 @@ async fn create_once(
     input: &TaskInput,
     now: DateTime<Utc>,
     idem: &IdempotentRequest,
-    render: for<'t> fn(&'t Task) -> String,
 ) -> StoreResult<Created> {
     let insert = sql::insert_task(user_id, input, now);
     let tx = client.transaction().await.map_err(classify)?;
@@ -982,10 +930,14 @@ async fn create_once(
             };
             let fingerprint: String = row.get(0);
             let response: Option<String> = row.get(1);
-            return Ok(match response {
-                Some(body) if fingerprint == idem.fingerprint => Created::Replay(body),
-                _ => Created::KeyReused,
-            });
+            return match response {
+                Some(body) if fingerprint == idem.fingerprint => {
+                    sql::replayed(&body).map(Created::Replay).map_err(|e| {
+                        StoreError::Other(anyhow::Error::new(e).context("corrupt replay"))
+                    })
+                }
+                _ => Ok(Created::KeyReused),
+            };
         }
         Err(e) if is_missing_user(&e) => return Ok(Created::UserMissing),
         Err(e) => return Err(e),
@@ -996,7 +948,7 @@ async fn create_once(
     };
     query(
         Conn::transaction(&tx, statements),
-        &sql::finish_idempotency_key(user_id, &idem.key, &render(&task)),
+        &sql::finish_idempotency_key(user_id, &idem.key, &task),
     )
     .await?;
     tx.commit().await.map_err(classify)?;
@@ -1119,7 +1071,6 @@ impl Store for PostgresStore {
         input: &TaskInput,
         now: DateTime<Utc>,
         idempotency: Option<&IdempotentRequest>,
-        render: for<'t> fn(&'t Task) -> String,
         by: Deadline,
     ) -> StoreResult<Created> {
         let Some(idem) = idempotency else {
@@ -1131,16 +1082,7 @@ impl Store for PostgresStore {
         // nothing of it commits later; the key makes the retry safe.
         let keyed = async {
             let mut client = self.writer().await?;
-            let result = create_on(
-                &mut client,
-                &self.statements,
-                user_id,
-                input,
-                now,
-                idem,
-                render,
-            )
-            .await;
+            let result = create_on(&mut client, &self.statements, user_id, input, now, idem).await;
             client.done();
             result
         };
@@ -1193,16 +1135,12 @@ impl Store for PostgresStore {
         self.missing_or_stale(user_id, id, by).await
     }
 
-    async fn list_tasks(
-        &self,
-        spec: &ListSpec,
-        out: &mut Vec<u8>,
-        by: Deadline,
-    ) -> StoreResult<ListedPage> {
+    async fn list_tasks(&self, spec: &ListSpec, by: Deadline) -> StoreResult<Page<Task>> {
         let rows = self
             .idempotent(&sql::list_query(spec, Dialect::Postgres), Sharing::Read, by)
             .await?;
-        page_from_rows(&rows, spec.limit, out)
+        let tasks = rows.iter().map(task_from_row).collect::<StoreResult<_>>()?;
+        Ok(Page::from_look_ahead(tasks, spec.limit))
     }
 
     async fn purge_idempotency_keys(

@@ -17,8 +17,7 @@
 //!   [`ReadPool::read`]). Under WAL a reader never waits for a writer, so
 //!   a read cannot stall the thread on a lock. Each read is one statement
 //!   in autocommit mode, so it sees every write committed before it began,
-//!   whoever made it; and a list writes its rows straight into the response
-//!   (see [`list_json`]).
+//!   whoever made it.
 //! - **Writes** go to exactly one write connection, on its own thread, one
 //!   transaction per write (see `sqlite_writer.rs`). Writers queue there,
 //!   with the acquire timeout, instead of failing with `SQLITE_BUSY`, and
@@ -42,15 +41,14 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, Row, Statement, types::Type};
 use tokio::sync::Semaphore;
 
 use super::{
-    Change, Created, Deadline, IdempotentRequest, ListedPage, PoolStats, Precondition, Store,
-    StoreError, StoreResult, UserProfile, WriteOutcome, migrations,
+    Change, Created, Deadline, IdempotentRequest, PoolStats, Precondition, Store, StoreError,
+    StoreResult, UserProfile, WriteOutcome, migrations,
     sql::{self, Dialect, Param, SqlBuilder},
     sqlite_writer::Writer,
 };
 use crate::domain::{
     Claims,
-    json::{self, TaskFields},
-    listing::ListSpec,
+    listing::{ListSpec, Page},
     task::{Priority, Task},
 };
 
@@ -296,23 +294,6 @@ fn query_first<T>(
     Ok(first)
 }
 
-/// Column `i` as text, read in place.
-fn text_at<'r>(row: &'r Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
-    row.get_ref(i)?
-        .as_str()
-        .map_err(|e| corrupt(i, e.to_string()))
-}
-
-/// Column `i` as a stored timestamp, ready to write: its text when that
-/// is in [`ts_text`]'s fixed form (which [`StoredTs`] re-cuts), otherwise
-/// parsed.
-fn stored_ts_at<'r>(row: &'r Row<'_>, i: usize) -> rusqlite::Result<StoredTs<'r>> {
-    match row.get_ref(i)? {
-        rusqlite::types::ValueRef::Text(t) if is_fixed_ts(t) => Ok(StoredTs::Fixed(t)),
-        _ => ts_at(row, i).map(StoredTs::Parsed),
-    }
-}
-
 /// Column `i` as a stored timestamp.
 fn ts_at(row: &Row<'_>, i: usize) -> rusqlite::Result<DateTime<Utc>> {
     match row.get_ref(i)? {
@@ -329,215 +310,33 @@ fn ts_at(row: &Row<'_>, i: usize) -> rusqlite::Result<DateTime<Utc>> {
     }
 }
 
-/// The `tags` column: a JSON array of strings. What this backend writes
-/// (and SQLite's `json_array`) is compact and, for ordinary tags, free of
-/// escapes, so that form is split directly; anything else (spaces, escapes,
-/// a corrupt value) goes through serde_json, which also gives the error.
-fn tags_from_json(text: &str) -> serde_json::Result<Vec<String>> {
-    let mut tags = Vec::new();
-    if each_plain_tag(text, |tag| tags.push(tag.to_owned())) {
-        Ok(tags)
-    } else {
-        serde_json::from_str(text)
-    }
-}
-
-/// Calls `f` with each tag if `text` is the compact escape-free form
-/// (`["a","b"]`), and says whether it was. That form is also exactly how
-/// [`json::push_tasks`] writes those tags, so a page can copy it as is.
-fn each_plain_tag<'t>(text: &'t str, mut f: impl FnMut(&'t str)) -> bool {
-    // Byte by byte: tags are short, and every byte is looked at once.
-    let b = text.as_bytes();
-    let [b'[', .., b']'] = b else {
-        return false;
-    };
-    let end = b.len() - 1;
-    let mut i = 1;
-    while i < end {
-        if i > 1 {
-            if b[i] != b',' {
-                return false;
-            }
-            i += 1;
-        }
-        if b.get(i) != Some(&b'"') {
-            return false;
-        }
-        let start = i + 1;
-        let mut j = start;
-        loop {
-            match b.get(j) {
-                Some(b'"') => break,
-                Some(&c) if c == b'\\' || c < 0x20 => return false,
-                Some(_) => j += 1,
-                None => return false,
-            }
-        }
-        // Both ends are ASCII quotes, so these are character boundaries.
-        f(&text[start..j]);
-        i = j + 1;
-    }
-    true
-}
-
-/// The `tags` column, ready to write: compact escape-free tags (what this
-/// backend stores) are copied as they are, anything else decoded first.
-enum StoredTags<'r> {
-    /// Exactly how [`json::push_fields`] would spell these tags.
-    Plain(&'r str),
-    Decoded(Vec<String>),
-}
-
-impl json::PushJson for StoredTags<'_> {
-    fn push_json(&self, out: &mut Vec<u8>) {
-        match self {
-            StoredTags::Plain(text) => out.extend_from_slice(text.as_bytes()),
-            StoredTags::Decoded(tags) => tags.push_json(out),
-        }
-    }
-}
-
-/// A stored timestamp as a page writes it.
-enum StoredTs<'r> {
-    /// Checked text in [`ts_text`]'s fixed form, re-cut rather than
-    /// parsed and printed.
-    Fixed(&'r [u8]),
-    /// Any other RFC 3339 form (older or hand-edited rows).
-    Parsed(DateTime<Utc>),
-}
-
-impl json::PushJson for StoredTs<'_> {
-    /// As [`json::push_opt_ts`] spells the instant: the API drops a zero
-    /// fraction and writes milliseconds when the microseconds are whole.
-    fn push_json(&self, out: &mut Vec<u8>) {
-        let text = match self {
-            StoredTs::Fixed(text) => text,
-            StoredTs::Parsed(ts) => return json::push_opt_ts(out, Some(ts)),
-        };
-        out.push(b'"');
-        out.extend_from_slice(&text[..19]);
-        let fraction = &text[20..26];
-        if fraction != b"000000" {
-            let digits = if fraction.ends_with(b"000") { 3 } else { 6 };
-            out.push(b'.');
-            out.extend_from_slice(&fraction[..digits]);
-        }
-        out.extend_from_slice(b"Z\"");
-    }
-}
-
-impl StoredTs<'_> {
-    /// The instant, for a [`Task`]. Fixed-form text was checked when read,
-    /// and chrono builds every text that check passes (a unit test holds
-    /// the two equal), so the default is never used.
-    fn into_datetime(self) -> DateTime<Utc> {
-        match self {
-            StoredTs::Fixed(text) => parse_fixed_ts(text).unwrap_or_default(),
-            StoredTs::Parsed(ts) => ts,
-        }
-    }
-}
-
-/// Reads a row of [`sql::TASK_COLUMNS`] in place. `owner`, when given, is
-/// the user the query was scoped to, which is then not read again from
-/// every row.
-///
-/// Why: a page is written from these without building its tasks; on a
-/// page of 20 that skips ~100 allocations and 80 timestamp conversions
-/// (measured: the decode and the writing of the tasks were a quarter of a
-/// SQLite list request).
-fn fields_at<'r>(
-    row: &'r Row<'_>,
-    owner: Option<&'r str>,
-) -> rusqlite::Result<TaskFields<'r, StoredTags<'r>, StoredTs<'r>>> {
-    let rank: i64 = row.get(5)?;
-    let tags = text_at(row, 6)?;
-    let opt_stored_ts = |i| match row.get_ref(i)? {
+/// Column `i`, a nullable stored timestamp.
+fn opt_ts_at(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    match row.get_ref(i)? {
         rusqlite::types::ValueRef::Null => Ok(None),
-        _ => stored_ts_at(row, i).map(Some),
-    };
-    Ok(TaskFields {
-        id: row.get(0)?,
-        user_id: match owner {
-            Some(owner) => owner,
-            None => text_at(row, 1)?,
-        },
-        title: text_at(row, 2)?,
-        description: match row.get_ref(3)? {
-            rusqlite::types::ValueRef::Null => None,
-            _ => Some(text_at(row, 3)?),
-        },
-        completed: row.get(4)?,
-        priority: Priority::from_rank(rank)
-            .ok_or_else(|| corrupt(5, format!("corrupt priority {rank}")))?,
-        tags: if each_plain_tag(tags, |_| ()) {
-            StoredTags::Plain(tags)
-        } else {
-            StoredTags::Decoded(tags_from_json(tags).map_err(|e| corrupt(6, e.to_string()))?)
-        },
-        due_date: opt_stored_ts(7)?,
-        completed_at: opt_stored_ts(8)?,
-        created_at: stored_ts_at(row, 9)?,
-        updated_at: stored_ts_at(row, 10)?,
-        version: row.get(11)?,
-    })
-}
-
-/// The owned task of a row's fields.
-fn task_from_fields(fields: TaskFields<'_, StoredTags<'_>, StoredTs<'_>>) -> Task {
-    let tags = |tags| match tags {
-        StoredTags::Plain(text) => {
-            let mut tags = Vec::new();
-            each_plain_tag(text, |tag| tags.push(tag.to_owned()));
-            tags
-        }
-        StoredTags::Decoded(tags) => tags,
-    };
-    fields.into_task(tags, StoredTs::into_datetime)
+        _ => ts_at(row, i).map(Some),
+    }
 }
 
 /// Decodes a task from a row of [`sql::TASK_COLUMNS`].
 fn task_from_row(row: &Row<'_>) -> rusqlite::Result<Task> {
-    fields_at(row, None).map(task_from_fields)
-}
-
-/// Runs a list query `b`, scoped to `owner`, and writes its page into
-/// `out` as a JSON array: up to `limit` rows, each the bytes
-/// `json::push_task(&task_from_row(row)?)` writes (a unit test holds them
-/// equal, corrupt rows included) without building the task, and whether
-/// the look-ahead row exists.
-fn list_json(
-    conn: &Connection,
-    b: &SqlBuilder,
-    owner: &str,
-    limit: u32,
-    out: &mut Vec<u8>,
-) -> rusqlite::Result<ListedPage> {
-    let mut stmt = conn.prepare_cached(&b.sql)?;
-    bind(&mut stmt, b)?;
-    let mut rows = stmt.raw_query();
-    let mut written = 0;
-    let mut last = None;
-    out.push(b'[');
-    while let Some(row) = rows.next()? {
-        let fields = fields_at(row, Some(owner))?;
-        if written == limit {
-            // Read only to refuse a corrupt row, as a page of decoded
-            // tasks does.
-            out.push(b']');
-            return Ok(ListedPage { next_after: last });
-        }
-        if written > 0 {
-            out.push(b',');
-        }
-        json::push_fields(out, &fields);
-        written += 1;
-        if written == limit {
-            last = Some(task_from_fields(fields));
-        }
-    }
-    out.push(b']');
-    Ok(ListedPage { next_after: None })
+    let rank: i64 = row.get(5)?;
+    let tags: String = row.get(6)?;
+    Ok(Task {
+        id: row.get(0)?,
+        user_id: row.get(1)?,
+        title: row.get(2)?,
+        description: row.get(3)?,
+        completed: row.get(4)?,
+        priority: Priority::from_rank(rank)
+            .ok_or_else(|| corrupt(5, format!("corrupt priority {rank}")))?,
+        tags: serde_json::from_str(&tags).map_err(|e| corrupt(6, e.to_string()))?,
+        due_date: opt_ts_at(row, 7)?,
+        completed_at: opt_ts_at(row, 8)?,
+        created_at: ts_at(row, 9)?,
+        updated_at: ts_at(row, 10)?,
+        version: row.get(11)?,
+    })
 }
 
 /// Settings every connection gets.
@@ -810,7 +609,6 @@ impl Store for SqliteStore {
         input: &crate::domain::task::TaskInput,
         now: DateTime<Utc>,
         idempotency: Option<&IdempotentRequest>,
-        render: for<'t> fn(&'t Task) -> String,
         by: Deadline,
     ) -> StoreResult<Created> {
         let insert = sql::insert_task(user_id, input, now);
@@ -842,12 +640,14 @@ impl Store for SqliteStore {
                     })?;
                     // Nothing was written: the expired-key delete found no
                     // row (the key is live), and the claim did nothing.
-                    return Ok(match stored {
+                    return match stored {
                         Some((used_with, Some(body))) if used_with == fingerprint => {
-                            Created::Replay(body)
+                            sql::replayed(&body)
+                                .map(Created::Replay)
+                                .map_err(|e| corrupt(1, format!("corrupt replay: {e}")))
                         }
-                        _ => Created::KeyReused,
-                    });
+                        _ => Ok(Created::KeyReused),
+                    };
                 }
                 Err(e) if is_missing_user(&e) => return Ok(Created::UserMissing),
                 Err(e) => return Err(e),
@@ -857,7 +657,7 @@ impl Store for SqliteStore {
                 Err(e) if is_missing_user(&e) => return Ok(Created::UserMissing),
                 Err(e) => return Err(e),
             };
-            let finish = sql::finish_idempotency_key(&user_id, &key, &render(&task));
+            let finish = sql::finish_idempotency_key(&user_id, &key, &task);
             query(tx, &finish, |_| Ok(()))?;
             Ok(Created::New(task))
         })
@@ -914,27 +714,12 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn list_tasks(
-        &self,
-        spec: &ListSpec,
-        out: &mut Vec<u8>,
-        by: Deadline,
-    ) -> StoreResult<ListedPage> {
+    async fn list_tasks(&self, spec: &ListSpec, by: Deadline) -> StoreResult<Page<Task>> {
         let b = sql::list_query(spec, Dialect::Sqlite);
-        let (owner, limit) = (spec.user_id.clone(), spec.limit);
-        // The buffer goes with the read (perhaps to another thread) and
-        // comes back filled; a read run again starts from what was there.
-        let mut page = std::mem::take(out);
-        let before = page.len();
-        let (page, listed) = self
-            .read(by, move |conn| {
-                page.truncate(before);
-                let listed = list_json(conn, &b, &owner, limit, &mut page)?;
-                Ok((std::mem::take(&mut page), listed))
-            })
+        let tasks = self
+            .read(by, move |conn| query(conn, &b, task_from_row))
             .await?;
-        *out = page;
-        Ok(listed)
+        Ok(Page::from_look_ahead(tasks, spec.limit))
     }
 
     async fn purge_idempotency_keys(
@@ -1087,61 +872,6 @@ mod tests {
     }
 
     #[test]
-    fn tags_read_like_serde_json() {
-        for text in [
-            "[]",
-            r#"["home"]"#,
-            r#"["home","a,b","x]y"]"#,
-            r#"["caf\u00e9","q\"uote"]"#,
-            r#"[ "spaced" , "out" ]"#,
-            "[\"caf\u{e9}\",\"\"]",
-        ] {
-            assert_eq!(
-                tags_from_json(text).unwrap(),
-                serde_json::from_str::<Vec<String>>(text).unwrap(),
-                "{text}"
-            );
-        }
-        for bad in [
-            "",
-            "[",
-            r#"["a""#,
-            r#"["a",]"#,
-            r#"["a"]]"#,
-            r#"[1]"#,
-            "[\"tab\there\"]",
-            r#"{"a":1}"#,
-        ] {
-            assert!(tags_from_json(bad).is_err(), "{bad}");
-            assert!(!each_plain_tag(bad, |_| ()), "{bad}");
-        }
-        // The direct split takes the compact escape-free form only, and
-        // splits it as serde_json does.
-        for (text, plain) in [
-            ("[]", true),
-            (r#"["home","a,b","x]y"]"#, true),
-            ("[\"caf\u{e9}\",\"\"]", true),
-            (r#"["q\"uote"]"#, false),
-            (r#"[ "spaced"]"#, false),
-            (r#"["a" ]"#, false),
-            (r#"["a","b"]x"#, false),
-            ("]", false),
-            (r#"[,"a"]"#, false),
-            (r#"["a"b"]"#, false),
-        ] {
-            let mut tags = Vec::new();
-            assert_eq!(
-                each_plain_tag(text, |t| tags.push(t.to_owned())),
-                plain,
-                "{text}"
-            );
-            if plain {
-                assert_eq!(tags, serde_json::from_str::<Vec<String>>(text).unwrap());
-            }
-        }
-    }
-
-    #[test]
     fn urls_name_a_file() {
         assert_eq!(database_path("sqlite://tasks.db").unwrap(), "tasks.db");
         assert_eq!(database_path("sqlite:/tmp/t.db").unwrap(), "/tmp/t.db");
@@ -1152,133 +882,5 @@ mod tests {
         assert!(database_path("sqlite::memory:").is_err());
         assert!(database_path("sqlite://").is_err());
         assert!(database_path("sqlite://t.db?cache=shared").is_err());
-    }
-
-    /// A page written straight from the rows is byte for byte the page
-    /// written from decoded tasks, and a row that cannot be decoded is an
-    /// error on both paths.
-    #[test]
-    fn pages_written_from_rows_match_pages_of_decoded_tasks() {
-        // No constraints, so that corrupt rows can be stored too.
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(
-            "create table t (id, user_id, title, description, completed, priority, tags, \
-             due_date, completed_at, created_at, updated_at, version)",
-        )
-        .unwrap();
-        let fixed = "2026-11-30T10:11:12.123456Z";
-        // The user the list is scoped to, as every row's owner: pages take
-        // it from the query rather than from each row.
-        let owner = "u\"é";
-        let good = [
-            ("plain", Some("words"), 0, 1, r#"[]"#, None, None),
-            (
-                "quote \" and \\",
-                None,
-                1,
-                3,
-                r#"["a","b c","ü"]"#,
-                Some("2026-12-01T09:00:00.000000Z"),
-                Some("2026-11-30T10:11:12.500000Z"),
-            ),
-            (
-                "tab\tnl\n",
-                Some("\u{1}"),
-                0,
-                2,
-                r#"[ "spaced" ]"#,
-                Some("2026-12-01T09:00:00.123000Z"),
-                None,
-            ),
-            (
-                "escaped tag",
-                None,
-                0,
-                2,
-                r#"["a\"b","c\\d","\u00e9"]"#,
-                Some("2026-12-01T10:00:00+01:00"),
-                None,
-            ),
-            (
-                "ms",
-                None,
-                0,
-                2,
-                r#"["x"]"#,
-                Some("2026-12-01t09:00:00.000001z"),
-                None,
-            ),
-        ];
-        for (i, (title, description, completed, priority, tags, due, done)) in
-            good.iter().enumerate()
-        {
-            conn.execute(
-                "insert into t values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11)",
-                rusqlite::params![
-                    i as i64 + 1,
-                    owner,
-                    title,
-                    description,
-                    completed,
-                    priority,
-                    tags,
-                    due,
-                    done,
-                    fixed,
-                    i64::MAX - i as i64
-                ],
-            )
-            .unwrap();
-        }
-        let page = |limit: u32| {
-            let b = SqlBuilder {
-                sql: format!("select {} from t order by rowid", sql::TASK_COLUMNS),
-                params: Vec::new(),
-                plan_each_time: false,
-            };
-            let mut mine = Vec::new();
-            let listed = list_json(&conn, &b, owner, limit, &mut mine).map(|p| p.next_after);
-            // The reference: a page of decoded tasks plus the look-ahead row.
-            let theirs = query(&conn, &b, task_from_row).map(|mut tasks| {
-                let more = tasks.len() > limit as usize;
-                tasks.truncate(limit as usize);
-                let mut out = Vec::new();
-                json::push_tasks(&mut out, &tasks);
-                (out, if more { tasks.pop() } else { None })
-            });
-            (mine, listed, theirs)
-        };
-        for limit in 1..=6 {
-            let (mine, listed, theirs) = page(limit);
-            let (expected, next_after) = theirs.unwrap();
-            assert_eq!(
-                String::from_utf8(mine).unwrap(),
-                String::from_utf8(expected).unwrap(),
-                "limit {limit}"
-            );
-            assert_eq!(listed.unwrap(), next_after, "limit {limit}");
-        }
-        for corrupt in [
-            "update t set priority = 7 where id = 2",
-            "update t set tags = '[1' where id = 2",
-            "update t set created_at = '2026-02-30T00:00:00.000000Z' where id = 2",
-            "update t set updated_at = null where id = 2",
-            "update t set due_date = 5 where id = 2",
-            "update t set title = cast(x'ff' as text) where id = 2",
-            "update t set description = 3 where id = 2",
-            "update t set id = 'x' where id = 2",
-        ] {
-            conn.execute_batch(&format!("savepoint s; {corrupt}"))
-                .unwrap();
-            // Row 2 inside the page, and as the look-ahead row.
-            for limit in [10, 1] {
-                let (_, listed, theirs) = page(limit);
-                assert!(
-                    listed.is_err() && theirs.is_err(),
-                    "{corrupt}, limit {limit}"
-                );
-            }
-            conn.execute_batch("rollback to s; release s").unwrap();
-        }
     }
 }

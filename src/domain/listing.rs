@@ -19,7 +19,6 @@ use sha2::{Digest, Sha256};
 
 use super::{
     invalid::FieldError,
-    json,
     task::{Priority, TAGS_MAX, Task, format_ts, parse_timestamp},
 };
 
@@ -334,6 +333,28 @@ impl ListQuery {
     }
 }
 
+/// One page of a list: up to the spec's `limit` items, and whether more
+/// rows follow the last (the next page's cursor then starts after it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub more: bool,
+}
+
+impl<T> Page<T> {
+    /// The page of `rows` fetched with one look-ahead row past `limit`.
+    pub fn from_look_ahead(mut rows: Vec<T>, limit: u32) -> Self {
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        Self { items: rows, more }
+    }
+
+    /// The row the next page continues after, when there is a next page.
+    pub fn continues_after(&self) -> Option<&T> {
+        self.items.last().filter(|_| self.more)
+    }
+}
+
 /// The key that signs cursors; derived from the service secret so cursors
 /// stay valid across restarts and across instances. Held as the MAC state
 /// already keyed, so a page does not hash the key's pads again.
@@ -361,7 +382,19 @@ impl CursorKey {
 
     /// The cursor that continues after `last` in this list.
     pub fn encode(&self, user_id: &str, query: &ListQuery, last: &Task) -> String {
-        let payload = cursor_payload(query, last);
+        let value = match SortValue::of(query.sort.key, last) {
+            SortValue::Timestamp(ts) => serde_json::json!(ts.as_ref().map(format_ts)),
+            SortValue::Rank(rank) => serde_json::json!(rank),
+            SortValue::Text(text) => serde_json::Value::String(text),
+        };
+        let payload = CursorPayload {
+            sort: query.sort.canonical(),
+            filters: query.filters.digest(),
+            value,
+            id: last.id,
+        };
+        // A struct of strings, a JSON value and an integer always serialises.
+        let payload = serde_json::to_vec(&payload).unwrap_or_default();
         let tag = self.mac(user_id, &payload).finalize().into_bytes();
         let mut cursor = B64.encode(&payload);
         cursor.push('.');
@@ -417,26 +450,6 @@ impl CursorKey {
             id: payload.id,
         })
     }
-}
-
-/// The JSON of a [`CursorPayload`], written directly (the bytes serde_json
-/// writes for it, which a unit test compares): this runs for every page.
-fn cursor_payload(query: &ListQuery, last: &Task) -> Vec<u8> {
-    let mut out = Vec::with_capacity(96);
-    out.extend_from_slice(b"{\"s\":");
-    json::push_str(&mut out, &query.sort.canonical());
-    out.extend_from_slice(b",\"f\":");
-    json::push_str(&mut out, &query.filters.digest());
-    out.extend_from_slice(b",\"v\":");
-    match SortValue::of(query.sort.key, last) {
-        SortValue::Timestamp(ts) => json::push_opt_ts(&mut out, ts.as_ref()),
-        SortValue::Rank(rank) => json::push_int(&mut out, rank.into()),
-        SortValue::Text(text) => json::push_str(&mut out, &text),
-    }
-    out.extend_from_slice(b",\"i\":");
-    json::push_int(&mut out, last.id);
-    out.push(b'}');
-    out
 }
 
 /// HMAC-SHA256 accepts keys of any length, so construction cannot fail.
@@ -500,51 +513,54 @@ mod tests {
         }
     }
 
-    /// Cursors written directly are the bytes serde_json writes for
-    /// their payload, so cursors issued before stay valid.
+    /// Cursors issued by earlier versions (these literals were minted by
+    /// the hand-written payload writer this module used before serde) still
+    /// open, and the same task and query still mint the same cursor.
     #[test]
-    fn cursor_payloads_are_what_serde_json_writes() {
-        let due = DateTime::parse_from_rfc3339("2026-12-01T09:00:00.120Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        let mut tasks = Vec::new();
-        for (i, title) in ["t", "quote \" back \\ tab \t ctl \u{1} é 😀", ""]
-            .iter()
-            .enumerate()
-        {
-            let mut t = task(i as i64 * 1_000_000_007 - 5);
-            t.title = (*title).to_owned();
-            t.priority = [Priority::Low, Priority::Medium, Priority::High][i];
-            t.due_date = (i != 1).then_some(due);
-            tasks.push(t);
-        }
-        for qs in [
-            "",
-            "sort=title",
-            "sort=-priority&tag=b&tag=a",
-            "sort=due_date&status=pending&q=x",
-            "sort=-updated_at&due_before=2026-12-01T00:00:00Z",
+    fn cursors_issued_by_earlier_versions_still_open() {
+        let key = CursorKey::derive(b"cursor literal test secret");
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let last = Task {
+            id: 4242,
+            title: "quote \" é 😀 tab\t".into(),
+            priority: Priority::High,
+            created_at: at("2026-11-30T10:11:12.123456Z"),
+            updated_at: at("2026-12-01T09:00:00.120Z"),
+            version: 3,
+            ..task(4242)
+        };
+        let ts = |s: &str| SortValue::Timestamp(Some(at(s)));
+        for (qs, cursor, value) in [
+            (
+                "",
+                "eyJzIjoiLWNyZWF0ZWRfYXQiLCJmIjoiX3dXa3dTSFJrZXY0aU5BWSIsInYiOiIyMDI2LTExLTMwVDEwOjExOjEyLjEyMzQ1NloiLCJpIjo0MjQyfQ.uhY_8okyJXcAnwXItXfp_A",
+                ts("2026-11-30T10:11:12.123456Z"),
+            ),
+            (
+                "sort=title&tag=b&tag=a",
+                "eyJzIjoidGl0bGUiLCJmIjoiS3ZQb3h5alRjTm95N25LOSIsInYiOiJxdW90ZSBcIiDDqSDwn5iAIHRhYlx0IiwiaSI6NDI0Mn0.EPp0VbrB4lDfBmzmSFXU8A",
+                SortValue::Text(last.title.clone()),
+            ),
+            (
+                "sort=-priority&status=pending&q=x",
+                "eyJzIjoiLXByaW9yaXR5IiwiZiI6IkhLb1hfZkM0TC0tbHFkVlgiLCJ2IjozLCJpIjo0MjQyfQ.bxGotzHGcU3t6g70YJ4vUQ",
+                SortValue::Rank(3),
+            ),
+            (
+                "sort=due_date",
+                "eyJzIjoiZHVlX2RhdGUiLCJmIjoiX3dXa3dTSFJrZXY0aU5BWSIsInYiOm51bGwsImkiOjQyNDJ9._8sDpO6t8bfcnWqB3Y4dCg",
+                SortValue::Timestamp(None),
+            ),
+            (
+                "sort=-updated_at&due_before=2026-12-01T00:00:00Z",
+                "eyJzIjoiLXVwZGF0ZWRfYXQiLCJmIjoiQXJRYXIwcHF4RUlhSjBGeiIsInYiOiIyMDI2LTEyLTAxVDA5OjAwOjAwLjEyMFoiLCJpIjo0MjQyfQ.AHnOUK1G2THP2ZjBglIMlw",
+                ts("2026-12-01T09:00:00.120Z"),
+            ),
         ] {
             let query = ListQuery::parse(Some(qs), V1_LIMITS, false).unwrap();
-            for last in &tasks {
-                let value = match SortValue::of(query.sort.key, last) {
-                    SortValue::Timestamp(ts) => serde_json::json!(ts.as_ref().map(format_ts)),
-                    SortValue::Rank(rank) => serde_json::json!(rank),
-                    SortValue::Text(text) => serde_json::json!(text),
-                };
-                let expected = serde_json::to_vec(&CursorPayload {
-                    sort: query.sort.canonical(),
-                    filters: query.filters.digest_of_canonical(),
-                    value,
-                    id: last.id,
-                })
-                .unwrap();
-                assert_eq!(
-                    String::from_utf8(cursor_payload(&query, last)).unwrap(),
-                    String::from_utf8(expected).unwrap(),
-                    "{qs}"
-                );
-            }
+            let after = key.decode("u\"1", &query, cursor).unwrap();
+            assert_eq!(after, After { value, id: 4242 }, "{qs}");
+            assert_eq!(key.encode("u\"1", &query, &last), cursor, "{qs}");
         }
     }
 

@@ -6,7 +6,6 @@
 //! fuzzed without a server, and a new front door (MCP, events) reuses them.
 
 pub mod invalid;
-pub mod json;
 pub mod listing;
 pub mod task;
 pub mod user;

@@ -4,7 +4,7 @@
 //! CHECK constraints are a second line of defence, not the first).
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use super::invalid::{FieldError, Invalid};
@@ -19,8 +19,21 @@ pub const TAG_MAX: usize = 50;
 pub const TAGS_MAX: usize = 20;
 
 /// Task urgency; ordered low < medium < high, which is also the sort order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash, utoipa::ToSchema)]
-#[schema(rename_all = "lowercase")]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Default,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Priority {
     Low,
     #[default]
@@ -68,14 +81,11 @@ impl Priority {
     }
 }
 
-impl Serialize for Priority {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
+// `Deserialize` too: an idempotent create stores the task's serde JSON
+// for its replay (`idempotency_keys.response`). Not a doc comment, which
+// would become the schema's description.
 /// A stored task exactly as API.md's twelve fields.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Task {
     /// Assigned by the database.
     #[schema(minimum = 1)]

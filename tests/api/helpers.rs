@@ -342,6 +342,27 @@ impl TestApp {
             .map(|s| (s.direct.as_str(), s.name.as_str()))
     }
 
+    /// Runs `sql` in this app's database behind the server's back (on
+    /// PostgreSQL in the app's schema).
+    pub async fn execute(&self, sql: &str) {
+        match &self.schema {
+            Some(s) => admin_client(&s.direct)
+                .await
+                .batch_execute(&format!("set search_path to {}; {sql}", s.name))
+                .await
+                .expect("execute"),
+            None => {
+                let path = self
+                    .database_url
+                    .strip_prefix("sqlite://")
+                    .expect("a SQLite URL");
+                rusqlite::Connection::open(path)
+                    .and_then(|conn| conn.execute_batch(sql))
+                    .expect("execute");
+            }
+        }
+    }
+
     /// Whether the store holds a user row for `sub`.
     pub async fn user_exists(&self, sub: &str) -> bool {
         let by = tasks_api::db::Deadline::after(Duration::from_secs(10));
