@@ -164,13 +164,6 @@ impl Reply {
         })
     }
 
-    /// The reply whose text is `text`, a JSON object.
-    fn from_text(text: String) -> Result<Self, ApiError> {
-        let value = serde_json::from_str(&text)
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("tool reply is not JSON: {e}")))?;
-        Ok(Self { text, value })
-    }
-
     fn into_result(self) -> CallToolResult {
         let mut result = CallToolResult::success(vec![ContentBlock::text(self.text)]);
         result.structured_content = Some(self.value);
@@ -299,12 +292,6 @@ fn written(status: &str, task: &Task) -> Outcome {
     Reply::of(&body)
 }
 
-/// The body stored for an idempotent replay; tools send no key, so it is
-/// never used, but the store's signature asks for it.
-fn render(task: &Task) -> String {
-    serde_json::to_string(task).unwrap_or_default()
-}
-
 /// `add_task` = `POST /api/v1/tasks`.
 async fn add_task(state: &AppState, user: &AuthUser, args: &Map<String, Value>) -> Outcome {
     if args.contains_key("completed") {
@@ -320,7 +307,7 @@ async fn add_task(state: &AppState, user: &AuthUser, args: &Map<String, Value>) 
         .with_row(state, move || async move {
             let created = state
                 .store
-                .create_task(user.id(), input, now, None, render, user.by)
+                .create_task(user.id(), input, now, None, user.by)
                 .await?;
             Ok((created != Created::UserMissing).then_some(created))
         })
@@ -373,6 +360,13 @@ fn list_query(args: &Map<String, Value>) -> Result<String, ApiError> {
     serde_urlencoded::to_string(&pairs).map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))
 }
 
+/// What `list_tasks` answers.
+#[derive(Serialize)]
+struct Listed<'a> {
+    tasks: &'a [Task],
+    has_more: bool,
+}
+
 /// `list_tasks` = `GET /api/v1/tasks` (first page).
 async fn list_tasks(state: &AppState, user: &AuthUser, args: &Map<String, Value>) -> Outcome {
     let raw = list_query(args)?;
@@ -385,14 +379,11 @@ async fn list_tasks(state: &AppState, user: &AuthUser, args: &Map<String, Value>
         offset: 0,
         after: None,
     };
-    let mut body = b"{\"tasks\":".to_vec();
-    let page = state.store.list_tasks(&spec, &mut body, user.by).await?;
-    body.extend_from_slice(match page.next_after {
-        Some(_) => b",\"has_more\":true}",
-        None => b",\"has_more\":false}",
-    });
-    let text = String::from_utf8(body).map_err(|e| ApiError::Internal(e.into()))?;
-    Reply::from_text(text)
+    let page = state.store.list_tasks(&spec, user.by).await?;
+    Reply::of(&Listed {
+        tasks: &page.items,
+        has_more: page.more,
+    })
 }
 
 /// `complete_task` = `PATCH /api/v1/tasks/{id}` with `{"completed": true}`.
