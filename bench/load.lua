@@ -5,7 +5,9 @@
 --
 -- USERS_FILE has one line per user: sub <TAB> token <TAB> first id <TAB> last id
 -- (the user's seeded tasks have the consecutive ids first..last).
--- Scenarios: health, list, list-filtered, get, create, patch, toggle, mixed.
+-- Scenarios: health, list, list-filtered, get, create, patch, toggle, mixed,
+-- and mcp-list, mcp-create: the same list and create as MCP `tools/call`
+-- requests to /mcp (list_tasks, add_task), stateless as an agent sends them.
 -- At the end one line "WRK_JSON {...}" carries the figures bench/run keeps.
 
 local users = {}
@@ -51,6 +53,23 @@ end
 
 local function json_headers(user)
   return { ["Authorization"] = user.auth, ["Content-Type"] = "application/json" }
+end
+
+-- A JSON-RPC request to /mcp: no session (the server is stateless), the
+-- headers the streamable HTTP transport requires.
+local function mcp_headers(user)
+  return {
+    ["Authorization"] = user.auth,
+    ["Content-Type"] = "application/json",
+    ["Accept"] = "application/json, text/event-stream",
+    ["MCP-Protocol-Version"] = "2025-06-18",
+  }
+end
+
+local function tool_call(name, arguments)
+  return string.format(
+    '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"%s","arguments":%s}}',
+    name, arguments)
 end
 
 local function own_task(user)
@@ -107,6 +126,19 @@ local build = {
       '{"title":"Bench task %d-%d","priority":"%s","tags":["bench","%s"],"due_date":"2026-12-01T09:00:00Z"}',
       thread_no, sequence, priorities[math.random(3)], tags[math.random(#tags)])
     return wrk.format("POST", "/api/v1/tasks", json_headers(user), body)
+  end,
+  ["mcp-list"] = function(user)
+    return once(user, "mcp_list", function()
+      return wrk.format("POST", "/mcp", mcp_headers(user), tool_call("list_tasks", "{}"))
+    end)
+  end,
+  -- The body of `create`, as add_task's arguments.
+  ["mcp-create"] = function(user)
+    sequence = sequence + 1
+    local arguments = string.format(
+      '{"title":"Bench task %d-%d","priority":"%s","tags":["bench","%s"],"due_date":"2026-12-01T09:00:00Z"}',
+      thread_no, sequence, priorities[math.random(3)], tags[math.random(#tags)])
+    return wrk.format("POST", "/mcp", mcp_headers(user), tool_call("add_task", arguments))
   end,
   ["patch"] = function(user)
     sequence = sequence + 1

@@ -11,8 +11,10 @@ import os
 import platform
 import subprocess
 
-READS = {"list", "list-filtered", "get"}
-WRITES = {"create", "patch", "toggle"}
+READS = {"list", "list-filtered", "get", "mcp-list"}
+WRITES = {"create", "patch", "toggle", "mcp-create"}
+# MCP tool calls and the HTTP route each does the work of.
+MCP_ROUTES = (("mcp-list", "list"), ("mcp-create", "create"))
 
 
 def sh(*cmd):
@@ -205,6 +207,13 @@ def targets(rows):
     else:
         check("PostgreSQL c=256 zero errors (all scenarios)", None, None, False, "")
         check("PostgreSQL c=256 peak RSS ≤ 60 MB", None, None, False, "")
+    for backend in ("postgres", "sqlite"):
+        for conns in sorted({r["connections"] for r in rows if r["backend"] == backend}):
+            for tool, route in MCP_ROUTES:
+                t, h = find(backend, tool, conns), find(backend, route, conns)
+                v = t["rps"] / h["rps"] if t and h and h["rps"] else None
+                check(f"{backend} c={conns} {tool} ≥ 70% of {route} req/s", t and h, v,
+                      v is not None and v >= 0.70, f"{v:.0%}" if v is not None else "")
     # Issue 20's floor: 30% at 32 connections (256 is reported, not judged).
     r = find("sqlite", "list", 32)
     v = r.get("ratio_to_health") if r else None

@@ -185,6 +185,7 @@ fn router(state: AppState, config: &Config) -> Router {
         );
     let metrics = state.metrics.clone();
     let routes = api::routes()
+        .merge(api::mcp::routes(&state, config))
         .route("/", axum::routing::get(home))
         .route("/metrics", axum::routing::get(api::metrics::metrics))
         .merge(docs)

@@ -99,7 +99,13 @@ pub struct Config {
     pub jwks_cache_ttl: Duration,
     /// Least time between two refetches caused by unknown `kid`s.
     pub jwks_refetch_interval: Duration,
+    /// `Host` values `/mcp` answers (`MCP_ALLOWED_HOSTS`), against DNS
+    /// rebinding; empty when `*` turned the check off.
+    pub mcp_allowed_hosts: Vec<String>,
 }
+
+/// `MCP_ALLOWED_HOSTS` when unset: loopback only, as the MCP SDK defaults.
+pub const DEFAULT_MCP_ALLOWED_HOSTS: &str = "localhost,127.0.0.1,::1";
 
 /// Reads a variable, treating an empty value as unset (as `.env` files and
 /// shells commonly produce `VAR=`).
@@ -122,6 +128,35 @@ fn parse_num<T: std::str::FromStr>(
             default
         }),
     }
+}
+
+/// Parses `MCP_ALLOWED_HOSTS`: host names or `host:port` authorities,
+/// comma-separated, or `*` alone for no check (empty list).
+fn mcp_allowed_hosts(raw: Option<&str>, problems: &mut Vec<String>) -> Vec<String> {
+    let hosts: Vec<String> = raw
+        .unwrap_or(DEFAULT_MCP_ALLOWED_HOSTS)
+        .split(',')
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .collect();
+    if hosts.iter().any(|h| h == "*") {
+        if hosts.len() > 1 {
+            problems
+                .push("MCP_ALLOWED_HOSTS is either `*` alone or a list of host names.".to_owned());
+        }
+        return Vec::new();
+    }
+    for host in &hosts {
+        let plain = host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+        if !plain {
+            problems.push(format!(
+                "MCP_ALLOWED_HOSTS entry {host:?} is not a host name such as api.example.com or api.example.com:8443."
+            ));
+        }
+    }
+    hosts
 }
 
 impl Config {
@@ -260,6 +295,8 @@ impl Config {
         );
         let jwt_issuer = var(lookup, "JWT_ISSUER");
         let jwt_audience = var(lookup, "JWT_AUDIENCE");
+        let mcp_allowed_hosts =
+            mcp_allowed_hosts(var(lookup, "MCP_ALLOWED_HOSTS").as_deref(), &mut problems);
 
         if !problems.is_empty() {
             return Err(problems);
@@ -294,6 +331,7 @@ impl Config {
             jwks_url,
             jwks_cache_ttl: Duration::from_secs(jwks_ttl.max(1)),
             jwks_refetch_interval: Duration::from_secs(jwks_refetch),
+            mcp_allowed_hosts,
         })
     }
 
@@ -336,6 +374,42 @@ mod tests {
             config.jwt_issuer, None,
             "HS tokens keep no iss rule by default"
         );
+    }
+
+    #[test]
+    fn mcp_allowed_hosts_default_to_loopback_and_star_turns_the_check_off() {
+        let secret = "s".repeat(32);
+        let config = load(&[("BETTER_AUTH_SECRET", &secret)], false).unwrap();
+        assert_eq!(config.mcp_allowed_hosts, ["localhost", "127.0.0.1", "::1"]);
+        let config = load(
+            &[
+                ("BETTER_AUTH_SECRET", &secret),
+                (
+                    "MCP_ALLOWED_HOSTS",
+                    " api.example.com, api.example.com:8443 ",
+                ),
+            ],
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            config.mcp_allowed_hosts,
+            ["api.example.com", "api.example.com:8443"]
+        );
+        let config = load(
+            &[("BETTER_AUTH_SECRET", &secret), ("MCP_ALLOWED_HOSTS", "*")],
+            false,
+        )
+        .unwrap();
+        assert!(config.mcp_allowed_hosts.is_empty());
+        for bad in ["*,localhost", "https://api.example.com"] {
+            let problems = load(
+                &[("BETTER_AUTH_SECRET", &secret), ("MCP_ALLOWED_HOSTS", bad)],
+                false,
+            )
+            .unwrap_err();
+            assert_eq!(problems.len(), 1, "{bad}: {problems:?}");
+        }
     }
 
     #[test]

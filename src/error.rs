@@ -164,7 +164,9 @@ impl ApiError {
         }
     }
 
-    fn detail(&self) -> String {
+    /// The problem's `detail`: also what an MCP tool call that failed
+    /// this way tells the agent.
+    pub(crate) fn detail(&self) -> String {
         match self {
             Self::BadRequest { detail, .. } => detail.clone(),
             Self::Unauthorized { detail, .. } => (*detail).to_owned(),

@@ -5,6 +5,7 @@ mod compat;
 mod deadline;
 mod extract;
 mod health;
+pub mod mcp;
 mod me;
 pub mod metrics;
 pub mod openapi;

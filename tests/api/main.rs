@@ -15,6 +15,7 @@ mod idempotency;
 mod isolation;
 mod jwks;
 mod listing;
+mod mcp;
 mod migrations;
 mod neon;
 mod openapi;

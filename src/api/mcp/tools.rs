@@ -1,0 +1,455 @@
+//! The five task tools. Each call is the storage operation of its HTTP
+//! route, after the route's validation (`task::parse_input`,
+//! `task::parse_patch`, `ListQuery::parse`), on behalf of the user the auth
+//! layer verified; what the agent can fix comes back as an `isError` result
+//! carrying the `detail` the HTTP API would answer.
+
+use std::sync::Arc;
+
+use axum::http::request::Parts;
+use rmcp::{
+    ErrorData, RoleServer, ServerHandler,
+    model::{
+        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+        ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+        ToolAnnotations,
+    },
+    service::RequestContext,
+};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::schema;
+use crate::{
+    api::{AppState, AuthUser},
+    db::{Change, Created, Precondition, WriteOutcome},
+    domain::{
+        listing::{ListQuery, ListSpec, V1_LIMITS},
+        task::{self, DESCRIPTION_MAX, TAG_MAX, TAGS_MAX, TITLE_MAX, Task, TaskPatch},
+    },
+    error::ApiError,
+};
+
+/// The tool list, built once per application and shared by every request
+/// (the MCP service makes a handler per request).
+pub fn catalogue() -> Arc<[Tool]> {
+    let formats = format!(
+        "`priority` is low, medium or high (default medium). `tags` is a list of \
+         1-{TAG_MAX} character strings, at most {TAGS_MAX} distinct (trimmed, duplicates \
+         dropped, case-sensitive). `due_date` is an RFC 3339 date-time with seconds and \
+         an offset, such as 2026-12-01T17:00:00+01:00 (returned in UTC). `description` \
+         is at most {DESCRIPTION_MAX} characters."
+    );
+    let returns = |word: &str| {
+        format!(
+            "Returns {{task_id, status: \"{word}\", title, task}}, `task` being the whole task."
+        )
+    };
+    // Hints for clients that ask before running a tool: every tool touches
+    // only this service's data (closed world); list_tasks changes nothing;
+    // delete_task cannot be undone; complete_task twice is complete_task once.
+    let hints = |title: &str| ToolAnnotations::with_title(title).open_world(false);
+    let tool = |name: &'static str, description: String, input, output, hints| {
+        Tool::new(name, description, Arc::new(input))
+            .with_raw_output_schema(Arc::new(output))
+            .with_annotations(hints)
+    };
+    Arc::from(vec![
+        tool(
+            "add_task",
+            format!(
+                "Create a task for the signed-in user. `title` is required, \
+                 1-{TITLE_MAX} characters after trimming. {formats} {}",
+                returns("created")
+            ),
+            schema::add_task_input(),
+            schema::write_output("created"),
+            hints("Add a task").destructive(false).idempotent(false),
+        ),
+        tool(
+            "list_tasks",
+            format!(
+                "List the signed-in user's tasks, newest first. `status`: all (default), \
+                 pending or completed. `q`: text to find in title or description \
+                 (case-insensitive). `tag`: a tag (or list of tags) every task returned \
+                 carries. `limit`: 1-{} (default {}). Returns {{tasks, has_more}}; each \
+                 task has id, title, description, completed, priority, tags, due_date, \
+                 completed_at, created_at, updated_at (UTC).",
+                V1_LIMITS.max, V1_LIMITS.default
+            ),
+            schema::list_tasks_input(),
+            schema::list_output(),
+            hints("List tasks").read_only(true),
+        ),
+        tool(
+            "complete_task",
+            format!(
+                "Mark a task done (completed = true; calling it again keeps it done, \
+                 use update_task with completed false to reopen). {}",
+                returns("completed")
+            ),
+            schema::task_id_input(),
+            schema::write_output("completed"),
+            hints("Complete a task").destructive(false).idempotent(true),
+        ),
+        tool(
+            "update_task",
+            format!(
+                "Change fields of a task: only the fields given change; `description` \
+                 and `due_date` may be null to clear them; `completed` true or false. \
+                 Title 1-{TITLE_MAX} characters. {formats} {}",
+                returns("updated")
+            ),
+            schema::update_task_input(),
+            schema::write_output("updated"),
+            hints("Update a task").destructive(true).idempotent(false),
+        ),
+        tool(
+            "delete_task",
+            format!(
+                "Delete a task for good. {} (`task` as it was before deletion)",
+                returns("deleted")
+            ),
+            schema::task_id_input(),
+            schema::write_output("deleted"),
+            hints("Delete a task").destructive(true).idempotent(false),
+        ),
+    ])
+}
+
+/// The MCP server of one request: the application state and the tools.
+#[derive(Clone)]
+pub struct TaskTools {
+    state: AppState,
+    tools: Arc<[Tool]>,
+}
+
+impl TaskTools {
+    /// A handler over `state` offering `tools` (see [`catalogue`]).
+    pub fn new(state: AppState, tools: Arc<[Tool]>) -> Self {
+        Self { state, tools }
+    }
+
+    async fn run(&self, name: &str, user: &AuthUser, args: &Map<String, Value>) -> Outcome {
+        check_user_id(user, args)?;
+        match name {
+            "add_task" => add_task(&self.state, user, args).await,
+            "list_tasks" => list_tasks(&self.state, user, args).await,
+            "complete_task" => complete_task(&self.state, user, args).await,
+            "update_task" => update_task(&self.state, user, args).await,
+            "delete_task" => delete_task(&self.state, user, args).await,
+            // `call_tool` answers unknown names before this.
+            _ => Err(ApiError::NotFound),
+        }
+    }
+}
+
+/// A tool's answer, or why it failed.
+type Outcome = Result<Reply, ApiError>;
+
+/// A tool's answer: the JSON as text, in the field order of the HTTP
+/// API's bodies (what a model reads), and the same as `structuredContent`.
+struct Reply {
+    text: String,
+    value: Value,
+}
+
+impl Reply {
+    /// The reply of `body`, serialized once as text and once as a value.
+    fn of<T: Serialize>(body: &T) -> Result<Self, ApiError> {
+        let internal = |e: serde_json::Error| ApiError::Internal(e.into());
+        Ok(Self {
+            text: serde_json::to_string(body).map_err(internal)?,
+            value: serde_json::to_value(body).map_err(internal)?,
+        })
+    }
+
+    fn into_result(self) -> CallToolResult {
+        let mut result = CallToolResult::success(vec![ContentBlock::text(self.text)]);
+        result.structured_content = Some(self.value);
+        result
+    }
+}
+
+impl ServerHandler for TaskTools {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("tasks-api", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "The signed-in user's task list (the bearer token says who). Use \
+                 list_tasks to find a task's id before completing, updating or \
+                 deleting it.",
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(self.tools.to_vec()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.tools.iter().find(|tool| tool.name == name).cloned()
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if self.get_tool(&request.name).is_none() {
+            return Err(ErrorData::invalid_params(
+                format!("no tool named {:?}", request.name),
+                None,
+            ));
+        }
+        // The auth layer put the caller there; without it nothing runs.
+        let user = context
+            .extensions
+            .get::<Parts>()
+            .and_then(|parts| parts.extensions.get::<AuthUser>())
+            .ok_or_else(|| ErrorData::internal_error("the caller is not authenticated", None))?;
+        let args = request.arguments.unwrap_or_default();
+        let result = match self.run(&request.name, user, &args).await {
+            Ok(reply) => reply.into_result(),
+            Err(err) => return failure(err).map(Into::into),
+        };
+        Ok(result.into())
+    }
+}
+
+/// What the agent is told when a call fails: an `isError` result with the
+/// HTTP API's `detail` when the agent can fix it, else a JSON-RPC error.
+fn failure(err: ApiError) -> Result<CallToolResult, ErrorData> {
+    match err {
+        ApiError::Internal(cause) => {
+            tracing::error!(error = %format_args!("{cause:#}"), "tool call failed");
+            Err(ErrorData::internal_error("internal server error", None))
+        }
+        err @ ApiError::Unavailable(_) => {
+            tracing::warn!(error = %err, "tool call failed");
+            Err(ErrorData::internal_error(err.detail(), None))
+        }
+        err => Ok(CallToolResult::error(vec![ContentBlock::text(
+            err.detail(),
+        )])),
+    }
+}
+
+/// A `user_id` argument must name the caller: agents are often handed one,
+/// and the token, not the model, says who is calling.
+fn check_user_id(user: &AuthUser, args: &Map<String, Value>) -> Result<(), ApiError> {
+    match args.get("user_id") {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(id)) if id == user.id() => Ok(()),
+        Some(_) => Err(ApiError::BadRequest {
+            detail: "user_id is not the signed-in user's id; leave it out (the bearer token \
+                     says who is calling)"
+                .to_owned(),
+            errors: Vec::new(),
+        }),
+    }
+}
+
+/// The arguments less those named in `not_fields` (the ones that are not
+/// task fields), as an HTTP body: any other is checked as the route checks it.
+fn body(args: &Map<String, Value>, not_fields: &[&str]) -> Value {
+    Value::Object(
+        args.iter()
+            .filter(|(k, _)| !not_fields.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    )
+}
+
+/// The `task_id` argument: a positive integer.
+fn task_id(args: &Map<String, Value>) -> Result<i64, ApiError> {
+    args.get("task_id")
+        .and_then(Value::as_i64)
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::bad_param("task_id", "must be a positive integer"))
+}
+
+/// What a write tool answers.
+#[derive(Serialize)]
+struct Written<'a> {
+    task_id: i64,
+    status: &'a str,
+    title: &'a str,
+    task: &'a Task,
+}
+
+/// `{task_id, status, title, task}`.
+fn written(status: &str, task: &Task) -> Outcome {
+    let body = Written {
+        task_id: task.id,
+        status,
+        title: &task.title,
+        task,
+    };
+    Reply::of(&body)
+}
+
+/// `add_task` = `POST /api/v1/tasks`.
+async fn add_task(state: &AppState, user: &AuthUser, args: &Map<String, Value>) -> Outcome {
+    if args.contains_key("completed") {
+        return Err(ApiError::bad_param(
+            "completed",
+            "is not an add_task argument (a new task is open; call complete_task after)",
+        ));
+    }
+    let input = task::parse_input(&body(args, &["user_id"]))?;
+    let now = task::now();
+    let input = &input;
+    let created = user
+        .with_row(state, move || async move {
+            let created = state
+                .store
+                .create_task(user.id(), input, now, None, user.by)
+                .await?;
+            Ok((created != Created::UserMissing).then_some(created))
+        })
+        .await?;
+    match created {
+        Created::New(task) => written("created", &task),
+        // Only a request with an idempotency key can get these.
+        Created::Replay(_) | Created::KeyReused | Created::UserMissing => Err(ApiError::Internal(
+            anyhow::anyhow!("unexpected create outcome without an idempotency key"),
+        )),
+    }
+}
+
+/// The arguments of `list_tasks` as the query string of `GET /api/v1/tasks`,
+/// so that `ListQuery::parse` checks them as it checks the route's.
+fn list_query(args: &Map<String, Value>) -> Result<String, ApiError> {
+    let mut pairs: Vec<(&str, String)> = Vec::new();
+    for (name, value) in args {
+        let name = match name.as_str() {
+            "user_id" => continue,
+            name @ ("status" | "q" | "tag" | "limit") => name,
+            other => {
+                return Err(ApiError::bad_param(
+                    other,
+                    "is not a list_tasks argument (status, q, tag, limit)",
+                ));
+            }
+        };
+        let values = match value {
+            Value::Null => continue,
+            Value::Array(items) if name == "tag" => items.iter().collect(),
+            value => vec![value],
+        };
+        for value in values {
+            let text = match (name, value) {
+                (_, Value::String(s)) => s.clone(),
+                ("limit", Value::Number(n)) => n.to_string(),
+                _ => {
+                    let kind = if name == "limit" {
+                        "an integer"
+                    } else {
+                        "a string"
+                    };
+                    return Err(ApiError::bad_param(name, format!("must be {kind}")));
+                }
+            };
+            pairs.push((name, text));
+        }
+    }
+    serde_urlencoded::to_string(&pairs).map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))
+}
+
+/// What `list_tasks` answers.
+#[derive(Serialize)]
+struct Listed<'a> {
+    tasks: &'a [Task],
+    has_more: bool,
+}
+
+/// `list_tasks` = `GET /api/v1/tasks` (first page).
+async fn list_tasks(state: &AppState, user: &AuthUser, args: &Map<String, Value>) -> Outcome {
+    let raw = list_query(args)?;
+    let query = ListQuery::parse(Some(&raw), V1_LIMITS, false)?;
+    let spec = ListSpec {
+        user_id: user.id().to_owned(),
+        filters: query.filters,
+        sort: query.sort,
+        limit: query.limit,
+        offset: 0,
+        after: None,
+    };
+    let page = state.store.list_tasks(&spec, user.by).await?;
+    Reply::of(&Listed {
+        tasks: &page.items,
+        has_more: page.more,
+    })
+}
+
+/// `complete_task` = `PATCH /api/v1/tasks/{id}` with `{"completed": true}`.
+async fn complete_task(state: &AppState, user: &AuthUser, args: &Map<String, Value>) -> Outcome {
+    let id = task_id(args)?;
+    let patch = TaskPatch {
+        completed: Some(true),
+        ..TaskPatch::default()
+    };
+    update(state, user, id, patch, "completed").await
+}
+
+/// `update_task` = `PATCH /api/v1/tasks/{id}`: 404 outranks the body's
+/// errors, as on the route.
+async fn update_task(state: &AppState, user: &AuthUser, args: &Map<String, Value>) -> Outcome {
+    let id = task_id(args)?;
+    let patch = match task::parse_patch(&body(args, &["user_id", "task_id"])) {
+        Ok(patch) => patch,
+        Err(invalid) => {
+            return Err(
+                match state.store.task_exists(user.id(), id, user.by).await? {
+                    true => invalid.into(),
+                    false => ApiError::NotFound,
+                },
+            );
+        }
+    };
+    update(state, user, id, patch, "updated").await
+}
+
+async fn update(
+    state: &AppState,
+    user: &AuthUser,
+    id: i64,
+    patch: TaskPatch,
+    word: &str,
+) -> Outcome {
+    let change = Change::Patch(patch);
+    let result = state
+        .store
+        .update_task(
+            user.id(),
+            id,
+            &change,
+            &Precondition::None,
+            task::now(),
+            user.by,
+        )
+        .await?;
+    match result {
+        WriteOutcome::Done(task) => written(word, &task),
+        WriteOutcome::NotFound => Err(ApiError::NotFound),
+        WriteOutcome::PreconditionFailed => Err(ApiError::PreconditionFailed),
+    }
+}
+
+/// `delete_task` = `DELETE /api/v1/tasks/{id}`.
+async fn delete_task(state: &AppState, user: &AuthUser, args: &Map<String, Value>) -> Outcome {
+    let id = task_id(args)?;
+    match state
+        .store
+        .delete_task(user.id(), id, &Precondition::None, user.by)
+        .await?
+    {
+        WriteOutcome::Done(task) => written("deleted", &task),
+        WriteOutcome::NotFound => Err(ApiError::NotFound),
+        WriteOutcome::PreconditionFailed => Err(ApiError::PreconditionFailed),
+    }
+}
