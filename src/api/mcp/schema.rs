@@ -12,8 +12,10 @@
 use serde_json::{Map, Value, json};
 use utoipa::{IntoParams, ToSchema, openapi::path::ParameterIn};
 
-use super::super::openapi::{ListParams, TaskInputDoc, TaskPatchDoc};
-use crate::domain::task::Task;
+use crate::domain::{
+    listing::ListParams,
+    task::{Task, TaskInput, TaskPatch},
+};
 
 /// A JSON object.
 pub type Object = Map<String, Value>;
@@ -140,7 +142,7 @@ fn extend(schema: &Object, drop: &[&str], extra: Vec<(&str, Value)>, required: &
 /// `user_id`.
 pub fn add_task_input() -> Object {
     extend(
-        &standalone::<TaskInputDoc>(),
+        &standalone::<TaskInput>(),
         &["completed"],
         vec![("user_id", user_id_schema())],
         &["title"],
@@ -150,7 +152,7 @@ pub fn add_task_input() -> Object {
 /// `update_task`: `TaskPatch`, plus `task_id` and `user_id`.
 pub fn update_task_input() -> Object {
     extend(
-        &standalone::<TaskPatchDoc>(),
+        &standalone::<TaskPatch>(),
         &[],
         vec![("task_id", task_id_schema()), ("user_id", user_id_schema())],
         &["task_id"],

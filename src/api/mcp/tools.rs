@@ -16,7 +16,7 @@ use rmcp::{
     },
     service::RequestContext,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::schema;
@@ -24,8 +24,9 @@ use crate::{
     api::{AppState, AuthUser},
     db::{Change, Created, Precondition, WriteOutcome},
     domain::{
-        listing::{ListQuery, ListSpec, V1_LIMITS},
-        task::{self, DESCRIPTION_MAX, TAG_MAX, TAGS_MAX, TITLE_MAX, Task, TaskPatch},
+        input::RawTask,
+        listing::{ListParams, ListQuery, ListSpec, V1_LIMITS},
+        task::{self, DESCRIPTION_MAX, TAG_MAX, TAGS_MAX, TITLE_MAX, Task, TaskInput, TaskPatch},
     },
     error::ApiError,
 };
@@ -255,13 +256,15 @@ fn check_user_id(user: &AuthUser, args: &Map<String, Value>) -> Result<(), ApiEr
 
 /// The arguments less those named in `not_fields` (the ones that are not
 /// task fields), as an HTTP body: any other is checked as the route checks it.
-fn body(args: &Map<String, Value>, not_fields: &[&str]) -> Value {
-    Value::Object(
-        args.iter()
-            .filter(|(k, _)| !not_fields.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-    )
+fn body(args: &Map<String, Value>, not_fields: &[&str]) -> RawTask {
+    let fields: Map<String, Value> = args
+        .iter()
+        .filter(|(k, _)| !not_fields.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    // An object always reads as a `RawTask` (unknown keys are kept for the
+    // validator to refuse), so the fallback is never reached.
+    RawTask::deserialize(Value::Object(fields)).unwrap_or_default()
 }
 
 /// The `task_id` argument: a positive integer.
@@ -300,7 +303,7 @@ async fn add_task(state: &AppState, user: &AuthUser, args: &Map<String, Value>) 
             "is not an add_task argument (a new task is open; call complete_task after)",
         ));
     }
-    let input = task::parse_input(&body(args, &["user_id"]))?;
+    let input = TaskInput::try_from(body(args, &["user_id"]))?;
     let now = task::now();
     let input = &input;
     let created = user
@@ -370,7 +373,7 @@ struct Listed<'a> {
 /// `list_tasks` = `GET /api/v1/tasks` (first page).
 async fn list_tasks(state: &AppState, user: &AuthUser, args: &Map<String, Value>) -> Outcome {
     let raw = list_query(args)?;
-    let query = ListQuery::parse(Some(&raw), V1_LIMITS, false)?;
+    let query = ListQuery::parse(ListParams::from_query(Some(&raw))?, V1_LIMITS, false)?;
     let spec = ListSpec {
         user_id: user.id().to_owned(),
         filters: query.filters,
@@ -400,7 +403,7 @@ async fn complete_task(state: &AppState, user: &AuthUser, args: &Map<String, Val
 /// errors, as on the route.
 async fn update_task(state: &AppState, user: &AuthUser, args: &Map<String, Value>) -> Outcome {
     let id = task_id(args)?;
-    let patch = match task::parse_patch(&body(args, &["user_id", "task_id"])) {
+    let patch = match TaskPatch::try_from(body(args, &["user_id", "task_id"])) {
         Ok(patch) => patch,
         Err(invalid) => {
             return Err(
