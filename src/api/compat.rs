@@ -12,8 +12,10 @@ use axum::{
 
 use super::AppState;
 use super::openapi::CompatListParams;
+use super::params::{CompatUserPath, IdempotencyKeyHeader, IfMatchHeader, TaskPath};
 use super::responses::{
-    Authed, BadBody, BadQuery, CompatForbidden, IdemConflict, Stale, TaskMissing,
+    Authed, BadBody, BadQuery, CompatForbidden, IdemConflict, Stale, TaskCreated, TaskMissing,
+    TaskOk,
 };
 use super::{
     extract::{CompatUser, IdempotencyKey, IfMatch, JsonBody, TaskId},
@@ -33,7 +35,7 @@ use crate::{
     operation_id = "compat_list",
     path = "/api/{user_id}/tasks",
     tag = "compat",
-    params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), CompatListParams),
+    params(CompatUserPath, CompatListParams),
     responses((status = 200, description = "The caller's tasks, a bare array", body = [Task], headers(("Link" = String, description = "`<next-page-url>; rel=\"next\"` when more rows follow"))), BadQuery, CompatForbidden, Authed),
     security(("bearer" = []))
 )]
@@ -52,9 +54,9 @@ pub async fn list(
     operation_id = "compat_create",
     path = "/api/{user_id}/tasks",
     tag = "compat",
-    params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = r"^[\x20-\x7E]+$", description = "1-255 printable ASCII characters; a retry with the same key and body replays the original 201")),
+    params(CompatUserPath, IdempotencyKeyHeader),
     request_body(content = TaskInput, content_type = "application/json"),
-    responses((status = 201, description = "Created (or the replay of an earlier create with the same key)", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"), ("Location" = String, description = "URL of the new task"))), BadBody, IdemConflict, CompatForbidden, Authed),
+    responses(TaskCreated, BadBody, IdemConflict, CompatForbidden, Authed),
     security(("bearer" = []))
 )]
 pub async fn create(
@@ -72,8 +74,8 @@ pub async fn create(
     operation_id = "compat_get_one",
     path = "/api/{user_id}/tasks/{id}",
     tag = "compat",
-    params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), ("id" = i64, Path, minimum = 1, description = "Task id")),
-    responses((status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))), CompatForbidden, TaskMissing, Authed),
+    params(CompatUserPath, TaskPath),
+    responses(TaskOk, CompatForbidden, TaskMissing, Authed),
     security(("bearer" = []))
 )]
 pub async fn get_one(
@@ -95,9 +97,9 @@ pub async fn get_one(
     operation_id = "compat_replace",
     path = "/api/{user_id}/tasks/{id}",
     tag = "compat",
-    params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), ("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, nullable = false, min_length = 1, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
+    params(CompatUserPath, TaskPath, IfMatchHeader),
     request_body(content = TaskPatch, content_type = "application/json"),
-    responses((status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))), BadBody, CompatForbidden, TaskMissing, Stale, Authed),
+    responses(TaskOk, BadBody, CompatForbidden, TaskMissing, Stale, Authed),
     security(("bearer" = []))
 )]
 pub async fn replace(
@@ -116,9 +118,9 @@ pub async fn replace(
     operation_id = "compat_update",
     path = "/api/{user_id}/tasks/{id}",
     tag = "compat",
-    params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), ("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, nullable = false, min_length = 1, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
+    params(CompatUserPath, TaskPath, IfMatchHeader),
     request_body(content = TaskPatch, content_type = "application/json"),
-    responses((status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))), BadBody, CompatForbidden, TaskMissing, Stale, Authed),
+    responses(TaskOk, BadBody, CompatForbidden, TaskMissing, Stale, Authed),
     security(("bearer" = []))
 )]
 pub async fn update(
@@ -137,8 +139,8 @@ pub async fn update(
     operation_id = "compat_toggle",
     path = "/api/{user_id}/tasks/{id}/complete",
     tag = "compat",
-    params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), ("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, nullable = false, min_length = 1, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
-    responses((status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))), CompatForbidden, TaskMissing, Stale, Authed),
+    params(CompatUserPath, TaskPath, IfMatchHeader),
+    responses(TaskOk, CompatForbidden, TaskMissing, Stale, Authed),
     security(("bearer" = []))
 )]
 pub async fn toggle(
@@ -160,7 +162,7 @@ pub async fn toggle(
     operation_id = "compat_delete",
     path = "/api/{user_id}/tasks/{id}",
     tag = "compat",
-    params(("user_id" = String, Path, description = "Must be the caller's user id (else 403)"), ("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, nullable = false, min_length = 1, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
+    params(CompatUserPath, TaskPath, IfMatchHeader),
     responses((status = 200, description = "Deleted; the task as it was just before", body = Task, headers(("ETag" = String, description = "`\"<version>\"` of the deleted task"))), CompatForbidden, TaskMissing, Stale, Authed),
     security(("bearer" = []))
 )]

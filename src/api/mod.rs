@@ -9,6 +9,7 @@ pub mod mcp;
 mod me;
 pub mod metrics;
 pub mod openapi;
+pub mod params;
 pub mod responses;
 mod state;
 mod tasks;

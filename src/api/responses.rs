@@ -8,7 +8,29 @@
 
 use utoipa::IntoResponses;
 
+use crate::domain::task::Task;
 use crate::error::Problem;
+
+/// The task as it now stands, with the version a later `If-Match` can name.
+#[derive(IntoResponses)]
+#[response(
+    status = 200,
+    description = "The task",
+    headers(("ETag" = String, description = "`\"<version>\"`"))
+)]
+pub struct TaskOk(pub Task);
+
+/// A new task (or the replay of an earlier create under the same key).
+#[derive(IntoResponses)]
+#[response(
+    status = 201,
+    description = "Created (or the replay of an earlier create with the same key)",
+    headers(
+        ("ETag" = String, description = "`\"<version>\"`"),
+        ("Location" = String, description = "URL of the new task")
+    )
+)]
+pub struct TaskCreated(pub Task);
 
 /// What any authenticated, rate-limited, database-backed route can answer.
 #[derive(IntoResponses)]

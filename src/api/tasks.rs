@@ -13,7 +13,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::extract::{IdempotencyKey, IfMatch, JsonBody, TaskId};
-use super::responses::{Authed, BadBody, BadQuery, IdemConflict, Stale, TaskMissing};
+use super::params::{IdempotencyKeyHeader, IfMatchHeader, TaskPath};
+use super::responses::{
+    Authed, BadBody, BadQuery, IdemConflict, Stale, TaskCreated, TaskMissing, TaskOk,
+};
 use super::{
     AppState,
     auth_user::{AuthUser, deleted_meanwhile},
@@ -339,9 +342,9 @@ pub async fn list(
     post,
     path = "/api/v1/tasks",
     tag = "tasks",
-    params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = r"^[\x20-\x7E]+$", description = "1-255 printable ASCII characters; a retry with the same key and body replays the original 201")),
+    params(IdempotencyKeyHeader),
     request_body(content = TaskInput, content_type = "application/json"),
-    responses((status = 201, description = "Created (or the replay of an earlier create with the same key)", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"), ("Location" = String, description = "URL of the new task"))), BadBody, IdemConflict, Authed),
+    responses(TaskCreated, BadBody, IdemConflict, Authed),
     security(("bearer" = []))
 )]
 pub async fn create(
@@ -358,8 +361,8 @@ pub async fn create(
     get,
     path = "/api/v1/tasks/{id}",
     tag = "tasks",
-    params(("id" = i64, Path, minimum = 1, description = "Task id")),
-    responses((status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))), TaskMissing, Authed),
+    params(TaskPath),
+    responses(TaskOk, TaskMissing, Authed),
     security(("bearer" = []))
 )]
 pub async fn get_one(
@@ -375,9 +378,9 @@ pub async fn get_one(
     put,
     path = "/api/v1/tasks/{id}",
     tag = "tasks",
-    params(("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, nullable = false, min_length = 1, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
+    params(TaskPath, IfMatchHeader),
     request_body(content = TaskInput, content_type = "application/json"),
-    responses((status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))), BadBody, TaskMissing, Stale, Authed),
+    responses(TaskOk, BadBody, TaskMissing, Stale, Authed),
     security(("bearer" = []))
 )]
 pub async fn replace(
@@ -395,9 +398,9 @@ pub async fn replace(
     patch,
     path = "/api/v1/tasks/{id}",
     tag = "tasks",
-    params(("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, nullable = false, min_length = 1, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
+    params(TaskPath, IfMatchHeader),
     request_body(content = TaskPatch, content_type = "application/json"),
-    responses((status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))), BadBody, TaskMissing, Stale, Authed),
+    responses(TaskOk, BadBody, TaskMissing, Stale, Authed),
     security(("bearer" = []))
 )]
 pub async fn update(
@@ -415,8 +418,8 @@ pub async fn update(
     patch,
     path = "/api/v1/tasks/{id}/complete",
     tag = "tasks",
-    params(("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, nullable = false, min_length = 1, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
-    responses((status = 200, description = "The task", body = Task, headers(("ETag" = String, description = "`\"<version>\"`"))), TaskMissing, Stale, Authed),
+    params(TaskPath, IfMatchHeader),
+    responses(TaskOk, TaskMissing, Stale, Authed),
     security(("bearer" = []))
 )]
 pub async fn toggle(
@@ -433,7 +436,7 @@ pub async fn toggle(
     delete,
     path = "/api/v1/tasks/{id}",
     tag = "tasks",
-    params(("id" = i64, Path, minimum = 1, description = "Task id"), ("If-Match" = Option<String>, Header, nullable = false, min_length = 1, description = "Strong entity tags (`\"3\"`, a list, or `*`); a mismatch is 412")),
+    params(TaskPath, IfMatchHeader),
     responses((status = 204, description = "Deleted"), TaskMissing, Stale, Authed),
     security(("bearer" = []))
 )]
