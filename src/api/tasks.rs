@@ -26,6 +26,7 @@ use crate::{
         Invalid,
         listing::{COMPAT_LIMITS, ListQuery, ListSpec, V1_LIMITS},
         task::{self, Task, TaskPatch},
+        time,
     },
     error::ApiError,
 };
@@ -170,7 +171,7 @@ pub(super) async fn create_task(
     flavor: Flavor,
 ) -> Result<Response, ApiError> {
     let input = task::parse_input(body)?;
-    let now = task::now();
+    let now = time::now();
     let ttl =
         chrono::Duration::from_std(state.idempotency_ttl).unwrap_or(chrono::Duration::days(1));
     let idempotency = key.map(|key| IdempotentRequest {
@@ -241,7 +242,7 @@ pub(super) async fn replace_task(
             id,
             &Change::Patch(patch),
             condition,
-            task::now(),
+            time::now(),
             user.by,
         )
         .await?;
@@ -266,7 +267,7 @@ pub(super) async fn patch_task(
             id,
             &Change::Patch(patch),
             condition,
-            task::now(),
+            time::now(),
             user.by,
         )
         .await?;
@@ -286,7 +287,7 @@ pub(super) async fn toggle_task(
             id,
             &Change::Toggle,
             condition,
-            task::now(),
+            time::now(),
             user.by,
         )
         .await?;

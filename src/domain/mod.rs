@@ -8,6 +8,7 @@
 pub mod invalid;
 pub mod listing;
 pub mod task;
+pub mod time;
 pub mod user;
 
 pub use invalid::{ERRORS_MAX, FieldError, Invalid};
