@@ -13,7 +13,7 @@ use crate::{
     auth::{ClaimRules, Jwks, KnownUsers, Verifier, refresh_forever},
     config::{Config, Secret},
     db::{self, Store},
-    domain::{listing::CursorKey, task},
+    domain::{listing::CursorKey, time},
     error::ApiError,
     metrics::Metrics,
     rate_limit::RateLimits,
@@ -214,7 +214,7 @@ async fn purge_idempotency_keys(state: AppState) {
         tick.tick().await;
         let ttl =
             chrono::Duration::from_std(state.idempotency_ttl).unwrap_or(chrono::Duration::days(1));
-        let cutoff = task::now() - ttl;
+        let cutoff = time::now() - ttl;
         let by = db::Deadline::after(PURGE_BUDGET);
         match state.store.purge_idempotency_keys(cutoff, by).await {
             Ok(0) => {}

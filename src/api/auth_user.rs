@@ -11,7 +11,7 @@ use axum::{
 use super::{AppState, deadline};
 use crate::{
     db::{Deadline, StoreResult},
-    domain::{Claims, task},
+    domain::{Claims, time},
     error::ApiError,
 };
 
@@ -60,7 +60,7 @@ impl AuthUser {
         state.known_users.forget(self.id());
         state
             .store
-            .upsert_user(&self.claims, task::now(), self.by)
+            .upsert_user(&self.claims, time::now(), self.by)
             .await?;
         state.known_users.remember(&self.claims);
         Ok(())
@@ -90,7 +90,7 @@ impl FromRequestParts<AppState> for AuthUser {
             .inspect_err(|_| state.metrics.rate_limited("user"))?;
         let by = deadline::of_request(parts, state);
         if !state.known_users.is_current(&claims) {
-            state.store.upsert_user(&claims, task::now(), by).await?;
+            state.store.upsert_user(&claims, time::now(), by).await?;
             state.known_users.remember(&claims);
         }
         Ok(Self { claims, by })

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::responses::Authed;
 use super::{AppState, auth_user::AuthUser};
-use crate::{domain::task::format_ts, error::ApiError};
+use crate::{domain::time, error::ApiError};
 
 /// The caller's user record.
 #[derive(Serialize, ToSchema)]
@@ -53,8 +53,8 @@ pub async fn get_me(State(state): State<AppState>, user: AuthUser) -> Result<Res
         id: me.id,
         email: me.email,
         name: me.name,
-        created_at: format_ts(&me.created_at),
-        updated_at: format_ts(&me.updated_at),
+        created_at: time::format(&me.created_at),
+        updated_at: time::format(&me.updated_at),
         task_counts: TaskCounts {
             total: me.total,
             pending: me.total - me.completed,

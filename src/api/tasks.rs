@@ -28,6 +28,7 @@ use crate::{
         input::RawTask,
         listing::{COMPAT_LIMITS, ListParams, ListQuery, ListSpec, V1_LIMITS},
         task::{self, Task, TaskInput, TaskPatch},
+        time,
     },
     error::ApiError,
 };
@@ -172,7 +173,7 @@ pub(super) async fn create_task(
     flavor: Flavor,
 ) -> Result<Response, ApiError> {
     let input = TaskInput::try_from(body)?;
-    let now = task::now();
+    let now = time::now();
     let ttl =
         chrono::Duration::from_std(state.idempotency_ttl).unwrap_or(chrono::Duration::days(1));
     let idempotency = key.map(|key| IdempotentRequest {
@@ -243,7 +244,7 @@ pub(super) async fn replace_task(
             id,
             &Change::Patch(patch),
             condition,
-            task::now(),
+            time::now(),
             user.by,
         )
         .await?;
@@ -268,7 +269,7 @@ pub(super) async fn patch_task(
             id,
             &Change::Patch(patch),
             condition,
-            task::now(),
+            time::now(),
             user.by,
         )
         .await?;
@@ -288,7 +289,7 @@ pub(super) async fn toggle_task(
             id,
             &Change::Toggle,
             condition,
-            task::now(),
+            time::now(),
             user.by,
         )
         .await?;

@@ -6,6 +6,7 @@
 mod migrations;
 mod pg_tls;
 mod postgres;
+mod rows;
 mod sql;
 mod sqlite;
 mod sqlite_writer;

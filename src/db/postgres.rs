@@ -28,12 +28,13 @@ use tokio_postgres::{
 use super::{
     Change, Created, Deadline, IdempotentRequest, Precondition, Store, StoreError, StoreResult,
     UserProfile, WriteOutcome, migrations,
+    rows::{self, Columns, RowResult},
     sql::{self, Dialect, Param, SqlBuilder},
 };
 use crate::domain::{
     Claims,
     listing::{ListSpec, Page},
-    task::{Priority, Task, TaskInput},
+    task::{Task, TaskInput},
 };
 
 /// Most prepared statements kept per connection. The SQL is built from a
@@ -565,67 +566,38 @@ fn aborted_by_stale_statement(err: &StoreError) -> bool {
         .is_some_and(stale_statement)
 }
 
-/// A `timestamptz` as PostgreSQL sends it. Only instants chrono can hold
-/// are accepted (PostgreSQL's `infinity` is refused), so that conversion
-/// cannot fail.
-#[derive(Clone, Copy)]
-struct PgTimestamp {
-    unix_micros: i64,
-}
-
-/// PostgreSQL counts from 2000-01-01 UTC.
-const PG_EPOCH_UNIX_MICROS: i64 = 946_684_800_000_000;
-
-impl PgTimestamp {
-    fn to_datetime(self) -> DateTime<Utc> {
-        DateTime::from_timestamp_micros(self.unix_micros).unwrap_or_default()
+/// Columns by name, decoded by tokio-postgres (`timestamptz` through its
+/// chrono support, which refuses PostgreSQL's `infinity`).
+impl Columns for Row {
+    fn int(&self, name: &str) -> RowResult<i64> {
+        Ok(self.try_get(name)?)
+    }
+    fn small_int(&self, name: &str) -> RowResult<i16> {
+        Ok(self.try_get(name)?)
+    }
+    fn text(&self, name: &str) -> RowResult<String> {
+        Ok(self.try_get(name)?)
+    }
+    fn opt_text(&self, name: &str) -> RowResult<Option<String>> {
+        Ok(self.try_get(name)?)
+    }
+    fn flag(&self, name: &str) -> RowResult<bool> {
+        Ok(self.try_get(name)?)
+    }
+    fn ts(&self, name: &str) -> RowResult<DateTime<Utc>> {
+        Ok(self.try_get(name)?)
+    }
+    fn opt_ts(&self, name: &str) -> RowResult<Option<DateTime<Utc>>> {
+        Ok(self.try_get(name)?)
+    }
+    fn tags(&self, name: &str) -> RowResult<Vec<String>> {
+        Ok(self.try_get(name)?)
     }
 }
 
-impl<'a> tokio_postgres::types::FromSql<'a> for PgTimestamp {
-    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        let since_2000 = i64::from_be_bytes(raw.try_into()?);
-        const HELD: std::ops::RangeInclusive<i64> = DateTime::<Utc>::MIN_UTC.timestamp_micros()
-            ..=DateTime::<Utc>::MAX_UTC.timestamp_micros();
-        since_2000
-            .checked_add(PG_EPOCH_UNIX_MICROS)
-            .filter(|micros| HELD.contains(micros))
-            .map(|unix_micros| Self { unix_micros })
-            .ok_or_else(|| "timestamp out of range".into())
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        *ty == Type::TIMESTAMPTZ
-    }
-}
-
-/// Decodes a row of [`sql::TASK_COLUMNS`].
+/// A task from a row of [`sql::TASK_COLUMNS`]; a corrupt row is a 500.
 fn task_from_row(row: &Row) -> StoreResult<Task> {
-    let rank: i16 = row.try_get(5).map_err(|e| StoreError::Other(e.into()))?;
-    let priority = Priority::from_rank(rank.into())
-        .ok_or_else(|| StoreError::Other(anyhow::anyhow!("corrupt task row: priority {rank}")))?;
-    let ts = |i| row.try_get(i).map(PgTimestamp::to_datetime);
-    let opt_ts = |i| {
-        row.try_get::<_, Option<PgTimestamp>>(i)
-            .map(|t| t.map(PgTimestamp::to_datetime))
-    };
-    (|| -> Result<Task, tokio_postgres::Error> {
-        Ok(Task {
-            id: row.try_get(0)?,
-            user_id: row.try_get(1)?,
-            title: row.try_get(2)?,
-            description: row.try_get(3)?,
-            completed: row.try_get(4)?,
-            priority,
-            tags: row.try_get(6)?,
-            due_date: opt_ts(7)?,
-            completed_at: opt_ts(8)?,
-            created_at: ts(9)?,
-            updated_at: ts(10)?,
-            version: row.try_get(11)?,
-        })
-    })()
-    .map_err(|e| StoreError::Other(e.into()))
+    rows::decode_task(row).map_err(StoreError::Other)
 }
 
 /// Whether the error is the tasks → users foreign key (user row missing).
@@ -928,8 +900,8 @@ async fn create_once(
             let Some(row) = rows.first() else {
                 return Ok(Created::KeyReused);
             };
-            let fingerprint: String = row.get(0);
-            let response: Option<String> = row.get(1);
+            let fingerprint = row.text("fingerprint").map_err(StoreError::Other)?;
+            let response = row.opt_text("response").map_err(StoreError::Other)?;
             return match response {
                 Some(body) if fingerprint == idem.fingerprint => {
                     sql::replayed(&body).map(Created::Replay).map_err(|e| {
@@ -1046,19 +1018,9 @@ impl Store for PostgresStore {
             .idempotent(&sql::select_user(user_id), Sharing::Read, by)
             .await?;
         rows.first()
-            .map(|r| {
-                Ok(UserProfile {
-                    id: r.try_get(0)?,
-                    email: r.try_get(1)?,
-                    name: r.try_get(2)?,
-                    created_at: r.try_get(3)?,
-                    updated_at: r.try_get(4)?,
-                    total: r.try_get(5)?,
-                    completed: r.try_get(6)?,
-                })
-            })
+            .map(rows::decode_profile)
             .transpose()
-            .map_err(|e: tokio_postgres::Error| StoreError::Other(e.into()))
+            .map_err(StoreError::Other)
     }
 
     async fn delete_user(&self, user_id: &str, by: Deadline) -> StoreResult<bool> {

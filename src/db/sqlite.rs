@@ -36,20 +36,25 @@ use std::{
 };
 
 use anyhow::Context as _;
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
-use rusqlite::{Connection, ErrorCode, OpenFlags, Row, Statement, types::Type};
+use chrono::{DateTime, Utc};
+use rusqlite::{
+    Connection, ErrorCode, OpenFlags, Row, Statement,
+    types::{Type, ValueRef},
+};
 use tokio::sync::Semaphore;
 
 use super::{
     Change, Created, Deadline, IdempotentRequest, PoolStats, Precondition, Store, StoreError,
     StoreResult, UserProfile, WriteOutcome, migrations,
+    rows::{self, Columns, RowResult},
     sql::{self, Dialect, Param, SqlBuilder},
     sqlite_writer::Writer,
 };
 use crate::domain::{
     Claims,
     listing::{ListSpec, Page},
-    task::{Priority, Task},
+    task::Task,
+    time,
 };
 
 /// Statements kept prepared per connection. The SQL comes from a finite set
@@ -119,76 +124,6 @@ fn database_path(url: &str) -> anyhow::Result<String> {
     Ok(path.to_owned())
 }
 
-/// Fixed-width UTC text, so that text order is time order in indexes.
-fn ts_text(ts: &DateTime<Utc>) -> String {
-    ts.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-/// Reads the fixed-width form [`ts_text`] writes (`2026-01-02T03:04:05.123456Z`)
-/// without a general parser, from the bytes SQLite holds (that shape is
-/// ASCII, so no UTF-8 check is needed); anything else goes through chrono's
-/// RFC 3339 parser, so older or hand-edited rows still read.
-fn parse_ts(text: &[u8]) -> Option<DateTime<Utc>> {
-    parse_fixed_ts(text).or_else(|| {
-        DateTime::parse_from_rfc3339(std::str::from_utf8(text).ok()?)
-            .ok()
-            .map(|t| t.with_timezone(&Utc))
-    })
-}
-
-/// The fixed-width form [`ts_text`] writes, and only that.
-fn parse_fixed_ts(b: &[u8]) -> Option<DateTime<Utc>> {
-    if !is_fixed_ts(b) {
-        return None;
-    }
-    let num = |from: usize, to: usize| {
-        b[from..to]
-            .iter()
-            .fold(0u32, |n, &c| n * 10 + u32::from(c - b'0'))
-    };
-    NaiveDate::from_ymd_opt(i32::try_from(num(0, 4)).ok()?, num(5, 7), num(8, 10))?
-        .and_hms_micro_opt(num(11, 13), num(14, 16), num(17, 19), num(20, 26))
-        .map(|t| t.and_utc())
-}
-
-/// Whether `b` is in [`ts_text`]'s fixed form and names a real instant
-/// (a unit test holds this to what chrono accepts).
-///
-/// Why: a page only re-cuts its timestamps' text, so it checks them
-/// without building a date; building 80 chrono dates per page was 5% of a
-/// SQLite list request.
-fn is_fixed_ts(b: &[u8]) -> bool {
-    const FORM: &[u8; 27] = b"0000-00-00T00:00:00.000000Z";
-    let Ok(b) = <&[u8; 27]>::try_from(b) else {
-        return false;
-    };
-    // Less '0', a digit is 0..=9 and every other byte (wrapping) more.
-    let d = b.map(|c| c.wrapping_sub(b'0'));
-    // Without short-circuits, so the check is straight-line code.
-    let mut shape_ok = true;
-    for i in 0..FORM.len() {
-        shape_ok &= if FORM[i] == b'0' {
-            d[i] <= 9
-        } else {
-            b[i] == FORM[i]
-        };
-    }
-    if !shape_ok {
-        return false;
-    }
-    let two = |i: usize| u32::from(d[i]) * 10 + u32::from(d[i + 1]);
-    let (year, month, day) = (two(0) * 100 + two(2), two(5), two(8));
-    let leap = year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
-    let month_days = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return false,
-    };
-    (1..=month_days).contains(&day) && two(11) < 24 && two(14) < 60 && two(17) < 60
-}
-
 /// A value that cannot be what the schema promises (a corrupt row).
 fn corrupt(column: usize, what: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(column, Type::Text, what.into())
@@ -245,11 +180,13 @@ fn bind(stmt: &mut Statement<'_>, b: &SqlBuilder) -> rusqlite::Result<()> {
             Param::Int(v) => stmt.raw_bind_parameter(index, v),
             Param::SmallInt(v) => stmt.raw_bind_parameter(index, i64::from(*v)),
             Param::Bool(v) => stmt.raw_bind_parameter(index, v),
-            Param::Timestamp(v) => stmt.raw_bind_parameter(index, ts_text(v)),
+            Param::Timestamp(v) => stmt.raw_bind_parameter(index, time::storage_text(v)),
             Param::TextList(v) => stmt.raw_bind_parameter(index, json_array(v)),
             Param::IntList(v) => stmt.raw_bind_parameter(index, json_array(v)),
             Param::OptText(v) => stmt.raw_bind_parameter(index, v.as_deref()),
-            Param::OptTimestamp(v) => stmt.raw_bind_parameter(index, v.as_ref().map(ts_text)),
+            Param::OptTimestamp(v) => {
+                stmt.raw_bind_parameter(index, v.as_ref().map(time::storage_text))
+            }
         }?;
     }
     Ok(())
@@ -260,18 +197,86 @@ fn json_array<T: serde::Serialize>(items: &[T]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
 }
 
+/// A row with its statement's column names, read once per statement:
+/// rusqlite's own lookup by name asks SQLite for each column's name again
+/// on every call, which a page of tasks would do about a thousand times.
+struct Named<'r, 's> {
+    row: &'r Row<'s>,
+    names: &'r [String],
+}
+
+impl<'s> Named<'_, 's> {
+    fn value(&self, name: &str) -> rusqlite::Result<ValueRef<'_>> {
+        let at = self
+            .names
+            .iter()
+            .position(|n| n == name)
+            .ok_or_else(|| rusqlite::Error::InvalidColumnName(name.to_owned()))?;
+        self.row.get_ref(at)
+    }
+
+    fn get<T: rusqlite::types::FromSql>(&self, name: &str) -> RowResult<T> {
+        let value = self.value(name)?;
+        T::column_result(value).with_context(|| format!("column {name}"))
+    }
+}
+
+impl Columns for Named<'_, '_> {
+    fn int(&self, name: &str) -> RowResult<i64> {
+        self.get(name)
+    }
+    fn small_int(&self, name: &str) -> RowResult<i16> {
+        self.get(name)
+    }
+    fn text(&self, name: &str) -> RowResult<String> {
+        self.get(name)
+    }
+    fn opt_text(&self, name: &str) -> RowResult<Option<String>> {
+        self.get(name)
+    }
+    fn flag(&self, name: &str) -> RowResult<bool> {
+        self.get(name)
+    }
+    fn ts(&self, name: &str) -> RowResult<DateTime<Utc>> {
+        let text: String = self.get(name)?;
+        time::parse_input(&text)
+            .with_context(|| format!("column {name}: corrupt timestamp {text:?}"))
+    }
+    fn opt_ts(&self, name: &str) -> RowResult<Option<DateTime<Utc>>> {
+        match self.value(name)? {
+            ValueRef::Null => Ok(None),
+            _ => self.ts(name).map(Some),
+        }
+    }
+    fn tags(&self, name: &str) -> RowResult<Vec<String>> {
+        let text: String = self.get(name)?;
+        serde_json::from_str(&text).with_context(|| format!("column {name}: corrupt tags"))
+    }
+}
+
+/// A decoder's error as rusqlite's, so that it ends the statement's closure.
+fn row_error(err: anyhow::Error) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, Type::Null, err.into())
+}
+
+/// A task from a row of [`sql::TASK_COLUMNS`].
+fn task_of(row: &Named<'_, '_>) -> rusqlite::Result<Task> {
+    rows::decode_task(row).map_err(row_error)
+}
+
 /// Runs `b` and maps every row it returns.
 fn query<T>(
     conn: &Connection,
     b: &SqlBuilder,
-    mut map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    mut map: impl FnMut(&Named<'_, '_>) -> rusqlite::Result<T>,
 ) -> rusqlite::Result<Vec<T>> {
     let mut stmt = conn.prepare_cached(&b.sql)?;
     bind(&mut stmt, b)?;
+    let names: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
     let mut rows = stmt.raw_query();
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
-        out.push(map(row)?);
+        out.push(map(&Named { row, names: &names })?);
     }
     Ok(out)
 }
@@ -280,63 +285,19 @@ fn query<T>(
 fn query_first<T>(
     conn: &Connection,
     b: &SqlBuilder,
-    map: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    map: impl FnOnce(&Named<'_, '_>) -> rusqlite::Result<T>,
 ) -> rusqlite::Result<Option<T>> {
     let mut stmt = conn.prepare_cached(&b.sql)?;
     bind(&mut stmt, b)?;
+    let names: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
     let mut rows = stmt.raw_query();
     let first = match rows.next()? {
-        Some(row) => Some(map(row)?),
+        Some(row) => Some(map(&Named { row, names: &names })?),
         None => None,
     };
     // Step a `returning` statement to its end so the write completes.
     while rows.next()?.is_some() {}
     Ok(first)
-}
-
-/// Column `i` as a stored timestamp.
-fn ts_at(row: &Row<'_>, i: usize) -> rusqlite::Result<DateTime<Utc>> {
-    match row.get_ref(i)? {
-        rusqlite::types::ValueRef::Text(t) => parse_ts(t).ok_or_else(|| {
-            corrupt(
-                i,
-                format!("corrupt timestamp {:?}", String::from_utf8_lossy(t)),
-            )
-        }),
-        other => Err(corrupt(
-            i,
-            format!("a timestamp stored as {}", other.data_type()),
-        )),
-    }
-}
-
-/// Column `i`, a nullable stored timestamp.
-fn opt_ts_at(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
-    match row.get_ref(i)? {
-        rusqlite::types::ValueRef::Null => Ok(None),
-        _ => ts_at(row, i).map(Some),
-    }
-}
-
-/// Decodes a task from a row of [`sql::TASK_COLUMNS`].
-fn task_from_row(row: &Row<'_>) -> rusqlite::Result<Task> {
-    let rank: i64 = row.get(5)?;
-    let tags: String = row.get(6)?;
-    Ok(Task {
-        id: row.get(0)?,
-        user_id: row.get(1)?,
-        title: row.get(2)?,
-        description: row.get(3)?,
-        completed: row.get(4)?,
-        priority: Priority::from_rank(rank)
-            .ok_or_else(|| corrupt(5, format!("corrupt priority {rank}")))?,
-        tags: serde_json::from_str(&tags).map_err(|e| corrupt(6, e.to_string()))?,
-        due_date: opt_ts_at(row, 7)?,
-        completed_at: opt_ts_at(row, 8)?,
-        created_at: ts_at(row, 9)?,
-        updated_at: ts_at(row, 10)?,
-        version: row.get(11)?,
-    })
 }
 
 /// Settings every connection gets.
@@ -580,17 +541,7 @@ impl Store for SqliteStore {
     async fn get_user(&self, user_id: &str, by: Deadline) -> StoreResult<Option<UserProfile>> {
         let b = sql::select_user(user_id);
         self.read(by, move |conn| {
-            query_first(conn, &b, |r| {
-                Ok(UserProfile {
-                    id: r.get(0)?,
-                    email: r.get(1)?,
-                    name: r.get(2)?,
-                    created_at: ts_at(r, 3)?,
-                    updated_at: ts_at(r, 4)?,
-                    total: r.get(5)?,
-                    completed: r.get(6)?,
-                })
-            })
+            query_first(conn, &b, |r| rows::decode_profile(r).map_err(row_error))
         })
         .await
     }
@@ -615,12 +566,10 @@ impl Store for SqliteStore {
         let no_row = || rusqlite::Error::QueryReturnedNoRows;
         let Some(idem) = idempotency else {
             return self
-                .write(by, move |conn| {
-                    match query_first(conn, &insert, task_from_row) {
-                        Ok(task) => task.map(Created::New).ok_or_else(no_row),
-                        Err(e) if is_missing_user(&e) => Ok(Created::UserMissing),
-                        Err(e) => Err(e),
-                    }
+                .write(by, move |conn| match query_first(conn, &insert, task_of) {
+                    Ok(task) => task.map(Created::New).ok_or_else(no_row),
+                    Err(e) if is_missing_user(&e) => Ok(Created::UserMissing),
+                    Err(e) => Err(e),
                 })
                 .await;
         };
@@ -636,7 +585,10 @@ impl Store for SqliteStore {
                 Ok(Some(())) => {}
                 Ok(None) => {
                     let stored = query_first(tx, &lookup, |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+                        let read = || -> RowResult<_> {
+                            Ok((r.text("fingerprint")?, r.opt_text("response")?))
+                        };
+                        read().map_err(row_error)
                     })?;
                     // Nothing was written: the expired-key delete found no
                     // row (the key is live), and the claim did nothing.
@@ -652,7 +604,7 @@ impl Store for SqliteStore {
                 Err(e) if is_missing_user(&e) => return Ok(Created::UserMissing),
                 Err(e) => return Err(e),
             }
-            let task = match query_first(tx, &insert, task_from_row) {
+            let task = match query_first(tx, &insert, task_of) {
                 Ok(task) => task.ok_or_else(no_row)?,
                 Err(e) if is_missing_user(&e) => return Ok(Created::UserMissing),
                 Err(e) => return Err(e),
@@ -666,7 +618,7 @@ impl Store for SqliteStore {
 
     async fn get_task(&self, user_id: &str, id: i64, by: Deadline) -> StoreResult<Option<Task>> {
         let b = sql::select_task(user_id, id);
-        self.read(by, move |conn| query_first(conn, &b, task_from_row))
+        self.read(by, move |conn| query_first(conn, &b, task_of))
             .await
     }
 
@@ -689,7 +641,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<WriteOutcome<Task>> {
         let b = sql::update_task(user_id, id, change, condition, now, Dialect::Sqlite);
         match self
-            .write(by, move |conn| query_first(conn, &b, task_from_row))
+            .write(by, move |conn| query_first(conn, &b, task_of))
             .await?
         {
             Some(task) => Ok(WriteOutcome::Done(task)),
@@ -706,7 +658,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<WriteOutcome<Task>> {
         let b = sql::delete_task(user_id, id, condition, Dialect::Sqlite);
         let deleted = self
-            .write(by, move |conn| query_first(conn, &b, task_from_row))
+            .write(by, move |conn| query_first(conn, &b, task_of))
             .await?;
         match deleted {
             Some(task) => Ok(WriteOutcome::Done(task)),
@@ -716,9 +668,7 @@ impl Store for SqliteStore {
 
     async fn list_tasks(&self, spec: &ListSpec, by: Deadline) -> StoreResult<Page<Task>> {
         let b = sql::list_query(spec, Dialect::Sqlite);
-        let tasks = self
-            .read(by, move |conn| query(conn, &b, task_from_row))
-            .await?;
+        let tasks = self.read(by, move |conn| query(conn, &b, task_of)).await?;
         Ok(Page::from_look_ahead(tasks, spec.limit))
     }
 
@@ -738,95 +688,6 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fixed_width_timestamps_parse_like_chrono() {
-        for text in [
-            "2026-11-30T04:05:06.000000Z",
-            "1999-12-31T23:59:59.999999Z",
-            "2024-02-29T00:00:00.000001Z",
-        ] {
-            let expected = DateTime::parse_from_rfc3339(text)
-                .unwrap()
-                .with_timezone(&Utc);
-            assert_eq!(parse_ts(text.as_bytes()), Some(expected), "{text}");
-            assert_eq!(ts_text(&expected), text);
-        }
-        // Other RFC 3339 forms still read, through chrono.
-        assert_eq!(
-            parse_ts(b"2026-11-30T05:05:06+01:00"),
-            parse_ts(b"2026-11-30T04:05:06.000000Z")
-        );
-        for bad in [
-            "2023-02-29T00:00:00.000000Z",
-            "2026-11-30T04:05:06.00000xZ",
-            "",
-        ] {
-            assert_eq!(parse_ts(bad.as_bytes()), None, "{bad}");
-        }
-        assert_eq!(parse_ts(b"2026-11-30T04:05:06.00000\xffZ"), None);
-    }
-
-    /// [`is_fixed_ts`] accepts exactly the fixed-form texts that name a
-    /// date and time chrono can build, on every calendar edge.
-    #[test]
-    fn fixed_form_checks_agree_with_chrono() {
-        let mut checked = 0;
-        for year in [0, 1, 4, 100, 1900, 1999, 2000, 2023, 2024, 2100, 2400, 9999] {
-            for month in 0..=13 {
-                for day in 0..=32 {
-                    for (hour, minute, second) in [
-                        (0, 0, 0),
-                        (23, 59, 59),
-                        (24, 0, 0),
-                        (0, 60, 0),
-                        (0, 0, 60),
-                        (99, 99, 99),
-                    ] {
-                        let text = format!(
-                            "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.999999Z"
-                        );
-                        let real = NaiveDate::from_ymd_opt(year, month, day)
-                            .and_then(|d| d.and_hms_micro_opt(hour, minute, second, 999_999))
-                            .is_some();
-                        assert_eq!(is_fixed_ts(text.as_bytes()), real, "{text}");
-                        assert_eq!(parse_fixed_ts(text.as_bytes()).is_some(), real, "{text}");
-                        checked += usize::from(real);
-                    }
-                }
-            }
-        }
-        assert!(checked > 12 * 365 * 2);
-        let good = *b"2024-02-29T23:59:59.123456Z";
-        assert!(is_fixed_ts(&good));
-        // Every byte but the separators must be a digit, each separator
-        // exactly itself, and the length exact.
-        for i in 0..good.len() {
-            for c in [
-                b'/', b':', b'0', b'9', b'a', b' ', b'-', b'T', b'.', b'Z', 0xff,
-            ] {
-                let mut bad = good;
-                bad[i] = c;
-                let expected = if b"-T:.Z".contains(&good[i]) {
-                    c == good[i]
-                } else if c.is_ascii_digit() {
-                    // Which digits make a real date is checked above.
-                    continue;
-                } else {
-                    false
-                };
-                assert_eq!(
-                    is_fixed_ts(&bad),
-                    expected,
-                    "{:?}",
-                    String::from_utf8_lossy(&bad)
-                );
-            }
-        }
-        assert!(!is_fixed_ts(&good[..26]));
-        assert!(!is_fixed_ts(b"2024-02-29T23:59:59.123456Z "));
-        assert!(!is_fixed_ts(b""));
-    }
 
     /// The default list, with or without a cursor, reads its rows from
     /// the covering index alone; a column added to the task without adding

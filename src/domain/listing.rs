@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use super::{
     invalid::FieldError,
     task::{Priority, TAGS_MAX, Task, format_ts, parse_timestamp},
+    time,
 };
 
 /// Columns a list can be ordered by.
@@ -478,7 +479,7 @@ impl CursorKey {
     /// The cursor that continues after `last` in this list.
     pub fn encode(&self, user_id: &str, query: &ListQuery, last: &Task) -> String {
         let value = match SortValue::of(query.sort.key, last) {
-            SortValue::Timestamp(ts) => serde_json::json!(ts.as_ref().map(format_ts)),
+            SortValue::Timestamp(ts) => serde_json::json!(ts.as_ref().map(time::format)),
             SortValue::Rank(rank) => serde_json::json!(rank),
             SortValue::Text(text) => serde_json::Value::String(text),
         };
@@ -527,7 +528,7 @@ impl CursorKey {
                     SortValue::Timestamp(None)
                 }
                 serde_json::Value::String(s) => {
-                    SortValue::Timestamp(Some(parse_timestamp(s).ok_or_else(bad)?))
+                    SortValue::Timestamp(Some(time::parse_input(s).ok_or_else(bad)?))
                 }
                 _ => return Err(bad()),
             },
@@ -607,7 +608,7 @@ mod tests {
     }
 
     fn task(id: i64) -> Task {
-        let now = crate::domain::task::now();
+        let now = time::now();
         Task {
             id,
             user_id: "u".into(),

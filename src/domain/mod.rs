@@ -9,6 +9,7 @@ pub mod input;
 pub mod invalid;
 pub mod listing;
 pub mod task;
+pub mod time;
 pub mod user;
 
 pub use invalid::{ERRORS_MAX, FieldError, Invalid};

@@ -26,7 +26,8 @@ use crate::{
     domain::{
         input::RawTask,
         listing::{ListParams, ListQuery, ListSpec, V1_LIMITS},
-        task::{self, DESCRIPTION_MAX, TAG_MAX, TAGS_MAX, TITLE_MAX, Task, TaskInput, TaskPatch},
+        task::{DESCRIPTION_MAX, TAG_MAX, TAGS_MAX, TITLE_MAX, Task, TaskInput, TaskPatch},
+        time,
     },
     error::ApiError,
 };
@@ -304,7 +305,7 @@ async fn add_task(state: &AppState, user: &AuthUser, args: &Map<String, Value>) 
         ));
     }
     let input = TaskInput::try_from(body(args, &["user_id"]))?;
-    let now = task::now();
+    let now = time::now();
     let input = &input;
     let created = user
         .with_row(state, move || async move {
@@ -432,7 +433,7 @@ async fn update(
             id,
             &change,
             &Precondition::None,
-            task::now(),
+            time::now(),
             user.by,
         )
         .await?;
