@@ -228,15 +228,7 @@ pub(super) async fn replace_task(
         Ok(input) => input,
         Err(invalid) => return Err(rank_invalid_body(state, user, id, invalid).await),
     };
-    // A full replace is a patch that names every field.
-    let patch = TaskPatch {
-        title: Some(input.title),
-        description: Some(input.description),
-        completed: Some(input.completed),
-        priority: Some(input.priority),
-        tags: Some(input.tags),
-        due_date: Some(input.due_date),
-    };
+    let patch = TaskPatch::from(input);
     let result = state
         .store
         .update_task(

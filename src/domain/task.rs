@@ -199,6 +199,21 @@ pub struct TaskPatch {
     pub due_date: Option<Option<DateTime<Utc>>>,
 }
 
+/// A full replace (PUT) is a patch that names every field, so the store has
+/// one update path and a new field is added here, not in each handler.
+impl From<TaskInput> for TaskPatch {
+    fn from(input: TaskInput) -> Self {
+        Self {
+            title: Some(input.title),
+            description: Some(input.description),
+            completed: Some(input.completed),
+            priority: Some(input.priority),
+            tags: Some(input.tags),
+            due_date: Some(input.due_date),
+        }
+    }
+}
+
 /// The schema of `tags` in a request body, built from the limits above.
 fn tags_schema() -> utoipa::openapi::schema::Array {
     use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
