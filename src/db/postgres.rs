@@ -1110,8 +1110,11 @@ impl Store for PostgresStore {
         cutoff: DateTime<Utc>,
         by: Deadline,
     ) -> StoreResult<u64> {
+        // Safe to repeat, so not a cancellable write: an armed write
+        // connection dropped when the purge task is aborted at shutdown
+        // would start a cancel that the ending runtime cuts short.
         let b = sql::purge_idempotency_keys(cutoff);
-        Ok(self.write(&b, by).await?.len() as u64)
+        Ok(self.idempotent(&b, Sharing::Write, by).await?.len() as u64)
     }
 }
 
