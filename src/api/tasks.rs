@@ -228,19 +228,7 @@ pub(super) async fn replace_task(
         Ok(input) => input,
         Err(invalid) => return Err(rank_invalid_body(state, user, id, invalid).await),
     };
-    let patch = TaskPatch::from(input);
-    let result = state
-        .store
-        .update_task(
-            user.id(),
-            id,
-            &Change::Patch(patch),
-            condition,
-            time::now(),
-            user.by,
-        )
-        .await?;
-    outcome(result)
+    apply_patch(state, user, id, condition, TaskPatch::from(input)).await
 }
 
 pub(super) async fn patch_task(
@@ -254,16 +242,21 @@ pub(super) async fn patch_task(
         Ok(patch) => patch,
         Err(invalid) => return Err(rank_invalid_body(state, user, id, invalid).await),
     };
+    apply_patch(state, user, id, condition, patch).await
+}
+
+/// The one update path of PUT and PATCH (a PUT is a patch naming every field).
+async fn apply_patch(
+    state: &AppState,
+    user: &AuthUser,
+    id: i64,
+    condition: &Precondition,
+    patch: TaskPatch,
+) -> Result<Response, ApiError> {
+    let change = Change::Patch(patch);
     let result = state
         .store
-        .update_task(
-            user.id(),
-            id,
-            &Change::Patch(patch),
-            condition,
-            time::now(),
-            user.by,
-        )
+        .update_task(user.id(), id, &change, condition, time::now(), user.by)
         .await?;
     outcome(result)
 }
