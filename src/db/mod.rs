@@ -3,13 +3,15 @@
 //! every statement filters by it in SQL, so isolation does not depend on the
 //! handlers remembering to check ownership.
 
+mod columns;
+mod idempotency;
+mod list;
 mod migrations;
-mod pg_tls;
 mod postgres;
-mod rows;
 mod sql;
 mod sqlite;
-mod sqlite_writer;
+mod tasks;
+mod users;
 
 use std::{
     sync::Arc,

@@ -24,7 +24,8 @@ use std::{
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::{Deadline, StoreError, StoreResult};
+use super::errors::classify;
+use crate::db::{Deadline, StoreError, StoreResult};
 
 const QUEUED: u8 = 0;
 const STARTED: u8 = 1;
@@ -99,7 +100,7 @@ impl Writer {
         let (tx, mut rx) = oneshot::channel::<StoreResult<T>>();
         let state = Arc::new(AtomicU8::new(QUEUED));
         let run = Box::new(move |conn: &mut Connection| {
-            let _ = tx.send(in_transaction(conn, f).map_err(super::sqlite::classify));
+            let _ = tx.send(in_transaction(conn, f).map_err(classify));
         });
         self.queued.fetch_add(1, Ordering::Relaxed);
         let ticket = Ticket(state.clone());

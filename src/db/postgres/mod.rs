@@ -1,0 +1,237 @@
+//! PostgreSQL backend on tokio-postgres + deadpool.
+//!
+//! Why not sqlx here: sqlx ignores `channel_binding=require` (Neon's
+//! copy-paste URLs carry it) and, through PgBouncer in transaction mode
+//! without prepared-statement support, its named prepared statements were
+//! measured returning wrong rows. Statements carry explicit parameter
+//! types and run one of two ways (see [`Conn`]): on a direct connection each
+//! is prepared once per connection and then costs one round trip and no
+//! planning; through a transaction pooler each goes out as the unnamed
+//! statement (`query_typed`), also one round trip, correct through any pooler.
+//! Filtered lists are always sent unnamed, so PostgreSQL plans them for
+//! their actual values rather than reusing a generic plan.
+//!
+//! The files by role: `connect.rs` (the pool, waiting for the database,
+//! pooled-URL detection), `tls.rs` (libpq's TLS parameters),
+//! `statements.rs` (prepared or unnamed, and the fallbacks when a pooler
+//! drops prepared statements), `read_lanes.rs` (shared pipelined reads and
+//! the retry-safe path), `write.rs` (cancellable writes), `create.rs` (the
+//! idempotent create's transaction), `errors.rs` (503 or 500, and messages
+//! an operator can act on), `columns.rs` (rows by column name).
+
+mod columns;
+mod connect;
+mod create;
+mod errors;
+mod read_lanes;
+mod statements;
+mod tls;
+mod write;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+
+use super::{
+    Change, Created, Deadline, IdempotentRequest, Precondition, Store, StoreError, StoreResult,
+    UserProfile, WriteOutcome, idempotency, list, migrations, sql::Dialect, tasks, users,
+};
+use crate::domain::{
+    Claims,
+    listing::{ListSpec, Page},
+    task::{Task, TaskInput},
+};
+use columns::task_from_row;
+use create::{create_on, created};
+use errors::{classify, outcome_unknown, pool_error, unavailable};
+use read_lanes::{ReadLanes, Sharing};
+use statements::Statements;
+
+/// The PostgreSQL store: a pool of tokio-postgres clients.
+pub struct PostgresStore {
+    pool: Pool,
+    lanes: ReadLanes,
+    statements: Statements,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    /// How long a read waits for a shared connection (`DB_ACQUIRE_TIMEOUT_MS`).
+    acquire_timeout: Duration,
+    /// The pool's size: how many dead connections a read may meet in a row.
+    max_size: usize,
+}
+
+impl PostgresStore {
+    async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(pool_error)
+    }
+
+    /// 404 or 412 after a conditional write touched no row.
+    async fn missing_or_stale<T>(
+        &self,
+        user_id: &str,
+        id: i64,
+        by: Deadline,
+    ) -> StoreResult<WriteOutcome<T>> {
+        Ok(if self.task_exists(user_id, id, by).await? {
+            WriteOutcome::PreconditionFailed
+        } else {
+            WriteOutcome::NotFound
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for PostgresStore {
+    fn pool_stats(&self) -> super::PoolStats {
+        let status = self.pool.status();
+        super::PoolStats {
+            in_use: status.size.saturating_sub(status.available),
+            idle: status.available,
+            waiting: status.waiting,
+            statements: Some(super::StatementCounts {
+                prepared: self.statements.run_prepared.load(Ordering::Relaxed),
+                unnamed: self.statements.run_unnamed.load(Ordering::Relaxed),
+            }),
+        }
+    }
+
+    async fn ready(&self, by: Deadline) -> StoreResult<()> {
+        let asked = async {
+            let client = self.client().await?;
+            client
+                .query_typed(migrations::CURRENT_VERSION_SQL, &[])
+                .await
+                .map_err(classify)
+        };
+        let rows = tokio::time::timeout_at(by.0.into(), asked)
+            .await
+            .map_err(|_| unavailable(anyhow::anyhow!("the database did not answer in time")))??;
+        let current: i64 = rows.first().map(|r| r.get(0)).unwrap_or(0);
+        if current < migrations::latest(migrations::Backend::Postgres) {
+            return Err(unavailable(anyhow::anyhow!("database is not migrated")));
+        }
+        Ok(())
+    }
+
+    async fn upsert_user(&self, who: &Claims, now: DateTime<Utc>, by: Deadline) -> StoreResult<()> {
+        self.idempotent(
+            &users::upsert_user(who, now, Dialect::Postgres),
+            Sharing::Write,
+            by,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn get_user(&self, user_id: &str, by: Deadline) -> StoreResult<Option<UserProfile>> {
+        let rows = self
+            .idempotent(&users::select_user(user_id), Sharing::Read, by)
+            .await?;
+        rows.first()
+            .map(users::decode_profile)
+            .transpose()
+            .map_err(StoreError::Other)
+    }
+
+    async fn delete_user(&self, user_id: &str, by: Deadline) -> StoreResult<bool> {
+        Ok(!self
+            .write(&users::delete_user(user_id), by)
+            .await?
+            .is_empty())
+    }
+
+    async fn create_task(
+        &self,
+        user_id: &str,
+        input: &TaskInput,
+        now: DateTime<Utc>,
+        idempotency: Option<&IdempotentRequest>,
+        by: Deadline,
+    ) -> StoreResult<Created> {
+        let Some(idem) = idempotency else {
+            let insert = tasks::insert_task(user_id, input, now);
+            return created(self.write(&insert, by).await);
+        };
+        // Past the deadline the transaction is abandoned: its connection,
+        // dropped armed, cancels what runs and never returns to the pool, so
+        // nothing of it commits later; the key makes the retry safe.
+        let keyed = async {
+            let mut client = self.writer().await?;
+            let result = create_on(&mut client, &self.statements, user_id, input, now, idem).await;
+            client.done();
+            result
+        };
+        tokio::time::timeout_at(by.0.into(), keyed)
+            .await
+            .unwrap_or_else(|_| Err(outcome_unknown()))
+    }
+
+    async fn get_task(&self, user_id: &str, id: i64, by: Deadline) -> StoreResult<Option<Task>> {
+        let rows = self
+            .idempotent(&tasks::select_task(user_id, id), Sharing::Read, by)
+            .await?;
+        rows.first().map(task_from_row).transpose()
+    }
+
+    async fn task_exists(&self, user_id: &str, id: i64, by: Deadline) -> StoreResult<bool> {
+        Ok(!self
+            .idempotent(&tasks::task_exists(user_id, id), Sharing::Read, by)
+            .await?
+            .is_empty())
+    }
+
+    async fn update_task(
+        &self,
+        user_id: &str,
+        id: i64,
+        change: &Change,
+        condition: &Precondition,
+        now: DateTime<Utc>,
+        by: Deadline,
+    ) -> StoreResult<WriteOutcome<Task>> {
+        let b = tasks::update_task(user_id, id, change, condition, now, Dialect::Postgres);
+        if let Some(row) = self.write(&b, by).await?.first() {
+            return Ok(WriteOutcome::Done(task_from_row(row)?));
+        }
+        self.missing_or_stale(user_id, id, by).await
+    }
+
+    async fn delete_task(
+        &self,
+        user_id: &str,
+        id: i64,
+        condition: &Precondition,
+        by: Deadline,
+    ) -> StoreResult<WriteOutcome<Task>> {
+        let b = tasks::delete_task(user_id, id, condition, Dialect::Postgres);
+        if let Some(row) = self.write(&b, by).await?.first() {
+            return Ok(WriteOutcome::Done(task_from_row(row)?));
+        }
+        self.missing_or_stale(user_id, id, by).await
+    }
+
+    async fn list_tasks(&self, spec: &ListSpec, by: Deadline) -> StoreResult<Page<Task>> {
+        let rows = self
+            .idempotent(
+                &list::list_query(spec, Dialect::Postgres),
+                Sharing::Read,
+                by,
+            )
+            .await?;
+        let tasks = rows.iter().map(task_from_row).collect::<StoreResult<_>>()?;
+        Ok(Page::from_look_ahead(tasks, spec.limit))
+    }
+
+    async fn purge_idempotency_keys(
+        &self,
+        cutoff: DateTime<Utc>,
+        by: Deadline,
+    ) -> StoreResult<u64> {
+        // Safe to repeat, so not a cancellable write: an armed write
+        // connection dropped when the purge task is aborted at shutdown
+        // would start a cancel that the ending runtime cuts short.
+        let b = idempotency::purge_idempotency_keys(cutoff);
+        Ok(self.idempotent(&b, Sharing::Write, by).await?.len() as u64)
+    }
+}
