@@ -18,6 +18,7 @@
 //! limit would not cut it, since the stream is the body, sent after the
 //! head.
 
+mod catalogue;
 mod schema;
 mod tools;
 
@@ -41,7 +42,7 @@ pub use tools::TaskTools;
 
 /// The `/mcp` route, authenticated.
 pub fn routes(state: &AppState, config: &Config) -> Router<AppState> {
-    let tools = tools::catalogue();
+    let tools = catalogue::catalogue();
     let handler_state = state.clone();
     let service = StreamableHttpService::new(
         move || Ok(TaskTools::new(handler_state.clone(), tools.clone())),

@@ -1,27 +1,21 @@
-//! The task resource under `/api/v1/tasks`. The operations are written once
-//! here and shared with the compatibility routes, which differ in the list's
-//! shape, in where `Location` points, in PUT (a patch there) and in DELETE
-//! (200 with the task there).
+//! The task operations, written once and shared by the v1 routes
+//! (`mod.rs`) and the compatibility routes (`compat.rs`), which differ in
+//! the list's shape, in where `Location` points, in PUT (a patch there) and
+//! in DELETE (200 with the task there).
 
 use axum::{
     Json,
-    extract::{OriginalUri, RawQuery, State},
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::extract::{IdempotencyKey, IfMatch, JsonBody, TaskId};
-use super::params::{IdempotencyKeyHeader, IfMatchHeader, TaskPath};
-use super::responses::{
-    Authed, BadBody, BadQuery, IdemConflict, Stale, TaskCreated, TaskMissing, TaskOk,
-};
-use super::{
-    AppState,
-    auth_user::{AuthUser, deleted_meanwhile},
-};
 use crate::{
+    api::{
+        AppState,
+        auth_user::{AuthUser, deleted_meanwhile},
+    },
     db::{Change, Created, IdempotentRequest, Precondition, WriteOutcome},
     domain::{
         Invalid,
@@ -35,7 +29,7 @@ use crate::{
 
 /// Which family of routes is being served.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Flavor {
+pub(in crate::api) enum Flavor {
     V1,
     Compat,
 }
@@ -104,7 +98,7 @@ fn outcome(result: WriteOutcome<Task>) -> Result<Response, ApiError> {
     }
 }
 
-pub(super) async fn list_tasks(
+pub(in crate::api) async fn list_tasks(
     state: &AppState,
     user: &AuthUser,
     raw_query: Option<&str>,
@@ -165,7 +159,7 @@ fn next_page_url(path: &str, raw_query: Option<&str>, cursor: &str) -> String {
     format!("{path}?{query}")
 }
 
-pub(super) async fn create_task(
+pub(in crate::api) async fn create_task(
     state: &AppState,
     user: &AuthUser,
     key: Option<String>,
@@ -206,7 +200,7 @@ pub(super) async fn create_task(
     }
 }
 
-pub(super) async fn get_task(
+pub(in crate::api) async fn get_task(
     state: &AppState,
     user: &AuthUser,
     id: i64,
@@ -217,7 +211,7 @@ pub(super) async fn get_task(
     }
 }
 
-pub(super) async fn replace_task(
+pub(in crate::api) async fn replace_task(
     state: &AppState,
     user: &AuthUser,
     id: i64,
@@ -231,7 +225,7 @@ pub(super) async fn replace_task(
     apply_patch(state, user, id, condition, TaskPatch::from(input)).await
 }
 
-pub(super) async fn patch_task(
+pub(in crate::api) async fn patch_task(
     state: &AppState,
     user: &AuthUser,
     id: i64,
@@ -261,7 +255,7 @@ async fn apply_patch(
     outcome(result)
 }
 
-pub(super) async fn toggle_task(
+pub(in crate::api) async fn toggle_task(
     state: &AppState,
     user: &AuthUser,
     id: i64,
@@ -284,7 +278,7 @@ pub(super) async fn toggle_task(
 /// Deletes the task: v1 answers 204; the compatibility routes answer 200
 /// with the task's last state, because the front ends written for them
 /// parse every successful body as JSON.
-pub(super) async fn delete_task(
+pub(in crate::api) async fn delete_task(
     state: &AppState,
     user: &AuthUser,
     id: i64,
@@ -303,134 +297,4 @@ pub(super) async fn delete_task(
         WriteOutcome::NotFound => Err(ApiError::NotFound),
         WriteOutcome::PreconditionFailed => Err(ApiError::PreconditionFailed),
     }
-}
-
-/// `GET /api/v1/tasks`
-#[utoipa::path(
-    get,
-    path = "/api/v1/tasks",
-    tag = "tasks",
-    params(ListParams),
-    responses((status = 200, description = "One page of the caller's tasks", body = TaskPage), BadQuery, Authed),
-    security(("bearer" = []))
-)]
-pub async fn list(
-    State(state): State<AppState>,
-    user: AuthUser,
-    OriginalUri(uri): OriginalUri,
-    RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
-    list_tasks(&state, &user, query.as_deref(), uri.path(), Flavor::V1).await
-}
-
-/// `POST /api/v1/tasks`
-#[utoipa::path(
-    post,
-    path = "/api/v1/tasks",
-    tag = "tasks",
-    params(IdempotencyKeyHeader),
-    request_body(content = TaskInput, content_type = "application/json"),
-    responses(TaskCreated, BadBody, IdemConflict, Authed),
-    security(("bearer" = []))
-)]
-pub async fn create(
-    State(state): State<AppState>,
-    user: AuthUser,
-    IdempotencyKey(key): IdempotencyKey,
-    JsonBody(body): JsonBody<RawTask>,
-) -> Result<Response, ApiError> {
-    create_task(&state, &user, key, body, Flavor::V1).await
-}
-
-/// `GET /api/v1/tasks/{id}`
-#[utoipa::path(
-    get,
-    path = "/api/v1/tasks/{id}",
-    tag = "tasks",
-    params(TaskPath),
-    responses(TaskOk, TaskMissing, Authed),
-    security(("bearer" = []))
-)]
-pub async fn get_one(
-    State(state): State<AppState>,
-    user: AuthUser,
-    TaskId(id): TaskId,
-) -> Result<Response, ApiError> {
-    get_task(&state, &user, id).await
-}
-
-/// `PUT /api/v1/tasks/{id}`
-#[utoipa::path(
-    put,
-    path = "/api/v1/tasks/{id}",
-    tag = "tasks",
-    params(TaskPath, IfMatchHeader),
-    request_body(content = TaskInput, content_type = "application/json"),
-    responses(TaskOk, BadBody, TaskMissing, Stale, Authed),
-    security(("bearer" = []))
-)]
-pub async fn replace(
-    State(state): State<AppState>,
-    user: AuthUser,
-    TaskId(id): TaskId,
-    IfMatch(condition): IfMatch,
-    JsonBody(body): JsonBody<RawTask>,
-) -> Result<Response, ApiError> {
-    replace_task(&state, &user, id, &condition, body).await
-}
-
-/// `PATCH /api/v1/tasks/{id}`
-#[utoipa::path(
-    patch,
-    path = "/api/v1/tasks/{id}",
-    tag = "tasks",
-    params(TaskPath, IfMatchHeader),
-    request_body(content = TaskPatch, content_type = "application/json"),
-    responses(TaskOk, BadBody, TaskMissing, Stale, Authed),
-    security(("bearer" = []))
-)]
-pub async fn update(
-    State(state): State<AppState>,
-    user: AuthUser,
-    TaskId(id): TaskId,
-    IfMatch(condition): IfMatch,
-    JsonBody(body): JsonBody<RawTask>,
-) -> Result<Response, ApiError> {
-    patch_task(&state, &user, id, &condition, body).await
-}
-
-/// `PATCH /api/v1/tasks/{id}/complete`
-#[utoipa::path(
-    patch,
-    path = "/api/v1/tasks/{id}/complete",
-    tag = "tasks",
-    params(TaskPath, IfMatchHeader),
-    responses(TaskOk, TaskMissing, Stale, Authed),
-    security(("bearer" = []))
-)]
-pub async fn toggle(
-    State(state): State<AppState>,
-    user: AuthUser,
-    TaskId(id): TaskId,
-    IfMatch(condition): IfMatch,
-) -> Result<Response, ApiError> {
-    toggle_task(&state, &user, id, &condition).await
-}
-
-/// `DELETE /api/v1/tasks/{id}`
-#[utoipa::path(
-    delete,
-    path = "/api/v1/tasks/{id}",
-    tag = "tasks",
-    params(TaskPath, IfMatchHeader),
-    responses((status = 204, description = "Deleted"), TaskMissing, Stale, Authed),
-    security(("bearer" = []))
-)]
-pub async fn delete(
-    State(state): State<AppState>,
-    user: AuthUser,
-    TaskId(id): TaskId,
-    IfMatch(condition): IfMatch,
-) -> Result<Response, ApiError> {
-    delete_task(&state, &user, id, &condition, Flavor::V1).await
 }

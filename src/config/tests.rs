@@ -1,0 +1,166 @@
+//! Unit tests of `config.rs`: every variable read, defaulted and refused
+//! with its sentence.
+
+use super::*;
+use std::collections::HashMap;
+
+fn load(vars: &[(&str, &str)], dev: bool) -> Result<Config, Vec<String>> {
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Config::from_lookup(&|k| map.get(k).cloned(), dev)
+}
+
+#[test]
+fn missing_secret_is_an_error_outside_dev_mode() {
+    let problems = load(&[], false).unwrap_err();
+    assert_eq!(problems.len(), 1);
+    assert!(problems[0].starts_with("BETTER_AUTH_SECRET is not set"));
+    assert!(load(&[], true).is_ok());
+    // A JWKS alone is enough: Better Auth's own tokens need no secret.
+    let config = load(&[("BETTER_AUTH_URL", "https://auth.example.com/")], false).unwrap();
+    assert_eq!(
+        config.jwks_url.as_deref(),
+        Some("https://auth.example.com/api/auth/jwks")
+    );
+    assert_eq!(
+        config.jwks_issuer.as_deref(),
+        Some("https://auth.example.com")
+    );
+    assert_eq!(
+        config.jwt_issuer, None,
+        "HS tokens keep no iss rule by default"
+    );
+}
+
+#[test]
+fn mcp_allowed_hosts_default_to_loopback_and_star_turns_the_check_off() {
+    let secret = "s".repeat(32);
+    let config = load(&[("BETTER_AUTH_SECRET", &secret)], false).unwrap();
+    assert_eq!(config.mcp_allowed_hosts, ["localhost", "127.0.0.1", "::1"]);
+    let config = load(
+        &[
+            ("BETTER_AUTH_SECRET", &secret),
+            (
+                "MCP_ALLOWED_HOSTS",
+                " api.example.com, api.example.com:8443 ",
+            ),
+        ],
+        false,
+    )
+    .unwrap();
+    assert_eq!(
+        config.mcp_allowed_hosts,
+        ["api.example.com", "api.example.com:8443"]
+    );
+    let config = load(
+        &[("BETTER_AUTH_SECRET", &secret), ("MCP_ALLOWED_HOSTS", "*")],
+        false,
+    )
+    .unwrap();
+    assert!(config.mcp_allowed_hosts.is_empty());
+    for bad in ["*,localhost", "https://api.example.com"] {
+        let problems = load(
+            &[("BETTER_AUTH_SECRET", &secret), ("MCP_ALLOWED_HOSTS", bad)],
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(problems.len(), 1, "{bad}: {problems:?}");
+    }
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let problems = load(
+        &[
+            ("BETTER_AUTH_SECRET", "short"),
+            ("DATABASE_URL", "mysql://x"),
+            ("PORT", "eighty"),
+        ],
+        false,
+    )
+    .unwrap_err();
+    assert_eq!(problems.len(), 3, "{problems:?}");
+}
+
+#[test]
+fn defaults_match_the_readme() {
+    let config = load(&[("BETTER_AUTH_SECRET", &"s".repeat(32))], false).unwrap();
+    assert_eq!(config.port, 8000);
+    assert_eq!(config.host.to_string(), "127.0.0.1");
+    assert_eq!(config.database_url.expose(), DEFAULT_DATABASE_URL);
+    assert_eq!(config.cors_origins, ["http://localhost:3000"]);
+    assert!(!format!("{config:?}").contains(&"s".repeat(32)));
+    assert_eq!(config.db_prepared_statements, None, "auto");
+    assert_eq!(config.db_shared_read_connections, None, "auto");
+    assert_eq!(config.max_connections_per_ip, 1024);
+}
+
+#[test]
+fn per_ip_connection_cap_is_a_number_and_zero_disables_it() {
+    let secret = "s".repeat(32);
+    let with = |v: &str| {
+        load(
+            &[
+                ("BETTER_AUTH_SECRET", secret.as_str()),
+                ("MAX_CONNECTIONS_PER_IP", v),
+            ],
+            false,
+        )
+    };
+    assert_eq!(with("4").unwrap().max_connections_per_ip, 4);
+    assert_eq!(with("0").unwrap().max_connections_per_ip, 0);
+    assert_eq!(
+        with("-1").unwrap_err(),
+        ["MAX_CONNECTIONS_PER_IP must be a whole number, got \"-1\"."]
+    );
+}
+
+#[test]
+fn shared_read_connections_are_auto_or_fewer_than_the_pool() {
+    let secret = "s".repeat(32);
+    let with = |v: &str| {
+        load(
+            &[
+                ("BETTER_AUTH_SECRET", secret.as_str()),
+                ("DB_POOL_SIZE", "4"),
+                ("DB_SHARED_READ_CONNECTIONS", v),
+            ],
+            false,
+        )
+    };
+    assert_eq!(with("auto").unwrap().db_shared_read_connections, None);
+    assert_eq!(with("0").unwrap().db_shared_read_connections, Some(0));
+    assert_eq!(with("3").unwrap().db_shared_read_connections, Some(3));
+    for bad in ["4", "-1", "two"] {
+        assert_eq!(
+            with(bad).unwrap_err(),
+            [format!(
+                "DB_SHARED_READ_CONNECTIONS must be auto or a number below DB_POOL_SIZE (4), got {bad:?}."
+            )],
+        );
+    }
+}
+
+#[test]
+fn prepared_statements_are_auto_on_or_off() {
+    let secret = "s".repeat(32);
+    let with = |v: &str| {
+        load(
+            &[
+                ("BETTER_AUTH_SECRET", secret.as_str()),
+                ("DB_PREPARED_STATEMENTS", v),
+            ],
+            false,
+        )
+    };
+    assert_eq!(with("auto").unwrap().db_prepared_statements, None);
+    assert_eq!(with("on").unwrap().db_prepared_statements, Some(true));
+    assert_eq!(with("off").unwrap().db_prepared_statements, Some(false));
+    let problems = with("yes").unwrap_err();
+    assert_eq!(
+        problems,
+        ["DB_PREPARED_STATEMENTS must be auto, on or off, got \"yes\"."]
+    );
+}
