@@ -13,7 +13,7 @@ use crate::{
     auth::{ClaimRules, Jwks, KnownUsers, Verifier, refresh_forever},
     config::{Config, Secret},
     db::{self, Store},
-    domain::{listing::CursorKey, time},
+    domain::{changes::SyncKey, listing::CursorKey, time},
     error::ApiError,
     metrics::Metrics,
     rate_limit::RateLimits,
@@ -86,6 +86,10 @@ impl Application {
             )),
             metrics: Arc::new(Metrics::new()),
             metrics_token: config.metrics_token.clone(),
+            sync_key: SyncKey::derive(secret.expose().as_bytes()),
+            changes_retention: config.changes_retention,
+            events_max_streams_per_user: config.events_max_streams_per_user,
+            stopping: tokio::sync::watch::Sender::new(false),
         });
         let router = router(state.clone(), &config);
         let addr = SocketAddr::new(config.host, config.port);
@@ -124,6 +128,16 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let purge = tokio::spawn(purge_idempotency_keys(self.state.clone()));
+        let tombstones = tokio::spawn(purge_tombstones(self.state.clone()));
+        let store = self.state.store.clone();
+        let relay = tokio::spawn(async move { store.relay_other_writers().await });
+        // Event streams end at the shutdown signal, so they do not hold the
+        // graceful shutdown up until its grace period runs out.
+        let state = self.state.clone();
+        let shutdown = async move {
+            shutdown.await;
+            state.stopping.send_replace(true);
+        };
         let limits = tokio::spawn(crate::rate_limit::housekeeping_forever(
             self.state.rate_limits.clone(),
         ));
@@ -134,6 +148,8 @@ impl Application {
             .map(|(jwks, ttl)| tokio::spawn(refresh_forever(jwks, ttl)));
         crate::server::serve(self.listener, self.router, self.limits, shutdown).await;
         purge.abort();
+        tombstones.abort();
+        relay.abort();
         limits.abort();
         if let Some(refresh) = refresh {
             refresh.abort();
@@ -153,6 +169,10 @@ pub fn db_settings(config: &Config) -> db::Settings {
         db_prepared_statements: config.db_prepared_statements,
         db_shared_read_connections: config.db_shared_read_connections,
         request_timeout: config.request_timeout,
+        database_listen_url: config
+            .database_listen_url
+            .as_ref()
+            .map(|url| url.expose().to_owned()),
     }
 }
 
@@ -220,6 +240,49 @@ async fn purge_idempotency_keys(state: AppState) {
             Ok(0) => {}
             Ok(n) => tracing::info!(deleted = n, "purged expired idempotency keys"),
             Err(err) => tracing::warn!(error = %err, "could not purge idempotency keys"),
+        }
+    }
+}
+
+/// How often tombstones past the retention are purged.
+const TOMBSTONE_PURGE_EVERY: Duration = Duration::from_secs(600);
+/// Tombstones deleted per statement: small, so a purge never holds many
+/// row locks or one long transaction.
+const TOMBSTONE_BATCH: u32 = 1_000;
+/// Extra time a tombstone is kept past the retention: a delete's
+/// `deleted_at` is its statement's clock, a little before it committed, and
+/// a token issued meanwhile must still see it.
+const TOMBSTONE_MARGIN: chrono::Duration = chrono::Duration::hours(1);
+
+async fn purge_tombstones(state: AppState) {
+    let mut tick = tokio::time::interval(TOMBSTONE_PURGE_EVERY);
+    loop {
+        tick.tick().await;
+        let retention = chrono::Duration::from_std(state.changes_retention)
+            .unwrap_or(chrono::Duration::days(30));
+        let cutoff = time::now() - retention - TOMBSTONE_MARGIN;
+        let mut total = 0;
+        loop {
+            let by = db::Deadline::after(PURGE_BUDGET);
+            match state
+                .store
+                .purge_tombstones(cutoff, TOMBSTONE_BATCH, by)
+                .await
+            {
+                Ok(n) => {
+                    total += n;
+                    if n < u64::from(TOMBSTONE_BATCH) {
+                        break;
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not purge tombstones");
+                    break;
+                }
+            }
+        }
+        if total > 0 {
+            tracing::info!(deleted = total, "purged expired tombstones");
         }
     }
 }

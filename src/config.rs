@@ -102,6 +102,16 @@ pub struct Config {
     /// `Host` values `/mcp` answers (`MCP_ALLOWED_HOSTS`), against DNS
     /// rebinding; empty when `*` turned the check off.
     pub mcp_allowed_hosts: Vec<String>,
+    /// How long delete tombstones are kept for the change feed
+    /// (`CHANGES_RETENTION_DAYS`); an older sync token answers 410.
+    pub changes_retention: Duration,
+    /// Most open event streams of one user (`EVENTS_MAX_STREAMS_PER_USER`).
+    pub events_max_streams_per_user: usize,
+    /// A direct (unpooled) PostgreSQL URL for the one `LISTEN` connection
+    /// that brings other instances' changes to this one's event streams
+    /// (`DATABASE_LISTEN_URL`); PgBouncer in transaction mode cannot
+    /// `LISTEN`. Unset: `DATABASE_URL`, unless that is a pooled URL.
+    pub database_listen_url: Option<Secret>,
 }
 
 /// `MCP_ALLOWED_HOSTS` when unset: loopback only, as the MCP SDK defaults.
@@ -297,6 +307,25 @@ impl Config {
         let jwt_audience = var(lookup, "JWT_AUDIENCE");
         let mcp_allowed_hosts =
             mcp_allowed_hosts(var(lookup, "MCP_ALLOWED_HOSTS").as_deref(), &mut problems);
+        let retention_days = parse_num(lookup, "CHANGES_RETENTION_DAYS", 30u64, &mut problems);
+        if retention_days == 0 {
+            problems.push("CHANGES_RETENTION_DAYS must be at least 1.".to_owned());
+        }
+        let max_streams = parse_num(
+            lookup,
+            "EVENTS_MAX_STREAMS_PER_USER",
+            16usize,
+            &mut problems,
+        );
+        if max_streams == 0 {
+            problems.push("EVENTS_MAX_STREAMS_PER_USER must be at least 1.".to_owned());
+        }
+        let database_listen_url = var(lookup, "DATABASE_LISTEN_URL");
+        if let Some(url) = &database_listen_url
+            && crate::db::DatabaseKind::of(url) != Ok(crate::db::DatabaseKind::Postgres)
+        {
+            problems.push("DATABASE_LISTEN_URL must be a postgres:// URL (a direct connection, not through a pooler).".to_owned());
+        }
 
         if !problems.is_empty() {
             return Err(problems);
@@ -332,6 +361,9 @@ impl Config {
             jwks_cache_ttl: Duration::from_secs(jwks_ttl.max(1)),
             jwks_refetch_interval: Duration::from_secs(jwks_refetch),
             mcp_allowed_hosts,
+            changes_retention: Duration::from_secs(retention_days * 86_400),
+            events_max_streams_per_user: max_streams,
+            database_listen_url: database_listen_url.map(Secret::new),
         })
     }
 

@@ -68,6 +68,10 @@ pub enum ApiError {
     /// `If-Match` did not match the current version (412).
     #[error("precondition failed")]
     PreconditionFailed,
+    /// A sync token that can no longer be served: too old, or issued before
+    /// the user was deleted (410). The client syncs in full.
+    #[error("gone: {0}")]
+    Gone(&'static str),
     /// Body over the size limit (413).
     #[error("payload too large")]
     PayloadTooLarge,
@@ -155,6 +159,7 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            Self::Gone(_) => StatusCode::GONE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -174,6 +179,7 @@ impl ApiError {
             Self::NotFound => "no such resource".to_owned(),
             Self::MethodNotAllowed => "method not allowed on this path".to_owned(),
             Self::Conflict(detail) => detail.clone(),
+            Self::Gone(detail) => (*detail).to_owned(),
             Self::PreconditionFailed => {
                 "If-Match does not match the task's current version".to_owned()
             }

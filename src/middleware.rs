@@ -180,6 +180,8 @@ fn cors(allowed: AllowedOrigins) -> CorsLayer {
             header::CONTENT_TYPE,
             header::IF_MATCH,
             HeaderName::from_static("idempotency-key"),
+            // `/api/v1/events` resumed by a `fetch`-based reader.
+            HeaderName::from_static("last-event-id"),
             // `/mcp` from a browser-based MCP client.
             HeaderName::from_static("mcp-protocol-version"),
             X_REQUEST_ID.clone(),

@@ -22,6 +22,9 @@ pub struct AuthUser {
     pub claims: Claims,
     /// When this request's storage calls must have ended.
     pub by: Deadline,
+    /// Unix time (seconds) from which the token is refused: an event
+    /// stream opened with it ends then.
+    pub expires_at: f64,
 }
 
 impl AuthUser {
@@ -77,8 +80,8 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let claims = match authenticate(parts, state).await {
-            Ok(claims) => claims,
+        let (claims, expires_at) = match authenticate(parts, state).await {
+            Ok(verified) => verified,
             // Failed attempts spend the client address's budget, so token
             // guessing is throttled; a 503 (JWKS down) is not the client's.
             Err(err @ ApiError::Unauthorized { .. }) => return Err(failed(state, parts, err)),
@@ -93,7 +96,11 @@ impl FromRequestParts<AppState> for AuthUser {
             state.store.upsert_user(&claims, time::now(), by).await?;
             state.known_users.remember(&claims);
         }
-        Ok(Self { claims, by })
+        Ok(Self {
+            claims,
+            by,
+            expires_at,
+        })
     }
 }
 
@@ -113,13 +120,17 @@ pub(super) fn failed(state: &AppState, parts: &Parts, err: ApiError) -> ApiError
     }
 }
 
-async fn authenticate(parts: &Parts, state: &AppState) -> Result<Claims, ApiError> {
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<(Claims, f64), ApiError> {
     let token = bearer_token(&parts.headers)?;
-    let claims = state.verifier.verify(token).await.inspect_err(|err| {
-        // The reason is worth logging; the token never is.
-        tracing::info!(reason = %err, "token rejected");
-    })?;
-    Ok(claims)
+    let verified = state
+        .verifier
+        .verify_until(token)
+        .await
+        .inspect_err(|err| {
+            // The reason is worth logging; the token never is.
+            tracing::info!(reason = %err, "token rejected");
+        })?;
+    Ok(verified)
 }
 
 /// The peer address (no proxy headers are trusted).

@@ -1,8 +1,10 @@
 //! The HTTP surface: every route in one table, one module per resource.
 
 mod auth_user;
+pub mod changes;
 mod compat;
 mod deadline;
+pub mod events;
 mod extract;
 mod health;
 pub mod mcp;
@@ -38,6 +40,8 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/v1/tasks/{id}/complete", patch(tasks::toggle))
         .route("/api/v1/me", get(me::get_me).delete(me::delete_me))
+        .route("/api/v1/changes", get(changes::changes))
+        .route("/api/v1/events", get(events::events))
         .route(
             "/api/{user_id}/tasks",
             get(compat::list).post(compat::create),

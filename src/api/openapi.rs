@@ -116,6 +116,8 @@ impl Modify for DocsRoutes {
         super::tasks::toggle,
         super::me::get_me,
         super::me::delete_me,
+        super::changes::changes,
+        super::events::events,
         super::compat::list,
         super::compat::create,
         super::compat::get_one,
@@ -126,11 +128,20 @@ impl Modify for DocsRoutes {
         super::health::health,
         super::health::ready,
     ),
-    components(schemas(Task, Problem, FieldError, super::tasks::TaskPage, super::me::Me)),
+    components(schemas(
+        Task,
+        Problem,
+        FieldError,
+        super::tasks::TaskPage,
+        super::me::Me,
+        super::changes::ChangesPage,
+        crate::domain::changes::TaskChange
+    )),
     modifiers(&BearerAuth, &DocsRoutes),
     tags(
         (name = "tasks", description = "The caller's tasks"),
         (name = "me", description = "The caller's user record"),
+        (name = "sync", description = "Keeping a copy current: the change feed and the live event stream"),
         (name = "compat", description = "The `/api/{user_id}/tasks` layout of older front ends"),
         (name = "ops", description = "Probes"),
     )

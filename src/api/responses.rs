@@ -134,3 +134,21 @@ pub struct IdemConflict(pub Problem<'static>);
     description = "The path names another user"
 )]
 pub struct CompatForbidden(pub Problem<'static>);
+
+/// The change feed's or event stream's query is invalid.
+#[derive(IntoResponses)]
+#[response(
+    status = 400,
+    content_type = "application/problem+json",
+    description = "A bad `limit`, or a `since` / `Last-Event-ID` that is not a sync token issued to this user (edited, or another user's)"
+)]
+pub struct BadSyncToken(pub Problem<'static>);
+
+/// A sync token that can no longer be served.
+#[derive(IntoResponses)]
+#[response(
+    status = 410,
+    content_type = "application/problem+json",
+    description = "The token is older than the tombstone retention (`CHANGES_RETENTION_DAYS`) or from before `DELETE /api/v1/me`: drop the local copy and sync in full"
+)]
+pub struct SyncGone(pub Problem<'static>);

@@ -6,7 +6,7 @@ use crate::{
     auth::{KnownUsers, Verifier},
     config::Secret,
     db::Store,
-    domain::listing::CursorKey,
+    domain::{changes::SyncKey, listing::CursorKey},
     metrics::Metrics,
     rate_limit::RateLimits,
 };
@@ -53,4 +53,13 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Bearer token guarding `/metrics`, when configured.
     pub metrics_token: Option<Secret>,
+    /// Signs sync tokens (the change feed's `next_since`, event ids).
+    pub sync_key: SyncKey,
+    /// How long tombstones are kept; an older sync token answers 410.
+    pub changes_retention: Duration,
+    /// Most open event streams per user.
+    pub events_max_streams_per_user: usize,
+    /// Turns `true` when the server starts shutting down, so long-lived
+    /// responses (event streams) end instead of holding shutdown up.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }

@@ -91,24 +91,31 @@ impl Verifier {
     /// passed before is only checked for expiry and, if a JWKS key verified
     /// it, for that key still being published (see `verified`).
     pub async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        self.verify_until(token).await.map(|(identity, _)| identity)
+    }
+
+    /// [`Verifier::verify`], also answering the Unix time from which the
+    /// token is refused (`exp` + leeway): a long-lived response such as an
+    /// event stream ends then.
+    pub async fn verify_until(&self, token: &str) -> Result<(Claims, f64), AuthError> {
         let now = unix_now();
-        if let Some((identity, by)) = self.verified.get(token, now) {
+        if let Some((identity, by, refused_from)) = self.verified.get(token, now) {
             let Some(by) = by else {
-                return Ok(identity);
+                return Ok((identity, refused_from));
             };
             let current = self
                 .jwks
                 .as_ref()
                 .and_then(|jwks| jwks.current_key(&by.kid));
             if current.is_some_and(|key| Arc::ptr_eq(&key, &by.key)) {
-                return Ok(identity);
+                return Ok((identity, refused_from));
             }
             self.verified.remove(token);
         }
         let (identity, refused_from, by) = self.check(token, now).await?;
         self.verified
             .insert(token, &identity, refused_from, by, now);
-        Ok(identity)
+        Ok((identity, refused_from))
     }
 
     /// The full check, every time: signature and claims. For benchmarks of

@@ -65,7 +65,7 @@ struct State {
 }
 
 /// What a hit returns: the identity, and the key to recheck, if any.
-pub type Hit = (Claims, Option<VerifiedBy>);
+pub type Hit = (Claims, Option<VerifiedBy>, f64);
 
 impl VerifiedTokens {
     /// The identity `token` was verified to carry, if it was and has not
@@ -77,7 +77,11 @@ impl VerifiedTokens {
         if !same_bytes(entry.token.as_bytes(), token.as_bytes()) || now >= entry.refused_from {
             return None;
         }
-        Some((entry.identity.clone(), entry.key.clone()))
+        Some((
+            entry.identity.clone(),
+            entry.key.clone(),
+            entry.refused_from,
+        ))
     }
 
     /// Remembers a token that passed every check.

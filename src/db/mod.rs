@@ -3,11 +3,13 @@
 //! every statement filters by it in SQL, so isolation does not depend on the
 //! handlers remembering to check ownership.
 
+mod changes;
 mod columns;
 mod idempotency;
 mod list;
 mod migrations;
 mod postgres;
+mod signals;
 mod sql;
 mod sqlite;
 mod tasks;
@@ -22,11 +24,13 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::{
     Claims,
+    changes::{ChangeBatch, FeedStart},
     listing::{ListSpec, Page},
     task::{Task, TaskInput, TaskPatch},
 };
 
 pub use postgres::PostgresStore;
+pub use signals::{ChangeSignals, Subscription};
 pub use sqlite::SqliteStore;
 
 /// What opening a store needs of the configuration (`app::db_settings`
@@ -49,6 +53,9 @@ pub struct Settings {
     pub db_shared_read_connections: Option<u32>,
     /// The request time limit; SQLite's busy timeout is kept under it.
     pub request_timeout: Duration,
+    /// `DATABASE_LISTEN_URL`: where PostgreSQL's `LISTEN` connection goes
+    /// (`None`: `database_url`, unless that looks pooled).
+    pub database_listen_url: Option<String>,
 }
 
 /// When a storage call must have ended: past it a PostgreSQL statement is
@@ -213,6 +220,30 @@ pub trait Store: Send + Sync {
     /// Drops idempotency records created before `cutoff`.
     async fn purge_idempotency_keys(&self, cutoff: DateTime<Utc>, by: Deadline)
     -> StoreResult<u64>;
+    /// The user's changes from `start`, at most `limit`, oldest first, with
+    /// the user's epoch and latest change number, all from one snapshot.
+    /// `None` when the user row is missing.
+    async fn changes(
+        &self,
+        user_id: &str,
+        start: FeedStart,
+        limit: u32,
+        by: Deadline,
+    ) -> StoreResult<Option<ChangeBatch>>;
+    /// Drops up to `batch` tombstones of deletes before `cutoff`; returns
+    /// how many (the caller repeats while a whole batch went).
+    async fn purge_tombstones(
+        &self,
+        cutoff: DateTime<Utc>,
+        batch: u32,
+        by: Deadline,
+    ) -> StoreResult<u64>;
+    /// Wake-ups for event streams: signalled by this store after every
+    /// committed write, and by [`Store::relay_other_writers`].
+    fn signals(&self) -> &Arc<ChangeSignals>;
+    /// Runs until aborted, signalling changes that other instances (or, on
+    /// SQLite, other processes) commit.
+    async fn relay_other_writers(&self);
 }
 
 /// The backend a URL names.

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     Change, Precondition,
+    changes::Numbering,
     columns::{Columns, RowResult},
     sql::{Dialect, Param, SqlBuilder, precondition},
 };
@@ -41,8 +42,13 @@ fn search_copy(text: &str) -> String {
     text.to_lowercase()
 }
 
-/// Inserts a task and returns it.
-pub fn insert_task(user_id: &str, input: &TaskInput, now: DateTime<Utc>) -> SqlBuilder {
+/// Inserts a task and returns it. No row when the user row is missing.
+pub fn insert_task(
+    user_id: &str,
+    input: &TaskInput,
+    now: DateTime<Utc>,
+    numbering: Numbering,
+) -> SqlBuilder {
     let mut b = SqlBuilder::default();
     let values = [
         b.bind(Param::Text(user_id.to_owned())),
@@ -59,10 +65,15 @@ pub fn insert_task(user_id: &str, input: &TaskInput, now: DateTime<Utc>) -> SqlB
         b.bind(Param::OptTimestamp(input.completed.then_some(now))),
         b.bind(Param::Timestamp(now)),
     ];
+    let (with, seq) = numbering.parts(&mut b, &values[0]);
+    let from = match numbering {
+        Numbering::InStatement => " from s",
+        Numbering::Taken(_) => "",
+    };
     b.sql = format!(
-        "insert into tasks (user_id, title, title_lc, description, description_lc, completed, \
-         priority, tags, due_date, completed_at, created_at, updated_at, version) \
-         values ({}, {}, 1) returning {TASK_COLUMNS}",
+        "{with}insert into tasks (user_id, title, title_lc, description, description_lc, completed, \
+         priority, tags, due_date, completed_at, created_at, updated_at, version, sync_seq) \
+         select {}, {}, 1, {seq}{from} returning {TASK_COLUMNS}",
         values.join(", "),
         values[10],
     );
@@ -89,8 +100,11 @@ pub fn update_task(
     condition: &Precondition,
     now: DateTime<Utc>,
     dialect: Dialect,
+    numbering: Numbering,
 ) -> SqlBuilder {
     let mut b = SqlBuilder::default();
+    let user = b.bind(Param::Text(user_id.to_owned()));
+    let (with, seq) = numbering.parts(&mut b, &user);
     let now_p = b.bind(Param::Timestamp(now));
     let mut sets = Vec::new();
     let new_completed = match change {
@@ -142,13 +156,11 @@ pub fn update_task(
         }
         Dialect::Sqlite => format!("updated_at = max({now_p}, updated_at)"),
     });
-    let (id, user) = (
-        b.bind(Param::Int(id)),
-        b.bind(Param::Text(user_id.to_owned())),
-    );
+    sets.push(format!("sync_seq = {seq}"));
+    let id = b.bind(Param::Int(id));
     let cond = precondition(&mut b, condition, dialect);
     b.sql = format!(
-        "update tasks set {} where id = {id} and user_id = {user}{cond} returning {TASK_COLUMNS}",
+        "{with}update tasks set {} where id = {id} and user_id = {user}{cond} returning {TASK_COLUMNS}",
         sets.join(", ")
     );
     b
@@ -156,12 +168,15 @@ pub fn update_task(
 
 /// Deletes one task under the `If-Match` condition, returning its last state
 /// (the compatibility DELETE answers with it; one statement keeps the read
-/// atomic with the condition).
+/// atomic with the condition). On PostgreSQL the same statement takes the
+/// change number and leaves the tombstone; on SQLite the writer does both
+/// around it ([`take_number`], [`insert_tombstone`]).
 pub fn delete_task(
     user_id: &str,
     id: i64,
     condition: &Precondition,
     dialect: Dialect,
+    now: DateTime<Utc>,
 ) -> SqlBuilder {
     let mut b = SqlBuilder::default();
     let (id, user) = (
@@ -169,9 +184,24 @@ pub fn delete_task(
         b.bind(Param::Text(user_id.to_owned())),
     );
     let cond = precondition(&mut b, condition, dialect);
-    b.sql = format!(
-        "delete from tasks where id = {id} and user_id = {user}{cond} returning {TASK_COLUMNS}"
-    );
+    b.sql = match dialect {
+        Dialect::Sqlite => format!(
+            "delete from tasks where id = {id} and user_id = {user}{cond} returning {TASK_COLUMNS}"
+        ),
+        Dialect::Postgres => {
+            let (with, _) = Numbering::InStatement.parts(&mut b, &user);
+            let now = b.bind(Param::Timestamp(now));
+            // `exists (select 1 from s)` makes the counter's row lock come
+            // first, as in every other write.
+            format!(
+                "{with}, d as (delete from tasks where id = {id} and user_id = {user}{cond} \
+                 and exists (select 1 from s) returning {TASK_COLUMNS}), \
+                 t as (insert into task_tombstones (user_id, sync_seq, task_id, deleted_at) \
+                 select d.user_id, s.sync_seq, d.id, {now} from d cross join s) \
+                 select d.* from d"
+            )
+        }
+    };
     b
 }
 

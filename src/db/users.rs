@@ -21,9 +21,12 @@ pub fn upsert_user(who: &Claims, now: DateTime<Utc>, dialect: Dialect) -> SqlBui
         Dialect::Postgres => "is distinct from",
         Dialect::Sqlite => "is not",
     };
+    // A new row is a new incarnation of the user: sync tokens issued
+    // before a `DELETE /me` name the old one (410).
+    let epoch = b.bind(Param::Int(rand::random::<i64>() & i64::MAX));
     b.sql = format!(
-        "insert into users (id, email, name, created_at, updated_at) \
-         values ({id}, {email}, {name}, {now}, {now}) \
+        "insert into users (id, email, name, created_at, updated_at, sync_epoch) \
+         values ({id}, {email}, {name}, {now}, {now}, {epoch}) \
          on conflict (id) do update set \
          email = coalesce(excluded.email, users.email), \
          name = coalesce(excluded.name, users.name), \

@@ -5,6 +5,7 @@
 //! holds that rule). So a validator or the list spec can be used, tested and
 //! fuzzed without a server, and a new front door (MCP, events) reuses them.
 
+pub mod changes;
 pub mod input;
 pub mod invalid;
 pub mod listing;

@@ -209,10 +209,35 @@ impl TestApp {
                 (scratch.0, None, Some(scratch.1))
             }
         };
-        let mut app = Self::start(backend, &route(&url), extra).await;
+        let mut extra = extra.to_vec();
+        let listen_url = schema
+            .as_ref()
+            .filter(|s| s.database)
+            .map(|s| s.direct.clone());
+        if let Some(direct) = &listen_url {
+            // Through the pooler, LISTEN needs the direct URL, as in
+            // production.
+            extra.push(("DATABASE_LISTEN_URL", direct.as_str()));
+        }
+        let mut app = Self::start(backend, &route(&url), &extra).await;
         app._dir = dir;
         app.schema = schema;
         Some(app)
+    }
+
+    /// Another server on this app's database (a second instance behind
+    /// the same load balancer), with `extra` configuration.
+    pub async fn another_instance(&self, extra: &[(&str, &str)]) -> TestApp {
+        let mut extra = extra.to_vec();
+        let listen_url = self
+            .schema
+            .as_ref()
+            .filter(|s| s.database)
+            .map(|s| s.direct.clone());
+        if let Some(direct) = &listen_url {
+            extra.push(("DATABASE_LISTEN_URL", direct.as_str()));
+        }
+        TestApp::start(self.backend, &self.database_url, &extra).await
     }
 
     /// Starts a server on an existing database (used to test restarts).

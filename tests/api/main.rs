@@ -5,11 +5,13 @@ mod helpers;
 
 mod architecture;
 mod auth;
+mod changes;
 mod cli;
 mod compat;
 mod concurrency;
 mod deadlines;
 mod errors;
+mod events;
 mod faults;
 mod idempotency;
 mod isolation;

@@ -238,7 +238,7 @@ fn sha256_hex(text: &str) -> String {
 }
 
 /// A database the previous runner migrated (to version 1, with data)
-/// opens: its task lists, refinery applies version 2 and records both,
+/// opens: its task lists, refinery applies versions 2 and 3 and records all,
 /// the old table stays, and `/ready` follows refinery's history.
 async fn previous_runner_database_opens_and_migrates(place: Place) {
     place.previous_runner(&sha256_hex(place.v1())).await;
@@ -246,15 +246,36 @@ async fn previous_runner_database_opens_and_migrates(place: Place) {
     let listed: Value = app.list_tasks(&helpers::token("old-user"), "").await;
     assert_eq!(listed["items"][0]["title"], "Written before", "{listed}");
     assert_eq!(listed["items"].as_array().map(Vec::len), Some(1));
+    // Version 3 numbered the task, so the change feed has it.
+    let changes: Value = app
+        .req(
+            reqwest::Method::GET,
+            "/api/v1/changes",
+            Some(&helpers::token("old-user")),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(changes["changes"][0]["task"], listed["items"][0], "{changes}");
 
     let history = place.history().await;
     let versions: Vec<&str> = history.iter().map(|(v, _)| v.as_str()).collect();
-    assert_eq!(versions, ["1", "2"], "{history:?}");
+    assert_eq!(versions, ["1", "2", "3"], "{history:?}");
     let v2 = match place.backend {
         Backend::Sqlite => "list_covering_index",
         Backend::Postgres => "drop_tags_gin_index",
     };
-    assert_eq!((history[0].1.as_str(), history[1].1.as_str()), ("init", v2));
+    assert_eq!(
+        (
+            history[0].1.as_str(),
+            history[1].1.as_str(),
+            history[2].1.as_str()
+        ),
+        ("init", v2, "change_feed")
+    );
     let (v2_sql, v2_rows) = match place.backend {
         // Version 2 replaces the created index with a covering one.
         Backend::Sqlite => (
@@ -283,7 +304,7 @@ async fn previous_runner_database_opens_and_migrates(place: Place) {
         .unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
     place
-        .execute("delete from refinery_schema_history where version = 2")
+        .execute("delete from refinery_schema_history where version = 3")
         .await;
     // Written behind the server's back, and seen by the next read.
     let ready = app
@@ -294,7 +315,7 @@ async fn previous_runner_database_opens_and_migrates(place: Place) {
     assert_eq!(
         ready.status(),
         StatusCode::SERVICE_UNAVAILABLE,
-        "/ready with version 2 missing from the history"
+        "/ready with the latest version missing from the history"
     );
 }
 
@@ -308,7 +329,7 @@ async fn a_changed_script_stops_start_up(place: Place) {
 
     let fresh = Place::new(place.backend).await.expect("place");
     fresh.start().await.stop().await;
-    assert_eq!(fresh.history().await.len(), 2);
+    assert_eq!(fresh.history().await.len(), 3);
     fresh
         .execute("update refinery_schema_history set checksum = '1' where version = 1")
         .await;
@@ -337,7 +358,7 @@ async fn servers_starting_at_once_all_come_up(place: Place) {
             .unwrap();
         assert_eq!(ready.status(), StatusCode::OK);
     }
-    assert_eq!(place.history().await.len(), 2);
+    assert_eq!(place.history().await.len(), 3);
 }
 
 macro_rules! on_each_backend {

@@ -8,6 +8,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 
 use super::{
     PostgresStore,
+    changes::Notifier,
     errors::{Permanence, classify_ref, describe_pool_error},
     read_lanes::ReadLanes,
     statements::Statements,
@@ -34,7 +35,7 @@ impl PostgresStore {
     pub async fn connect(url: &str, config: &crate::db::Settings) -> anyhow::Result<Self> {
         let settings = super::tls::parse(url).map_err(anyhow::Error::msg)?;
         let manager = Manager::from_config(
-            settings.config,
+            settings.config.clone(),
             settings.tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -63,13 +64,26 @@ impl PostgresStore {
         let shared_reads = config
             .db_shared_read_connections
             .unwrap_or(u32::from(config.db_pool_size >= 3));
+        let listen = match &config.database_listen_url {
+            Some(url) => Some(super::tls::parse(url).map_err(|e| {
+                anyhow::anyhow!("{}", e.replace("DATABASE_URL", "DATABASE_LISTEN_URL"))
+            })?),
+            None if pooled => {
+                tracing::warn!("DATABASE_URL looks like a pooler (PgBouncer in transaction mode cannot LISTEN): event streams hear only this instance's writes; set DATABASE_LISTEN_URL to a direct connection URL for the others'");
+                None
+            }
+            None => Some(settings.clone()),
+        };
         let store = Self {
+            notifier: Notifier::start(pool.clone()),
             pool,
             lanes: ReadLanes::new(shared_reads as usize),
             statements: Statements::new(prepared),
             tls: settings.tls,
             acquire_timeout: config.db_acquire_timeout,
             max_size: config.db_pool_size as usize,
+            signals: std::sync::Arc::default(),
+            listen,
         };
         store.wait_for_database(config.db_startup_timeout).await?;
         store.migrate(pooled).await?;

@@ -10,7 +10,8 @@ use super::{
     statements::{Conn, Statements, aborted_by_stale_statement, query},
 };
 use crate::db::{
-    Created, IdempotentRequest, StoreError, StoreResult, columns::Columns as _, idempotency, tasks,
+    Created, IdempotentRequest, StoreError, StoreResult, changes::Numbering,
+    columns::Columns as _, idempotency, tasks,
 };
 use crate::domain::task::TaskInput;
 
@@ -54,7 +55,7 @@ async fn create_once(
     now: DateTime<Utc>,
     idem: &IdempotentRequest,
 ) -> StoreResult<Created> {
-    let insert = tasks::insert_task(user_id, input, now);
+    let insert = tasks::insert_task(user_id, input, now, Numbering::InStatement);
     let tx = client.transaction().await.map_err(classify)?;
     query(
         Conn::transaction(&tx, statements),
@@ -107,12 +108,12 @@ async fn create_once(
 /// foreign key saying the user row is missing.
 pub(super) fn created(inserted: StoreResult<Vec<Row>>) -> StoreResult<Created> {
     match inserted {
-        Ok(rows) => Ok(Created::New(
-            rows.first()
-                .map(task_from_row)
-                .transpose()?
-                .ok_or_else(|| StoreError::Other(anyhow::anyhow!("insert returned no row")))?,
-        )),
+        // No row: the statement found no user row to take a number from.
+        Ok(rows) => Ok(rows
+            .first()
+            .map(task_from_row)
+            .transpose()?
+            .map_or(Created::UserMissing, Created::New)),
         Err(e) if is_missing_user(&e) => Ok(Created::UserMissing),
         Err(e) => Err(e),
     }

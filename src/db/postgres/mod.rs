@@ -17,8 +17,10 @@
 //! drops prepared statements), `read_lanes.rs` (shared pipelined reads and
 //! the retry-safe path), `write.rs` (cancellable writes), `create.rs` (the
 //! idempotent create's transaction), `errors.rs` (503 or 500, and messages
-//! an operator can act on), `columns.rs` (rows by column name).
+//! an operator can act on), `columns.rs` (rows by column name),
+//! `changes.rs` (telling other instances about writes: `NOTIFY`, `LISTEN`).
 
+mod changes;
 mod columns;
 mod connect;
 mod create;
@@ -28,21 +30,29 @@ mod statements;
 mod tls;
 mod write;
 
-use std::sync::atomic::Ordering;
+use std::sync::{Arc, atomic::Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 
 use super::{
-    Change, Created, Deadline, IdempotentRequest, Precondition, Store, StoreError, StoreResult,
-    UserProfile, WriteOutcome, idempotency, list, migrations, sql::Dialect, tasks, users,
+    Change, ChangeSignals, Created, Deadline, IdempotentRequest, Precondition, Store, StoreError,
+    StoreResult, UserProfile, WriteOutcome,
+    changes::{self as feed, Numbering},
+    columns::RowResult,
+    idempotency, list, migrations,
+    sql::Dialect,
+    tasks, users,
 };
 use crate::domain::{
     Claims,
+    changes::{ChangeBatch, FeedStart},
     listing::{ListSpec, Page},
     task::{Task, TaskInput},
+    time,
 };
+use changes::Notifier;
 use columns::task_from_row;
 use create::{create_on, created};
 use errors::{classify, outcome_unknown, pool_error, unavailable};
@@ -59,9 +69,23 @@ pub struct PostgresStore {
     acquire_timeout: Duration,
     /// The pool's size: how many dead connections a read may meet in a row.
     max_size: usize,
+    /// Wakes this instance's event streams.
+    signals: Arc<ChangeSignals>,
+    /// Tells other instances about this one's writes.
+    notifier: Notifier,
+    /// Where the `LISTEN` connection goes; `None` when only a pooled URL
+    /// is known.
+    listen: Option<tls::PgConnectSettings>,
 }
 
 impl PostgresStore {
+    /// After a write committed: wakes this instance's streams of the user
+    /// and queues the notification for the other instances.
+    fn changed(&self, user_id: &str) {
+        self.signals.notify(user_id);
+        self.notifier.changed(user_id);
+    }
+
     async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
         self.pool.get().await.map_err(pool_error)
     }
@@ -135,10 +159,15 @@ impl Store for PostgresStore {
     }
 
     async fn delete_user(&self, user_id: &str, by: Deadline) -> StoreResult<bool> {
-        Ok(!self
+        let deleted = !self
             .write(&users::delete_user(user_id), by)
             .await?
-            .is_empty())
+            .is_empty();
+        if deleted {
+            // Its streams read the feed, find the user gone, and end.
+            self.changed(user_id);
+        }
+        Ok(deleted)
     }
 
     async fn create_task(
@@ -150,8 +179,12 @@ impl Store for PostgresStore {
         by: Deadline,
     ) -> StoreResult<Created> {
         let Some(idem) = idempotency else {
-            let insert = tasks::insert_task(user_id, input, now);
-            return created(self.write(&insert, by).await);
+            let insert = tasks::insert_task(user_id, input, now, Numbering::InStatement);
+            let created = created(self.write(&insert, by).await)?;
+            if matches!(created, Created::New(_)) {
+                self.changed(user_id);
+            }
+            return Ok(created);
         };
         // Past the deadline the transaction is abandoned: its connection,
         // dropped armed, cancels what runs and never returns to the pool, so
@@ -162,9 +195,13 @@ impl Store for PostgresStore {
             client.done();
             result
         };
-        tokio::time::timeout_at(by.0.into(), keyed)
+        let created = tokio::time::timeout_at(by.0.into(), keyed)
             .await
-            .unwrap_or_else(|_| Err(outcome_unknown()))
+            .unwrap_or_else(|_| Err(outcome_unknown()))?;
+        if matches!(created, Created::New(_)) {
+            self.changed(user_id);
+        }
+        Ok(created)
     }
 
     async fn get_task(&self, user_id: &str, id: i64, by: Deadline) -> StoreResult<Option<Task>> {
@@ -190,8 +227,10 @@ impl Store for PostgresStore {
         now: DateTime<Utc>,
         by: Deadline,
     ) -> StoreResult<WriteOutcome<Task>> {
-        let b = tasks::update_task(user_id, id, change, condition, now, Dialect::Postgres);
+        let numbering = Numbering::InStatement;
+        let b = tasks::update_task(user_id, id, change, condition, now, Dialect::Postgres, numbering);
         if let Some(row) = self.write(&b, by).await?.first() {
+            self.changed(user_id);
             return Ok(WriteOutcome::Done(task_from_row(row)?));
         }
         self.missing_or_stale(user_id, id, by).await
@@ -204,8 +243,9 @@ impl Store for PostgresStore {
         condition: &Precondition,
         by: Deadline,
     ) -> StoreResult<WriteOutcome<Task>> {
-        let b = tasks::delete_task(user_id, id, condition, Dialect::Postgres);
+        let b = tasks::delete_task(user_id, id, condition, Dialect::Postgres, time::now());
         if let Some(row) = self.write(&b, by).await?.first() {
+            self.changed(user_id);
             return Ok(WriteOutcome::Done(task_from_row(row)?));
         }
         self.missing_or_stale(user_id, id, by).await
@@ -233,5 +273,51 @@ impl Store for PostgresStore {
         // would start a cancel that the ending runtime cuts short.
         let b = idempotency::purge_idempotency_keys(cutoff);
         Ok(self.idempotent(&b, Sharing::Write, by).await?.len() as u64)
+    }
+
+    async fn changes(
+        &self,
+        user_id: &str,
+        start: FeedStart,
+        limit: u32,
+        by: Deadline,
+    ) -> StoreResult<Option<ChangeBatch>> {
+        // One statement, one snapshot: the batch and the head agree.
+        let b = feed::changes(user_id, start, limit, Dialect::Postgres);
+        let rows = self.idempotent(&b, Sharing::Read, by).await?;
+        let rows = rows
+            .iter()
+            .map(feed::decode_change)
+            .collect::<RowResult<_>>()
+            .map_err(StoreError::Other)?;
+        Ok(feed::change_batch(rows, limit))
+    }
+
+    async fn purge_tombstones(
+        &self,
+        cutoff: DateTime<Utc>,
+        batch: u32,
+        by: Deadline,
+    ) -> StoreResult<u64> {
+        let b = feed::purge_tombstones(cutoff, batch);
+        Ok(self.idempotent(&b, Sharing::Write, by).await?.len() as u64)
+    }
+
+    fn signals(&self) -> &Arc<ChangeSignals> {
+        &self.signals
+    }
+
+    async fn relay_other_writers(&self) {
+        match &self.listen {
+            Some(settings) => {
+                changes::relay_forever(
+                    settings.clone(),
+                    self.signals.clone(),
+                    self.notifier.instance.clone(),
+                )
+                .await;
+            }
+            None => std::future::pending().await,
+        }
     }
 }

@@ -28,6 +28,7 @@ enum Verify {
 }
 
 /// The parsed connection settings and the TLS connector they call for.
+#[derive(Clone)]
 pub struct PgConnectSettings {
     pub config: tokio_postgres::Config,
     pub tls: tokio_postgres_rustls::MakeRustlsConnect,

@@ -30,9 +30,13 @@
 //! The files by role: `open.rs` (the file, its settings, migrations),
 //! `reads.rs` (the read connections and their deadlines), `writer.rs` (the
 //! writer thread), `statements.rs` (binding and running the shared SQL),
-//! `columns.rs` (rows by column name), `errors.rs` (503 or 500).
+//! `columns.rs` (rows by column name), `errors.rs` (503 or 500),
+//! `create.rs` (the idempotent create's transaction), `changes.rs` (change
+//! numbers, other processes' commits).
 
+mod changes;
 mod columns;
+mod create;
 mod errors;
 mod open;
 mod reads;
@@ -48,20 +52,22 @@ use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 
 use super::{
-    Change, Created, Deadline, IdempotentRequest, PoolStats, Precondition, Store, StoreError,
-    StoreResult, UserProfile, WriteOutcome,
-    columns::{Columns, RowResult},
+    Change, ChangeSignals, Created, Deadline, IdempotentRequest, PoolStats, Precondition, Store,
+    StoreError, StoreResult, UserProfile, WriteOutcome,
+    changes::{self as feed, Numbering},
     idempotency, list, migrations,
     sql::Dialect,
     tasks, users,
 };
 use crate::domain::{
     Claims,
+    changes::{ChangeBatch, FeedStart},
     listing::{ListSpec, Page},
     task::Task,
+    time,
 };
+use changes::take_number;
 use columns::{row_error, task_of};
-use errors::{corrupt, is_missing_user};
 use reads::ReadPool;
 use statements::{query, query_first};
 use writer::Writer;
@@ -71,6 +77,9 @@ pub struct SqliteStore {
     readers: Arc<ReadPool>,
     writer: Writer,
     acquire_timeout: Duration,
+    /// Wakes event streams: after each write of this process at once, and
+    /// when another process's commit is seen (`changes.rs`).
+    signals: Arc<ChangeSignals>,
 }
 
 impl SqliteStore {
@@ -154,10 +163,16 @@ impl Store for SqliteStore {
 
     async fn delete_user(&self, user_id: &str, by: Deadline) -> StoreResult<bool> {
         let b = users::delete_user(user_id);
-        self.write(by, move |conn| {
-            query_first(conn, &b, |_| Ok(())).map(|r| r.is_some())
-        })
-        .await
+        let deleted = self
+            .write(by, move |conn| {
+                query_first(conn, &b, |_| Ok(())).map(|r| r.is_some())
+            })
+            .await?;
+        if deleted {
+            // Its streams read the feed, find the user gone, and end.
+            self.signals.notify(user_id);
+        }
+        Ok(deleted)
     }
 
     async fn create_task(
@@ -168,58 +183,26 @@ impl Store for SqliteStore {
         idempotency: Option<&IdempotentRequest>,
         by: Deadline,
     ) -> StoreResult<Created> {
-        let insert = tasks::insert_task(user_id, input, now);
-        let no_row = || rusqlite::Error::QueryReturnedNoRows;
-        let Some(idem) = idempotency else {
-            return self
-                .write(by, move |conn| match query_first(conn, &insert, task_of) {
-                    Ok(task) => task.map(Created::New).ok_or_else(no_row),
-                    Err(e) if is_missing_user(&e) => Ok(Created::UserMissing),
-                    Err(e) => Err(e),
-                })
-                .await;
-        };
-        let (user_id, key) = (user_id.to_owned(), idem.key.clone());
-        let expire = idempotency::expire_idempotency_key(&user_id, &key, idem.not_before);
-        let claim = idempotency::claim_idempotency_key(&user_id, &key, &idem.fingerprint, now);
-        let lookup = idempotency::select_idempotency_key(&user_id, &key);
-        let fingerprint = idem.fingerprint.clone();
-        self.write(by, move |tx| {
-            // One transaction: all of this or none of it.
-            query(tx, &expire, |_| Ok(()))?;
-            match query_first(tx, &claim, |_| Ok(())) {
-                Ok(Some(())) => {}
-                Ok(None) => {
-                    let stored = query_first(tx, &lookup, |r| {
-                        let read = || -> RowResult<_> {
-                            Ok((r.text("fingerprint")?, r.opt_text("response")?))
-                        };
-                        read().map_err(row_error)
-                    })?;
-                    // Nothing was written: the expired-key delete found no
-                    // row (the key is live), and the claim did nothing.
-                    return match stored {
-                        Some((used_with, Some(body))) if used_with == fingerprint => {
-                            idempotency::replayed(&body)
-                                .map(Created::Replay)
-                                .map_err(|e| corrupt(1, format!("corrupt replay: {e}")))
-                        }
-                        _ => Ok(Created::KeyReused),
-                    };
-                }
-                Err(e) if is_missing_user(&e) => return Ok(Created::UserMissing),
-                Err(e) => return Err(e),
-            }
-            let task = match query_first(tx, &insert, task_of) {
-                Ok(task) => task.ok_or_else(no_row)?,
-                Err(e) if is_missing_user(&e) => return Ok(Created::UserMissing),
-                Err(e) => return Err(e),
+        let owned = (user_id.to_owned(), input.clone());
+        let insert = move |conn: &Connection| -> rusqlite::Result<Created> {
+            let (user_id, input) = &owned;
+            let Some(seq) = take_number(conn, user_id)? else {
+                return Ok(Created::UserMissing);
             };
-            let finish = idempotency::finish_idempotency_key(&user_id, &key, &task);
-            query(tx, &finish, |_| Ok(()))?;
-            Ok(Created::New(task))
-        })
-        .await
+            let b = tasks::insert_task(user_id, input, now, Numbering::Taken(seq));
+            match query_first(conn, &b, task_of)? {
+                Some(task) => Ok(Created::New(task)),
+                None => Err(rusqlite::Error::QueryReturnedNoRows),
+            }
+        };
+        let created = match idempotency {
+            None => self.write(by, insert).await?,
+            Some(idem) => self.create_keyed(user_id, idem, now, insert, by).await?,
+        };
+        if matches!(created, Created::New(_)) {
+            self.signals.notify(user_id);
+        }
+        Ok(created)
     }
 
     async fn get_task(&self, user_id: &str, id: i64, by: Deadline) -> StoreResult<Option<Task>> {
@@ -245,12 +228,31 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
         by: Deadline,
     ) -> StoreResult<WriteOutcome<Task>> {
-        let b = tasks::update_task(user_id, id, change, condition, now, Dialect::Sqlite);
-        match self
-            .write(by, move |conn| query_first(conn, &b, task_of))
-            .await?
-        {
-            Some(task) => Ok(WriteOutcome::Done(task)),
+        let owned = (user_id.to_owned(), change.clone(), condition.clone());
+        let updated = self
+            .write(by, move |conn| {
+                let (user_id, change, condition) = &owned;
+                let Some(seq) = take_number(conn, user_id)? else {
+                    return Ok(None);
+                };
+                let numbering = Numbering::Taken(seq);
+                let b = tasks::update_task(
+                    user_id,
+                    id,
+                    change,
+                    condition,
+                    now,
+                    Dialect::Sqlite,
+                    numbering,
+                );
+                query_first(conn, &b, task_of)
+            })
+            .await?;
+        match updated {
+            Some(task) => {
+                self.signals.notify(user_id);
+                Ok(WriteOutcome::Done(task))
+            }
             None => self.missing_or_stale(user_id, id, by).await,
         }
     }
@@ -262,12 +264,27 @@ impl Store for SqliteStore {
         condition: &Precondition,
         by: Deadline,
     ) -> StoreResult<WriteOutcome<Task>> {
-        let b = tasks::delete_task(user_id, id, condition, Dialect::Sqlite);
+        let now = time::now();
+        let b = tasks::delete_task(user_id, id, condition, Dialect::Sqlite, now);
+        let user = user_id.to_owned();
         let deleted = self
-            .write(by, move |conn| query_first(conn, &b, task_of))
+            .write(by, move |conn| {
+                let Some(seq) = take_number(conn, &user)? else {
+                    return Ok(None);
+                };
+                let task = query_first(conn, &b, task_of)?;
+                if let Some(task) = &task {
+                    let tombstone = feed::insert_tombstone(&user, seq, task.id, now);
+                    query(conn, &tombstone, |_| Ok(()))?;
+                }
+                Ok(task)
+            })
             .await?;
         match deleted {
-            Some(task) => Ok(WriteOutcome::Done(task)),
+            Some(task) => {
+                self.signals.notify(user_id);
+                Ok(WriteOutcome::Done(task))
+            }
             None => self.missing_or_stale(user_id, id, by).await,
         }
     }
@@ -288,5 +305,43 @@ impl Store for SqliteStore {
             .write(by, move |conn| query(conn, &b, |_| Ok(())))
             .await?;
         Ok(purged.len() as u64)
+    }
+
+    async fn changes(
+        &self,
+        user_id: &str,
+        start: FeedStart,
+        limit: u32,
+        by: Deadline,
+    ) -> StoreResult<Option<ChangeBatch>> {
+        // One statement in autocommit mode: one snapshot.
+        let b = feed::changes(user_id, start, limit, Dialect::Sqlite);
+        let rows = self
+            .read(by, move |conn| {
+                query(conn, &b, |r| feed::decode_change(r).map_err(row_error))
+            })
+            .await?;
+        Ok(feed::change_batch(rows, limit))
+    }
+
+    async fn purge_tombstones(
+        &self,
+        cutoff: DateTime<Utc>,
+        batch: u32,
+        by: Deadline,
+    ) -> StoreResult<u64> {
+        let b = feed::purge_tombstones(cutoff, batch);
+        let purged = self
+            .write(by, move |conn| query(conn, &b, |_| Ok(())))
+            .await?;
+        Ok(purged.len() as u64)
+    }
+
+    fn signals(&self) -> &Arc<ChangeSignals> {
+        &self.signals
+    }
+
+    async fn relay_other_writers(&self) {
+        self.watch_other_writers().await;
     }
 }

@@ -110,6 +110,7 @@ impl SqliteStore {
             readers,
             writer,
             acquire_timeout: config.db_acquire_timeout,
+            signals: Arc::default(),
         })
     }
 }

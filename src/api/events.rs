@@ -1,0 +1,247 @@
+//! `GET /api/v1/events`: the caller's changes as Server-Sent Events (API.md
+//! "Live updates: the event stream").
+//!
+//! A stream holds no queue of changes: it holds a position in the user's
+//! change feed and reads the feed from there whenever it is woken (a write
+//! of this instance, a `NOTIFY` from another, a reconnect of the listener).
+//! So a resumed stream's replay and its live part are one sequence of feed
+//! reads, with no gap and no duplicate between them, and a missed or merged
+//! wake-up costs nothing but a later read. A client that stops reading
+//! fills a small buffer and is then disconnected; it resumes with
+//! `Last-Event-ID`.
+
+use std::time::{Duration, Instant};
+
+use axum::{
+    extract::{RawQuery, State},
+    http::HeaderMap,
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::{
+    AppState, AuthUser,
+    changes::{open_token, read_batch, still_valid, token_for},
+    responses::{Authed, BadSyncToken, SyncGone},
+};
+use crate::{
+    db::{Deadline, Subscription},
+    domain::changes::{ChangeBatch, FEED_LIMIT_DEFAULT, FeedStart},
+    error::ApiError,
+};
+
+/// Events a stream may have written that the client has not read yet.
+const BUFFERED_EVENTS: usize = 64;
+/// How long a full buffer may stay full before the client counts as gone.
+const STALLED_AFTER: Duration = Duration::from_secs(30);
+/// The keep-alive comment's period (API.md: at least every 15 s).
+const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(10);
+
+type Sent = Result<Event, std::convert::Infallible>;
+
+/// The caller's changes as they happen, optionally resumed after a token.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    tag = "sync",
+    params(
+        ("Last-Event-ID" = Option<String>, Header, description = "The `id` of the last event received: the stream first replays every change after it"),
+        ("since" = Option<String>, Query, description = "The same as `Last-Event-ID` (which wins when both are sent), e.g. a `next_since` of the change feed"),
+    ),
+    responses(
+        (status = 200, description = "`text/event-stream`: one event per change, `id:` its sync token, `event: upsert|delete`, `data:` the change object of `/api/v1/changes` on one line; a `: keep-alive` comment at least every 15 s. It ends when the bearer token expires and at server shutdown.", content_type = "text/event-stream", body = String),
+        BadSyncToken,
+        SyncGone,
+        Authed,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn events(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let (field, since) = match headers.get("last-event-id") {
+        Some(value) => (
+            "Last-Event-ID",
+            Some(value.to_str().unwrap_or_default().to_owned()),
+        ),
+        None => ("since", since_param(query.as_deref())),
+    };
+    let token = since
+        .as_deref()
+        .map(|text| open_token(&state, &user, field, text))
+        .transpose()?;
+    let cap = state.events_max_streams_per_user;
+    // Registered before the first read: a change committed after that read
+    // has woken this stream already.
+    let subscription = state
+        .store
+        .signals()
+        .subscribe(user.id(), cap)
+        .ok_or_else(|| {
+            state.metrics.rate_limited("streams");
+            ApiError::TooManyRequests {
+                retry_after: 1,
+                limit: u32::try_from(cap).unwrap_or(u32::MAX),
+            }
+        })?;
+    let first = match token {
+        Some(token) => {
+            let batch = read_batch(
+                &state,
+                &user,
+                FeedStart::After(token.seq),
+                FEED_LIMIT_DEFAULT,
+                user.by,
+            )
+            .await?;
+            still_valid(&state, token, &batch)?;
+            batch
+        }
+        None => read_batch(&state, &user, FeedStart::Head, 1, user.by).await?,
+    };
+    let (sender, receiver) = mpsc::channel(BUFFERED_EVENTS);
+    let stream = Stream {
+        state: state.clone(),
+        user_id: user.id().to_owned(),
+        epoch: first.epoch,
+        position: match token {
+            Some(token) => token.seq,
+            None => first.head,
+        },
+        subscription,
+        sender,
+        ends: Instant::now() + until(user.expires_at),
+    };
+    tokio::spawn(stream.run(first));
+    Ok(Sse::new(ReceiverStream::new(receiver))
+        .keep_alive(
+            KeepAlive::new()
+                .interval(KEEP_ALIVE_EVERY)
+                .text(" keep-alive"),
+        )
+        .into_response())
+}
+
+/// `since` from the query string (the last one, as elsewhere).
+fn since_param(query: Option<&str>) -> Option<String> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query.unwrap_or(""))
+        .ok()?
+        .into_iter()
+        .rev()
+        .find_map(|(name, value)| (name == "since").then_some(value))
+}
+
+/// Time from now until the Unix time `at`.
+fn until(at: f64) -> Duration {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    Duration::try_from_secs_f64((at - now).max(0.0)).unwrap_or(Duration::MAX / 2)
+}
+
+/// One open stream: where it is in the user's feed, and where it writes.
+struct Stream {
+    state: AppState,
+    user_id: String,
+    epoch: i64,
+    /// Every change up to this number has been sent (or was before the
+    /// stream's start).
+    position: i64,
+    subscription: Subscription,
+    sender: mpsc::Sender<Sent>,
+    /// The bearer token's expiry: the client reconnects with a fresh one.
+    ends: Instant,
+}
+
+/// Why a stream stops.
+enum Stop {
+    /// The client went away, stopped reading, or must reconnect.
+    Done,
+}
+
+impl Stream {
+    async fn run(mut self, first: ChangeBatch) {
+        let mut stopping = self.state.stopping.subscribe();
+        if *stopping.borrow_and_update() {
+            return;
+        }
+        let mut batch = first;
+        loop {
+            if self.send(batch).await.is_err() {
+                return;
+            }
+            tokio::select! {
+                () = self.subscription.changed() => {}
+                () = tokio::time::sleep_until(self.ends.into()) => return,
+                _ = stopping.changed() => return,
+                () = self.sender.closed() => return,
+            }
+            batch = match self.read().await {
+                Ok(batch) => batch,
+                Err(Stop::Done) => return,
+            };
+        }
+    }
+
+    /// Sends a batch and the batches after it until the feed is drained.
+    async fn send(&mut self, mut batch: ChangeBatch) -> Result<(), Stop> {
+        loop {
+            for numbered in batch.changes {
+                if numbered.seq <= self.position {
+                    continue;
+                }
+                let data = serde_json::to_string(&numbered.change).map_err(|_| Stop::Done)?;
+                let event = Event::default()
+                    .id(token_for(
+                        &self.state,
+                        &self.user_id,
+                        self.epoch,
+                        numbered.seq,
+                    ))
+                    .event(numbered.change.op())
+                    .data(data);
+                match self.sender.send_timeout(Ok(event), STALLED_AFTER).await {
+                    Ok(()) => self.position = numbered.seq,
+                    Err(_) => return Err(Stop::Done),
+                }
+            }
+            if !batch.more {
+                self.position = self.position.max(batch.head);
+                return Ok(());
+            }
+            batch = self.read().await?;
+        }
+    }
+
+    /// The feed after the stream's position. A read that fails, or finds
+    /// the user deleted (or re-created), ends the stream: the client's
+    /// reconnect then gets the answer a new request would (503, 410).
+    async fn read(&self) -> Result<ChangeBatch, Stop> {
+        let by = Deadline::after(self.state.storage_budget);
+        let read = self
+            .state
+            .store
+            .changes(
+                &self.user_id,
+                FeedStart::After(self.position),
+                FEED_LIMIT_DEFAULT,
+                by,
+            )
+            .await;
+        match read {
+            Ok(Some(batch)) if batch.epoch == self.epoch => Ok(batch),
+            Ok(_) => Err(Stop::Done),
+            Err(err) => {
+                tracing::info!(error = %err, "event stream ended: the change feed could not be read");
+                Err(Stop::Done)
+            }
+        }
+    }
+}

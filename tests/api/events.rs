@@ -1,0 +1,379 @@
+//! `GET /api/v1/events`: live changes as Server-Sent Events, resumed with
+//! `Last-Event-ID`, isolated per user, across instances, and through a
+//! lost `LISTEN` connection.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::changes::sync;
+use crate::helpers::{TestApp, assert_problem, now_secs, sign, token};
+
+/// How long a test waits for an event it expects.
+const EXPECT: Duration = Duration::from_secs(10);
+
+/// One event as received.
+#[derive(Debug, Clone, PartialEq)]
+struct Received {
+    id: String,
+    event: String,
+    data: Value,
+}
+
+/// An open stream, read frame by frame.
+struct Events {
+    body: futures::stream::BoxStream<'static, reqwest::Result<Vec<u8>>>,
+    buffer: String,
+    comments: usize,
+}
+
+impl Events {
+    async fn open(app: &TestApp, t: &str, last_event_id: Option<&str>) -> Events {
+        let response = Self::request(app, t, last_event_id).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        Events {
+            body: response
+                .bytes_stream()
+                .map(|r| r.map(|b| b.to_vec()))
+                .boxed(),
+            buffer: String::new(),
+            comments: 0,
+        }
+    }
+
+    async fn request(app: &TestApp, t: &str, last_event_id: Option<&str>) -> reqwest::Response {
+        let mut request = app
+            .req(Method::GET, "/api/v1/events", Some(t))
+            .header("accept", "text/event-stream");
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// The next event within `wait`; `None` if none came (or the stream
+    /// ended).
+    async fn next_within(&mut self, wait: Duration) -> Option<Received> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let frame: String = self.buffer.drain(..end + 2).collect();
+                let (mut id, mut event, mut data) = (None, None, None);
+                for line in frame.lines() {
+                    if line.starts_with(':') {
+                        self.comments += 1;
+                    } else if let Some(v) = line.strip_prefix("id: ").or(line.strip_prefix("id:")) {
+                        id = Some(v.to_owned());
+                    } else if let Some(v) =
+                        line.strip_prefix("event: ").or(line.strip_prefix("event:"))
+                    {
+                        event = Some(v.to_owned());
+                    } else if let Some(v) =
+                        line.strip_prefix("data: ").or(line.strip_prefix("data:"))
+                    {
+                        assert!(data.is_none(), "data on one line: {frame:?}");
+                        data = Some(serde_json::from_str(v).expect("data is JSON"));
+                    }
+                }
+                if let (Some(id), Some(event), Some(data)) = (id, event, data) {
+                    return Some(Received { id, event, data });
+                }
+                continue;
+            }
+            match tokio::time::timeout_at(deadline, self.body.next()).await {
+                Ok(Some(Ok(chunk))) => self.buffer.push_str(std::str::from_utf8(&chunk).unwrap()),
+                Ok(Some(Err(_)) | None) | Err(_) => return None,
+            }
+        }
+    }
+
+    async fn next(&mut self) -> Received {
+        self.next_within(EXPECT).await.expect("an event")
+    }
+
+    /// Whether the server ended the stream within `wait`.
+    async fn ends_within(&mut self, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.body.next()).await {
+                Ok(None | Some(Err(_))) => return true,
+                Ok(Some(Ok(_))) => {}
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+fn task_id(event: &Received) -> i64 {
+    event.data["task"]["id"]
+        .as_i64()
+        .or(event.data["id"].as_i64())
+        .unwrap()
+}
+
+async fn writes_arrive_as_events(app: TestApp) {
+    let t = token("alice");
+    let mut events = Events::open(&app, &t, None).await;
+    let task = app.new_task(&t, json!({"title": "live"})).await;
+    let id = task["id"].as_i64().unwrap();
+    let created = events.next().await;
+    assert_eq!(created.event, "upsert");
+    assert_eq!(created.data, json!({"op": "upsert", "task": task}));
+    app.toggle_task(&t, id).await;
+    let toggled = events.next().await;
+    assert_eq!(toggled.data["task"]["completed"], true);
+    let deleted = app
+        .req(Method::DELETE, &format!("/api/v1/tasks/{id}"), Some(&t))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let gone = events.next().await;
+    assert_eq!(gone.event, "delete");
+    assert_eq!(gone.data["op"], "delete");
+    assert_eq!(gone.data["id"], id);
+    // An event id is a token the feed accepts: nothing after the delete.
+    let after = sync(&app, &t, &format!("since={}", gone.id)).await;
+    assert_eq!(after["changes"], json!([]));
+}
+
+async fn a_resumed_stream_has_no_gap_and_no_duplicate(app: TestApp) {
+    let t = token("alice");
+    let mut first = Events::open(&app, &t, None).await;
+    let mut written = Vec::new();
+    for i in 0..3 {
+        written.push(
+            app.new_task(&t, json!({"title": format!("a{i}")})).await["id"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    let mut seen = Vec::new();
+    let mut last_id = String::new();
+    for _ in 0..2 {
+        let event = first.next().await;
+        seen.push(task_id(&event));
+        last_id = event.id;
+    }
+    drop(first);
+    // Written while no stream was open.
+    for i in 0..4 {
+        written.push(
+            app.new_task(&t, json!({"title": format!("b{i}")})).await["id"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    let mut resumed = Events::open(&app, &t, Some(&last_id)).await;
+    // Written while the replay may still be running.
+    let live = app.new_task(&t, json!({"title": "live"})).await["id"]
+        .as_i64()
+        .unwrap();
+    written.push(live);
+    while seen.len() < written.len() {
+        seen.push(task_id(&resumed.next().await));
+    }
+    assert_eq!(seen, written, "every change once, in order");
+    assert!(
+        resumed
+            .next_within(Duration::from_millis(300))
+            .await
+            .is_none(),
+        "no duplicate follows"
+    );
+    // `?since=` works the same as the header.
+    let response = app
+        .req(
+            Method::GET,
+            &format!("/api/v1/events?since={last_id}"),
+            Some(&t),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+async fn another_users_stream_receives_nothing(app: TestApp) {
+    let bob = token("bob");
+    let mut events = Events::open(&app, &bob, None).await;
+    let alice = token("alice");
+    let task = app.new_task(&alice, json!({"title": "alice's"})).await;
+    app.toggle_task(&alice, task["id"].as_i64().unwrap()).await;
+    let own = app.new_task(&bob, json!({"title": "bob's"})).await;
+    let first = events.next().await;
+    assert_eq!(
+        first.data["task"], own,
+        "bob's first event is his own write"
+    );
+}
+
+/// A write through one instance reaches a stream on another: PostgreSQL
+/// through `NOTIFY`/`LISTEN`, SQLite through the file's `data_version`
+/// (the second instance has connections of its own, as another process
+/// would).
+async fn a_stream_on_one_instance_hears_writes_through_another(app: TestApp) {
+    let other = app.another_instance(&[]).await;
+    let t = token("alice");
+    let mut events = Events::open(&other, &t, None).await;
+    let task = app.new_task(&t, json!({"title": "via A"})).await;
+    assert_eq!(events.next().await.data["task"], task);
+    let patched = app
+        .patch_task(&t, task["id"].as_i64().unwrap(), json!({"title": "again"}))
+        .await;
+    let patched: Value = patched.json().await.unwrap();
+    assert_eq!(events.next().await.data["task"], patched);
+}
+
+crate::both_backends!(
+    writes_arrive_as_events,
+    a_resumed_stream_has_no_gap_and_no_duplicate,
+    another_users_stream_receives_nothing,
+    a_stream_on_one_instance_hears_writes_through_another,
+);
+
+/// Tests that configure their own server.
+mod configured {
+    use super::*;
+    use crate::helpers::Backend;
+
+    async fn capped(backend: Backend) {
+        let Some(app) = TestApp::with_env(
+            backend,
+            &[
+                ("EVENTS_MAX_STREAMS_PER_USER", "2"),
+                ("JWT_LEEWAY_SECONDS", "0"),
+            ],
+        )
+        .await
+        else {
+            return;
+        };
+        let t = token("alice");
+        let _one = Events::open(&app, &t, None).await;
+        let two = Events::open(&app, &t, None).await;
+        let third = Events::request(&app, &t, None).await;
+        assert_problem(third, StatusCode::TOO_MANY_REQUESTS).await;
+        // Another user is not affected; a closed stream frees its place.
+        let _bob = Events::open(&app, &token("bob"), None).await;
+        drop(two);
+        crate::helpers::wait_until(EXPECT, "a closed stream frees its place", || async {
+            Events::request(&app, &t, None).await.status() == StatusCode::OK
+        })
+        .await;
+        // A bad or outdated token is refused before the stream starts.
+        let bad = app
+            .req(Method::GET, "/api/v1/events", Some(&t))
+            .header("last-event-id", "not-a-token")
+            .send()
+            .await
+            .unwrap();
+        let problem = assert_problem(bad, StatusCode::BAD_REQUEST).await;
+        assert_eq!(problem["errors"][0]["field"], "Last-Event-ID");
+        app.new_task(&t, json!({"title": "x"})).await;
+        let since = sync(&app, &t, "").await["next_since"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let deleted = app
+            .req(Method::DELETE, "/api/v1/me", Some(&t))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+        drop(_one);
+        let gone = app
+            .req(Method::GET, "/api/v1/events", Some(&t))
+            .header("last-event-id", since)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(gone, StatusCode::GONE).await;
+    }
+
+    async fn expiring(backend: Backend) {
+        let Some(app) = TestApp::with_env(backend, &[("JWT_LEEWAY_SECONDS", "0")]).await else {
+            return;
+        };
+        let short = sign(&json!({"sub": "alice", "exp": now_secs() + 2}));
+        let mut events = Events::open(&app, &short, None).await;
+        assert!(
+            events.ends_within(Duration::from_secs(15)).await,
+            "the stream ends when its token expires"
+        );
+    }
+
+    /// The listening connection killed mid-stream: notifications sent
+    /// while it reconnects are lost, and the stream still delivers every
+    /// change (after a reconnect each stream reads the feed).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_a_killed_listener_loses_no_event() {
+        let Some(app) = TestApp::new(Backend::Postgres).await else {
+            return;
+        };
+        let other = app.another_instance(&[]).await;
+        let (direct, schema) = app.pg_schema().expect("a PostgreSQL app");
+        let admin = crate::helpers::admin_client(direct).await;
+        let listeners = format!("{schema} listener");
+        crate::helpers::wait_until(EXPECT, "both instances listen", || async {
+            admin
+                .query_one(
+                    "select count(*) from pg_stat_activity where application_name = $1",
+                    &[&listeners],
+                )
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+                == 2
+        })
+        .await;
+        let t = token("alice");
+        let mut events = Events::open(&other, &t, None).await;
+        let first = app.new_task(&t, json!({"title": "before"})).await;
+        assert_eq!(events.next().await.data["task"], first);
+        let killed: i64 = admin
+            .query_one(
+                "select count(*) from (select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1) k",
+                &[&listeners],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(killed, 2);
+        let mut written = Vec::new();
+        for i in 0..5 {
+            written.push(
+                app.new_task(&t, json!({"title": format!("during {i}")}))
+                    .await,
+            );
+        }
+        let mut received = Vec::new();
+        while received.len() < written.len() {
+            received.push(events.next().await.data["task"].clone());
+        }
+        assert_eq!(received, written);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_streams_are_capped_and_tokens_checked() {
+        capped(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_streams_are_capped_and_tokens_checked() {
+        capped(Backend::Postgres).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_a_stream_ends_when_its_token_expires() {
+        expiring(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_a_stream_ends_when_its_token_expires() {
+        expiring(Backend::Postgres).await;
+    }
+}
