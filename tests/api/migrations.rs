@@ -259,7 +259,10 @@ async fn previous_runner_database_opens_and_migrates(place: Place) {
         .json()
         .await
         .unwrap();
-    assert_eq!(changes["changes"][0]["task"], listed["items"][0], "{changes}");
+    assert_eq!(
+        changes["changes"][0]["task"], listed["items"][0],
+        "{changes}"
+    );
 
     let history = place.history().await;
     let versions: Vec<&str> = history.iter().map(|(v, _)| v.as_str()).collect();

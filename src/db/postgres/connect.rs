@@ -69,7 +69,9 @@ impl PostgresStore {
                 anyhow::anyhow!("{}", e.replace("DATABASE_URL", "DATABASE_LISTEN_URL"))
             })?),
             None if pooled => {
-                tracing::warn!("DATABASE_URL looks like a pooler (PgBouncer in transaction mode cannot LISTEN): event streams hear only this instance's writes; set DATABASE_LISTEN_URL to a direct connection URL for the others'");
+                tracing::warn!(
+                    "DATABASE_URL looks like a pooler (PgBouncer in transaction mode cannot LISTEN): event streams hear only this instance's writes; set DATABASE_LISTEN_URL to a direct connection URL for the others'"
+                );
                 None
             }
             None => Some(settings.clone()),

@@ -10,8 +10,8 @@ use super::{
     statements::{Conn, Statements, aborted_by_stale_statement, query},
 };
 use crate::db::{
-    Created, IdempotentRequest, StoreError, StoreResult, changes::Numbering,
-    columns::Columns as _, idempotency, tasks,
+    Created, IdempotentRequest, StoreError, StoreResult, changes::Numbering, columns::Columns as _,
+    idempotency, tasks,
 };
 use crate::domain::task::TaskInput;
 

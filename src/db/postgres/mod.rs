@@ -228,7 +228,15 @@ impl Store for PostgresStore {
         by: Deadline,
     ) -> StoreResult<WriteOutcome<Task>> {
         let numbering = Numbering::InStatement;
-        let b = tasks::update_task(user_id, id, change, condition, now, Dialect::Postgres, numbering);
+        let b = tasks::update_task(
+            user_id,
+            id,
+            change,
+            condition,
+            now,
+            Dialect::Postgres,
+            numbering,
+        );
         if let Some(row) = self.write(&b, by).await?.first() {
             self.changed(user_id);
             return Ok(WriteOutcome::Done(task_from_row(row)?));
