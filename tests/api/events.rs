@@ -16,21 +16,21 @@ const EXPECT: Duration = Duration::from_secs(10);
 
 /// One event as received.
 #[derive(Debug, Clone, PartialEq)]
-struct Received {
-    id: String,
-    event: String,
-    data: Value,
+pub struct Received {
+    pub id: String,
+    pub event: String,
+    pub data: Value,
 }
 
 /// An open stream, read frame by frame.
-struct Events {
+pub struct Events {
     body: futures::stream::BoxStream<'static, reqwest::Result<Vec<u8>>>,
     buffer: String,
     comments: usize,
 }
 
 impl Events {
-    async fn open(app: &TestApp, t: &str, last_event_id: Option<&str>) -> Events {
+    pub async fn open(app: &TestApp, t: &str, last_event_id: Option<&str>) -> Events {
         let response = Self::request(app, t, last_event_id).await;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()["content-type"], "text/event-stream");
@@ -90,7 +90,7 @@ impl Events {
         }
     }
 
-    async fn next(&mut self) -> Received {
+    pub async fn next(&mut self) -> Received {
         self.next_within(EXPECT).await.expect("an event")
     }
 

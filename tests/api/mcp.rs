@@ -452,7 +452,49 @@ async fn any_instance_answers_without_a_session(app: TestApp) {
     second.stop().await;
 }
 
+/// A tool call is the same write as its route: it shows in the change feed
+/// and on the user's event stream.
+async fn tool_calls_appear_in_the_feed_and_the_event_stream(app: TestApp) {
+    let alice = token("alice");
+    let mut events = crate::events::Events::open(&app, &alice, None).await;
+    let mut since = crate::changes::sync(&app, &alice, "").await["next_since"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let client = connect(&app, &alice).await;
+    let id = ok(&client, "add_task", json!({"title": "by an agent"})).await["task_id"]
+        .as_i64()
+        .unwrap();
+    let steps: [(&'static str, Value, &str, Value); 4] = [
+        ("add_task", Value::Null, "upsert", json!(1)),
+        ("complete_task", json!({"task_id": id}), "upsert", json!(2)),
+        (
+            "update_task",
+            json!({"task_id": id, "title": "renamed"}),
+            "upsert",
+            json!(3),
+        ),
+        ("delete_task", json!({"task_id": id}), "delete", Value::Null),
+    ];
+    for (tool, args, op, version) in steps {
+        if !args.is_null() {
+            ok(&client, tool, args).await;
+        }
+        let page = crate::changes::sync(&app, &alice, &format!("since={since}")).await;
+        let changes = page["changes"].as_array().unwrap();
+        assert_eq!(changes.len(), 1, "{tool}: {changes:?}");
+        assert_eq!(changes[0]["op"], op, "{tool}");
+        assert_eq!(changes[0]["task"]["version"].clone(), version, "{tool}");
+        since = page["next_since"].as_str().unwrap().to_owned();
+        let event = events.next().await;
+        assert_eq!(event.event, op, "{tool}");
+        assert_eq!(event.data, changes[0], "{tool}");
+    }
+    client.cancel().await.ok();
+}
+
 crate::both_backends!(
+    tool_calls_appear_in_the_feed_and_the_event_stream,
     initialize_and_list_tools_with_schemas,
     each_tool_does_what_its_route_does,
     validation_errors_are_tool_errors_and_store_nothing,
