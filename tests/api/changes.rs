@@ -491,7 +491,32 @@ async fn a_replica_built_from_the_feed_equals_the_listing(app: TestApp) {
     assert_eq!(replica, listed);
 }
 
+/// Tombstones past the retention go in batches of the size asked, oldest
+/// first, and only those.
+async fn tombstones_are_purged_in_small_batches(app: TestApp) {
+    let t = token("alice");
+    for i in 0..3 {
+        let id = app.new_task(&t, json!({"title": format!("t{i}")})).await["id"]
+            .as_i64()
+            .unwrap();
+        let response = app
+            .req(Method::DELETE, &format!("/api/v1/tasks/{id}"), Some(&t))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    }
+    let by = tasks_api::db::Deadline::after(std::time::Duration::from_secs(10));
+    let past = tasks_api::domain::time::now() - chrono::Duration::days(1);
+    assert_eq!(app.store.purge_tombstones(past, 2, by).await.unwrap(), 0);
+    let future = tasks_api::domain::time::now() + chrono::Duration::seconds(1);
+    assert_eq!(app.store.purge_tombstones(future, 2, by).await.unwrap(), 2);
+    assert_eq!(app.store.purge_tombstones(future, 2, by).await.unwrap(), 1);
+    assert_eq!(app.store.purge_tombstones(future, 2, by).await.unwrap(), 0);
+}
+
 crate::both_backends!(
+    tombstones_are_purged_in_small_batches,
     a_full_sync_sends_every_task_then_nothing_new,
     an_incremental_sync_has_each_task_once_in_its_latest_state,
     every_write_path_appears_in_the_feed,

@@ -228,7 +228,26 @@ async fn a_stream_on_one_instance_hears_writes_through_another(app: TestApp) {
     assert_eq!(events.next().await.data["task"], patched);
 }
 
+/// A graceful shutdown ends open streams at once instead of waiting for
+/// its grace period (10 s) to run out.
+async fn shutdown_ends_open_streams(mut app: TestApp) {
+    let t = token("alice");
+    let mut events = Events::open(&app, &t, None).await;
+    let stopping = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        app.stop().await;
+        started.elapsed()
+    });
+    assert!(events.ends_within(EXPECT).await, "the stream ends");
+    let took = stopping.await.unwrap();
+    assert!(
+        took < Duration::from_secs(9),
+        "shutdown waited {took:?}: the grace period ran out"
+    );
+}
+
 crate::both_backends!(
+    shutdown_ends_open_streams,
     writes_arrive_as_events,
     a_resumed_stream_has_no_gap_and_no_duplicate,
     another_users_stream_receives_nothing,
