@@ -184,6 +184,10 @@ run_backend() {
     --continue-on-failure
     --generation-database none
     --request-timeout 10
+    # An event stream's 200 never ends: schemathesis would wait out its
+    # request timeout on every one (and cannot check a stream's body). Its
+    # answers are tested over HTTP in tests/api/events.rs.
+    --exclude-path /api/v1/events
     --report junit,ndjson --report-dir "$report"
   )
   # Printed without the token.
