@@ -7,7 +7,9 @@
 -- Every value is derived from one 32-bit hash of (user, task), so runs are
 -- reproducible: 12 verbs × 14 nouns of titles, half the tasks with a
 -- description, 0–3 of 8 tags, priorities 1..3, 80% with a due date between
--- 20 days ago and 60 days ahead, 30% completed.
+-- 20 days ago and 60 days ahead, 30% completed. Change numbers as
+-- migration V3 gives existing rows: each user's tasks 1..:tasks in id order,
+-- the user's counter at :tasks (a full sync of the change feed sees them).
 --
 --   psql -v users=1000 -v tasks=100 -f bench/seed_postgres.sql DATABASE_URL
 
@@ -15,22 +17,22 @@
 
 begin;
 
-insert into users (id, email, name, created_at, updated_at)
+insert into users (id, email, name, created_at, updated_at, sync_seq)
 select g::text, 'user' || g || '@example.com', 'Bench User ' || g,
-       now() - interval '400 days', now() - interval '400 days'
+       now() - interval '400 days', now() - interval '400 days', :tasks
 from generate_series(1, :users) g;
 
 insert into tasks (user_id, title, title_lc, description, description_lc,
                    completed, priority, tags, due_date, completed_at,
-                   created_at, updated_at, version)
+                   created_at, updated_at, version, sync_seq)
 select user_id, title, lower(title), description, lower(description),
        completed, priority, tags, due_date,
        case when completed then created_at + interval '1 hour' end,
        created_at,
        case when completed then created_at + interval '1 hour' else created_at end,
-       1
+       1, t
 from (
-    select u::text as user_id,
+    select u::text as user_id, t,
            (array['Buy', 'Call', 'Fix', 'Write', 'Review', 'Plan', 'Clean', 'Book',
                   'Pay', 'Read', 'Email', 'Schedule'])[1 + h % 12]
              || ' ' ||

@@ -4,7 +4,8 @@
 -- Same distributions as the PostgreSQL seed, from a random 32-bit number per
 -- row (materialised first, so every column of a row sees the same number).
 -- Timestamps are the store's fixed-width RFC 3339 UTC text with 6 fractional
--- digits; booleans are 0/1; tags are a JSON array.
+-- digits; booleans are 0/1; tags are a JSON array. Change numbers as in
+-- the PostgreSQL seed: tasks 1..tasks per user, the user's counter at tasks.
 
 .bail on
 pragma foreign_keys = on;
@@ -19,16 +20,17 @@ order by u, t;
 
 begin;
 
-insert into users (id, email, name, created_at, updated_at)
+insert into users (id, email, name, created_at, updated_at, sync_seq)
 select u, 'user' || u || '@example.com', 'Bench User ' || u,
        strftime('%Y-%m-%dT%H:%M:%S', 'now', '-400 days') || '.000000Z',
-       strftime('%Y-%m-%dT%H:%M:%S', 'now', '-400 days') || '.000000Z'
+       strftime('%Y-%m-%dT%H:%M:%S', 'now', '-400 days') || '.000000Z',
+       (select tasks from p)
 from (select distinct u from g)
 order by u;
 
 insert into tasks (user_id, title, title_lc, description, description_lc,
                    completed, priority, tags, due_date, completed_at,
-                   created_at, updated_at, version)
+                   created_at, updated_at, version, sync_seq)
 select user_id, title, lower(title), description, lower(description),
        completed, priority, tags, due_date,
        case when completed = 1 then
@@ -38,7 +40,7 @@ select user_id, title, lower(title), description, lower(description),
        strftime('%Y-%m-%dT%H:%M:%S', 'now',
                 '-' || (case when completed = 1 then age - 3600 else age end) || ' seconds')
            || '.000000Z',
-       1
+       1, t
 from (
     select u, t,
            cast(u as text) as user_id,
