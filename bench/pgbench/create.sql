@@ -1,3 +1,3 @@
--- POST /api/v1/tasks without Idempotency-Key: sql::insert_task (one statement).
+-- POST /api/v1/tasks without Idempotency-Key: db::tasks::insert_task (one statement; Numbering::InStatement takes the user's next change number).
 \set u random(1, :users)
-insert into tasks (user_id, title, title_lc, description, description_lc, completed, priority, tags, due_date, completed_at, created_at, updated_at, version) values (:u, :title, :title_lc, NULL, NULL, :f, :prio, :newtags, now() + interval '3 days', NULL, now(), now(), 1) returning id, user_id, title, description, completed, priority, tags, due_date, completed_at, created_at, updated_at, version
+with s as (update users set sync_seq = sync_seq + 1 where id = :u returning sync_seq) insert into tasks (user_id, title, title_lc, description, description_lc, completed, priority, tags, due_date, completed_at, created_at, updated_at, version, sync_seq) select :u, :title, :title_lc, NULL, NULL, :f, :prio, :newtags, now() + interval '3 days', NULL, now(), now(), 1, (select sync_seq from s) from s returning id, user_id, title, description, completed, priority, tags, due_date, completed_at, created_at, updated_at, version
