@@ -109,7 +109,7 @@ pub async fn replace(
     IfMatch(condition): IfMatch,
     JsonBody(body): JsonBody<RawTask>,
 ) -> Result<Response, ApiError> {
-    tasks::patch_task(&state, &user, id, &condition, body).await
+    tasks::update_task::<TaskPatch>(&state, &user, id, &condition, body).await
 }
 
 /// `PATCH /api/{user_id}/tasks/{id}`
@@ -130,7 +130,7 @@ pub async fn update(
     IfMatch(condition): IfMatch,
     JsonBody(body): JsonBody<RawTask>,
 ) -> Result<Response, ApiError> {
-    tasks::patch_task(&state, &user, id, &condition, body).await
+    tasks::update_task::<TaskPatch>(&state, &user, id, &condition, body).await
 }
 
 /// `PATCH /api/{user_id}/tasks/{id}/complete`

@@ -246,6 +246,21 @@ pub trait Store: Send + Sync {
     async fn relay_other_writers(&self);
 }
 
+/// 404 or 412 after a conditional write touched no row: the task is
+/// either missing for this user or its version did not match.
+async fn missing_or_stale(
+    store: &(impl Store + ?Sized),
+    user_id: &str,
+    id: i64,
+    by: Deadline,
+) -> StoreResult<WriteOutcome<Task>> {
+    Ok(if store.task_exists(user_id, id, by).await? {
+        WriteOutcome::PreconditionFailed
+    } else {
+        WriteOutcome::NotFound
+    })
+}
+
 /// The backend a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DatabaseKind {

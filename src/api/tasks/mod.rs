@@ -25,7 +25,7 @@ use crate::{
 
 pub use operations::TaskPage;
 pub(super) use operations::{
-    Flavor, create_task, delete_task, get_task, list_tasks, patch_task, replace_task, toggle_task,
+    Flavor, create_task, delete_task, get_task, list_tasks, toggle_task, update_task,
 };
 
 /// `GET /api/v1/tasks`
@@ -99,7 +99,7 @@ pub async fn replace(
     IfMatch(condition): IfMatch,
     JsonBody(body): JsonBody<RawTask>,
 ) -> Result<Response, ApiError> {
-    replace_task(&state, &user, id, &condition, body).await
+    update_task::<TaskInput>(&state, &user, id, &condition, body).await
 }
 
 /// `PATCH /api/v1/tasks/{id}`
@@ -119,7 +119,7 @@ pub async fn update(
     IfMatch(condition): IfMatch,
     JsonBody(body): JsonBody<RawTask>,
 ) -> Result<Response, ApiError> {
-    patch_task(&state, &user, id, &condition, body).await
+    update_task::<TaskPatch>(&state, &user, id, &condition, body).await
 }
 
 /// `PATCH /api/v1/tasks/{id}/complete`

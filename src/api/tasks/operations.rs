@@ -211,42 +211,23 @@ pub(in crate::api) async fn get_task(
     }
 }
 
-pub(in crate::api) async fn replace_task(
+/// The one update path of PUT (`P` = [`TaskInput`]: every field) and PATCH
+/// (`P` = [`TaskPatch`]): a PUT is a patch naming every field.
+pub(in crate::api) async fn update_task<P>(
     state: &AppState,
     user: &AuthUser,
     id: i64,
     condition: &Precondition,
     body: RawTask,
-) -> Result<Response, ApiError> {
-    let input = match TaskInput::try_from(body) {
-        Ok(input) => input,
+) -> Result<Response, ApiError>
+where
+    P: TryFrom<RawTask, Error = Invalid>,
+    TaskPatch: From<P>,
+{
+    let patch = match P::try_from(body) {
+        Ok(fields) => TaskPatch::from(fields),
         Err(invalid) => return Err(rank_invalid_body(state, user, id, invalid).await),
     };
-    apply_patch(state, user, id, condition, TaskPatch::from(input)).await
-}
-
-pub(in crate::api) async fn patch_task(
-    state: &AppState,
-    user: &AuthUser,
-    id: i64,
-    condition: &Precondition,
-    body: RawTask,
-) -> Result<Response, ApiError> {
-    let patch = match TaskPatch::try_from(body) {
-        Ok(patch) => patch,
-        Err(invalid) => return Err(rank_invalid_body(state, user, id, invalid).await),
-    };
-    apply_patch(state, user, id, condition, patch).await
-}
-
-/// The one update path of PUT and PATCH (a PUT is a patch naming every field).
-async fn apply_patch(
-    state: &AppState,
-    user: &AuthUser,
-    id: i64,
-    condition: &Precondition,
-    patch: TaskPatch,
-) -> Result<Response, ApiError> {
     let change = Change::Patch(patch);
     let result = state
         .store

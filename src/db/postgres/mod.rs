@@ -54,7 +54,7 @@ use crate::domain::{
 };
 use changes::Notifier;
 use columns::task_from_row;
-use create::{create_on, created};
+use create::{KeyedCreate, create_on, created};
 use errors::{classify, outcome_unknown, pool_error, unavailable};
 use read_lanes::{ReadLanes, Sharing};
 use statements::Statements;
@@ -88,20 +88,6 @@ impl PostgresStore {
 
     async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
         self.pool.get().await.map_err(pool_error)
-    }
-
-    /// 404 or 412 after a conditional write touched no row.
-    async fn missing_or_stale<T>(
-        &self,
-        user_id: &str,
-        id: i64,
-        by: Deadline,
-    ) -> StoreResult<WriteOutcome<T>> {
-        Ok(if self.task_exists(user_id, id, by).await? {
-            WriteOutcome::PreconditionFailed
-        } else {
-            WriteOutcome::NotFound
-        })
     }
 }
 
@@ -191,7 +177,13 @@ impl Store for PostgresStore {
         // nothing of it commits later; the key makes the retry safe.
         let keyed = async {
             let mut client = self.writer().await?;
-            let result = create_on(&mut client, &self.statements, user_id, input, now, idem).await;
+            let create = KeyedCreate {
+                user_id,
+                input,
+                now,
+                idem,
+            };
+            let result = create_on(&mut client, &self.statements, create).await;
             client.done();
             result
         };
@@ -241,7 +233,7 @@ impl Store for PostgresStore {
             self.changed(user_id);
             return Ok(WriteOutcome::Done(task_from_row(row)?));
         }
-        self.missing_or_stale(user_id, id, by).await
+        super::missing_or_stale(self, user_id, id, by).await
     }
 
     async fn delete_task(
@@ -256,7 +248,7 @@ impl Store for PostgresStore {
             self.changed(user_id);
             return Ok(WriteOutcome::Done(task_from_row(row)?));
         }
-        self.missing_or_stale(user_id, id, by).await
+        super::missing_or_stale(self, user_id, id, by).await
     }
 
     async fn list_tasks(&self, spec: &ListSpec, by: Deadline) -> StoreResult<Page<Task>> {

@@ -102,20 +102,6 @@ impl SqliteStore {
     ) -> StoreResult<T> {
         self.writer.write(by, f).await
     }
-
-    /// 404 or 412 after a conditional write touched no row.
-    async fn missing_or_stale<T>(
-        &self,
-        user_id: &str,
-        id: i64,
-        by: Deadline,
-    ) -> StoreResult<WriteOutcome<T>> {
-        Ok(if self.task_exists(user_id, id, by).await? {
-            WriteOutcome::PreconditionFailed
-        } else {
-            WriteOutcome::NotFound
-        })
-    }
 }
 
 #[async_trait::async_trait]
@@ -253,7 +239,7 @@ impl Store for SqliteStore {
                 self.signals.notify(user_id);
                 Ok(WriteOutcome::Done(task))
             }
-            None => self.missing_or_stale(user_id, id, by).await,
+            None => super::missing_or_stale(self, user_id, id, by).await,
         }
     }
 
@@ -285,7 +271,7 @@ impl Store for SqliteStore {
                 self.signals.notify(user_id);
                 Ok(WriteOutcome::Done(task))
             }
-            None => self.missing_or_stale(user_id, id, by).await,
+            None => super::missing_or_stale(self, user_id, id, by).await,
         }
     }
 
