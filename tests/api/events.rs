@@ -246,7 +246,16 @@ async fn shutdown_ends_open_streams(mut app: TestApp) {
     );
 }
 
+/// A quiet stream still carries a comment line at least every 15 s
+/// (API.md), so proxies with an idle timeout keep it open.
+async fn a_quiet_stream_carries_keep_alive_comments(app: TestApp) {
+    let mut events = Events::open(&app, &token("alice"), None).await;
+    assert_eq!(events.next_within(Duration::from_secs(16)).await, None);
+    assert!(events.comments >= 1, "no keep-alive comment within 16 s");
+}
+
 crate::both_backends!(
+    a_quiet_stream_carries_keep_alive_comments,
     shutdown_ends_open_streams,
     writes_arrive_as_events,
     a_resumed_stream_has_no_gap_and_no_duplicate,
