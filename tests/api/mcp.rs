@@ -493,7 +493,89 @@ async fn tool_calls_appear_in_the_feed_and_the_event_stream(app: TestApp) {
     client.cancel().await.ok();
 }
 
+/// The same `tools/call` answered by the direct path (src/api/mcp/direct.rs,
+/// taken with a plain `Accept`) and by rmcp (an `Accept` with a weight,
+/// which the direct path leaves to rmcp): the same status, type and JSON,
+/// for answers, `isError` results, request ids of both kinds.
+async fn the_direct_path_answers_as_rmcp_does(app: TestApp) {
+    let alice = token("alice");
+    app.new_task(&alice, json!({"title": "first", "tags": ["a", "b"]}))
+        .await;
+    app.new_task(
+        &alice,
+        json!({"title": "second \"quoted\" \u{e9}", "description": "line\nbreak \\ <&>"}),
+    )
+    .await;
+    let call = |id: Value, name: &str, arguments: Option<Value>| {
+        let mut params = json!({"name": name});
+        if let Some(arguments) = arguments {
+            params["arguments"] = arguments;
+        }
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params})
+    };
+    let calls = [
+        call(json!(1), "list_tasks", Some(json!({}))),
+        call(
+            json!("s-2"),
+            "list_tasks",
+            Some(json!({"status": "pending", "limit": 1})),
+        ),
+        call(json!(3), "list_tasks", None),
+        call(json!(4), "list_tasks", Some(json!({"bogus": 1}))),
+        call(json!(5), "list_tasks", Some(json!({"user_id": "bob"}))),
+        call(json!(6), "add_task", Some(json!({"title": " "}))),
+        call(json!(7), "complete_task", Some(json!({"task_id": 999_999}))),
+        call(json!(8), "delete_task", Some(json!({"task_id": "x"}))),
+    ];
+    for body in calls {
+        let (mut answers, mut raws) = (Vec::new(), Vec::new());
+        for accept in [
+            "application/json, text/event-stream",
+            "application/json;q=1, text/event-stream",
+        ] {
+            let response = app
+                .req(Method::POST, "/mcp", Some(&alice))
+                .header("accept", accept)
+                .header("mcp-protocol-version", "2025-06-18")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let kind = response.headers()["content-type"].clone();
+            let raw = response.text().await.unwrap();
+            let answer: Value = serde_json::from_str(&raw).unwrap();
+            answers.push((status, kind, answer));
+            raws.push(raw);
+        }
+        assert_eq!(answers[0], answers[1], "{body}");
+        // Each path was taken: rmcp's `Value` sorts the keys of
+        // `structuredContent`, the direct path keeps the text's order.
+        if body["params"]["name"] == "list_tasks" && answers[0].2["result"]["isError"] == false {
+            assert!(
+                raws[0].contains(r#""structuredContent":{"tasks""#),
+                "{}",
+                raws[0]
+            );
+            assert!(
+                raws[1].contains(r#""structuredContent":{"has_more""#),
+                "{}",
+                raws[1]
+            );
+        }
+        let result = &answers[0].2["result"];
+        if result["isError"] == false {
+            let text = result["content"][0]["text"].as_str().unwrap();
+            assert_eq!(
+                serde_json::from_str::<Value>(text).unwrap(),
+                result["structuredContent"]
+            );
+        }
+    }
+}
+
 crate::both_backends!(
+    the_direct_path_answers_as_rmcp_does,
     tool_calls_appear_in_the_feed_and_the_event_stream,
     initialize_and_list_tools_with_schemas,
     each_tool_does_what_its_route_does,

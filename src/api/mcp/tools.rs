@@ -30,7 +30,8 @@ use crate::{
     error::ApiError,
 };
 
-/// The MCP server of one request: the application state and the tools.
+/// The tool handler: the application state and the tools (rmcp clones it
+/// for each request it serves).
 #[derive(Clone)]
 pub struct TaskTools {
     state: AppState,
@@ -41,6 +42,20 @@ impl TaskTools {
     /// A handler over `state` offering `tools` (see [`catalogue`](super::catalogue::catalogue)).
     pub fn new(state: AppState, tools: Arc<[Tool]>) -> Self {
         Self { state, tools }
+    }
+
+    /// Whether `name` is one of the tools.
+    pub fn has_tool(&self, name: &str) -> bool {
+        self.tools.iter().any(|tool| tool.name == name)
+    }
+
+    /// Runs tool `name` (one of [`has_tool`](Self::has_tool)'s) for `user`:
+    /// what both the rmcp handler and the [`direct`](super::direct) path answer.
+    pub async fn call(&self, name: &str, user: &AuthUser, args: &Map<String, Value>) -> Called {
+        match self.run(name, user, args).await {
+            Ok(reply) => Called::Done(reply.text),
+            Err(err) => Called::Failed(failure(err)),
+        }
     }
 
     async fn run(&self, name: &str, user: &AuthUser, args: &Map<String, Value>) -> Outcome {
@@ -60,28 +75,28 @@ impl TaskTools {
 /// A tool's answer, or why it failed.
 type Outcome = Result<Reply, ApiError>;
 
-/// A tool's answer: the JSON as text, in the field order of the HTTP
-/// API's bodies (what a model reads), and the same as `structuredContent`.
+/// A tool's answer: its JSON as text, in the field order of the HTTP API's
+/// bodies (what a model reads). The same JSON is the `structuredContent`.
 struct Reply {
     text: String,
-    value: Value,
 }
 
 impl Reply {
-    /// The reply of `body`, serialized once as text and once as a value.
+    /// The reply of `body`, serialized once.
     fn of<T: Serialize>(body: &T) -> Result<Self, ApiError> {
-        let internal = |e: serde_json::Error| ApiError::Internal(e.into());
-        Ok(Self {
-            text: serde_json::to_string(body).map_err(internal)?,
-            value: serde_json::to_value(body).map_err(internal)?,
-        })
+        let text = serde_json::to_string(body).map_err(|e| ApiError::Internal(e.into()))?;
+        Ok(Self { text })
     }
+}
 
-    fn into_result(self) -> CallToolResult {
-        let mut result = CallToolResult::success(vec![ContentBlock::text(self.text)]);
-        result.structured_content = Some(self.value);
-        result
-    }
+/// How a tool call ends.
+pub enum Called {
+    /// Done: the answer's JSON text, sent both as the text content and as
+    /// `structuredContent`.
+    Done(String),
+    /// Failed: an `isError` result (the agent can fix it) or a JSON-RPC
+    /// error, as the agent gets it.
+    Failed(Result<CallToolResult, ErrorData>),
 }
 
 impl ServerHandler for TaskTools {
@@ -112,7 +127,7 @@ impl ServerHandler for TaskTools {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        if self.get_tool(&request.name).is_none() {
+        if !self.has_tool(&request.name) {
             return Err(ErrorData::invalid_params(
                 format!("no tool named {:?}", request.name),
                 None,
@@ -125,9 +140,16 @@ impl ServerHandler for TaskTools {
             .and_then(|parts| parts.extensions.get::<AuthUser>())
             .ok_or_else(|| ErrorData::internal_error("the caller is not authenticated", None))?;
         let args = request.arguments.unwrap_or_default();
-        let result = match self.run(&request.name, user, &args).await {
-            Ok(reply) => reply.into_result(),
-            Err(err) => return failure(err).map(Into::into),
+        let result = match self.call(&request.name, user, &args).await {
+            Called::Done(text) => {
+                // The text is our own JSON, so this parse does not fail.
+                let value = serde_json::from_str(&text)
+                    .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+                let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+                result.structured_content = Some(value);
+                result
+            }
+            Called::Failed(failed) => failed?,
         };
         Ok(result.into())
     }
