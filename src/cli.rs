@@ -124,8 +124,10 @@ pub fn main(cli: Cli) -> ExitCode {
 /// `LOG_FORMAT=json` (the request span, with its `request_id`, is on every
 /// line either way).
 fn init_tracing(json: bool) {
+    // rmcp logs three `info` lines for every `/mcp` request it serves; our
+    // own request line already says what happened.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=warn"));
     // Logs go to stderr; stdout carries only what a command prints (a
     // token, the OpenAPI document, the dev banner).
     let builder = tracing_subscriber::fmt()
