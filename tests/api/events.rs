@@ -32,6 +32,23 @@ pub struct Events {
 impl Events {
     pub async fn open(app: &TestApp, t: &str, last_event_id: Option<&str>) -> Events {
         let response = Self::request(app, t, last_event_id).await;
+        Self::from_response(response)
+    }
+
+    /// A stream opened with `client` (e.g. one speaking HTTP/2).
+    async fn open_with(app: &TestApp, client: &reqwest::Client, t: &str) -> Events {
+        let response = client
+            .get(format!("{}/api/v1/events", app.base))
+            .bearer_auth(t)
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.version(), reqwest::Version::HTTP_2);
+        Self::from_response(response)
+    }
+
+    fn from_response(response: reqwest::Response) -> Events {
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()["content-type"], "text/event-stream");
         Events {
@@ -246,7 +263,45 @@ async fn shutdown_ends_open_streams(mut app: TestApp) {
     );
 }
 
+/// Over cleartext HTTP/2 with prior knowledge (what a proxy in front may
+/// speak upstream), streams share one connection, receive live events and
+/// end at shutdown without waiting for the grace period.
+async fn streams_work_over_http2(mut app: TestApp) {
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let (alice, bob) = (token("alice"), token("bob"));
+    let mut alices = Events::open_with(&app, &h2, &alice).await;
+    let mut bobs = Events::open_with(&app, &h2, &bob).await;
+    let task = app.new_task(&alice, json!({"title": "over h2"})).await;
+    assert_eq!(task_id(&alices.next().await), task["id"].as_i64().unwrap());
+    let created = h2
+        .post(format!("{}/api/v1/tasks", app.base))
+        .bearer_auth(&bob)
+        .json(&json!({"title": "sent over h2"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created: Value = created.json().await.unwrap();
+    assert_eq!(task_id(&bobs.next().await), created["id"].as_i64().unwrap());
+    let stopping = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        app.stop().await;
+        started.elapsed()
+    });
+    assert!(alices.ends_within(EXPECT).await, "alice's stream ends");
+    assert!(bobs.ends_within(EXPECT).await, "bob's stream ends");
+    let took = stopping.await.unwrap();
+    assert!(
+        took < Duration::from_secs(9),
+        "shutdown waited {took:?}: the grace period ran out"
+    );
+}
+
 crate::both_backends!(
+    streams_work_over_http2,
     shutdown_ends_open_streams,
     writes_arrive_as_events,
     a_resumed_stream_has_no_gap_and_no_duplicate,
