@@ -263,45 +263,7 @@ async fn shutdown_ends_open_streams(mut app: TestApp) {
     );
 }
 
-/// Over cleartext HTTP/2 with prior knowledge (what a proxy in front may
-/// speak upstream), streams share one connection, receive live events and
-/// end at shutdown without waiting for the grace period.
-async fn streams_work_over_http2(mut app: TestApp) {
-    let h2 = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
-    let (alice, bob) = (token("alice"), token("bob"));
-    let mut alices = Events::open_with(&app, &h2, &alice).await;
-    let mut bobs = Events::open_with(&app, &h2, &bob).await;
-    let task = app.new_task(&alice, json!({"title": "over h2"})).await;
-    assert_eq!(task_id(&alices.next().await), task["id"].as_i64().unwrap());
-    let created = h2
-        .post(format!("{}/api/v1/tasks", app.base))
-        .bearer_auth(&bob)
-        .json(&json!({"title": "sent over h2"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), StatusCode::CREATED);
-    let created: Value = created.json().await.unwrap();
-    assert_eq!(task_id(&bobs.next().await), created["id"].as_i64().unwrap());
-    let stopping = tokio::spawn(async move {
-        let started = std::time::Instant::now();
-        app.stop().await;
-        started.elapsed()
-    });
-    assert!(alices.ends_within(EXPECT).await, "alice's stream ends");
-    assert!(bobs.ends_within(EXPECT).await, "bob's stream ends");
-    let took = stopping.await.unwrap();
-    assert!(
-        took < Duration::from_secs(9),
-        "shutdown waited {took:?}: the grace period ran out"
-    );
-}
-
 crate::both_backends!(
-    streams_work_over_http2,
     shutdown_ends_open_streams,
     writes_arrive_as_events,
     a_resumed_stream_has_no_gap_and_no_duplicate,
@@ -368,6 +330,61 @@ mod configured {
         assert_problem(gone, StatusCode::GONE).await;
     }
 
+    /// Over cleartext HTTP/2 with prior knowledge (what a proxy in front may
+    /// speak upstream), streams share one connection, receive live events and
+    /// end at shutdown without waiting for the grace period (`HTTP2_CLEARTEXT=on`).
+    async fn streams_work_over_http2(backend: Backend) {
+        let Some(mut app) = TestApp::with_env(backend, &[("HTTP2_CLEARTEXT", "on")]).await else {
+            return;
+        };
+        let h2 = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .build()
+            .unwrap();
+        let (alice, bob) = (token("alice"), token("bob"));
+        let mut alices = Events::open_with(&app, &h2, &alice).await;
+        let mut bobs = Events::open_with(&app, &h2, &bob).await;
+        let task = app.new_task(&alice, json!({"title": "over h2"})).await;
+        assert_eq!(task_id(&alices.next().await), task["id"].as_i64().unwrap());
+        let created = h2
+            .post(format!("{}/api/v1/tasks", app.base))
+            .bearer_auth(&bob)
+            .json(&json!({"title": "sent over h2"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), StatusCode::CREATED);
+        let created: Value = created.json().await.unwrap();
+        assert_eq!(task_id(&bobs.next().await), created["id"].as_i64().unwrap());
+        let stopping = tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            app.stop().await;
+            started.elapsed()
+        });
+        assert!(alices.ends_within(EXPECT).await, "alice's stream ends");
+        assert!(bobs.ends_within(EXPECT).await, "bob's stream ends");
+        let took = stopping.await.unwrap();
+        assert!(
+            took < Duration::from_secs(9),
+            "shutdown waited {took:?}: the grace period ran out"
+        );
+    }
+
+    /// Without `HTTP2_CLEARTEXT=on` a connection speaks HTTP/1.1 only.
+    async fn http2_is_off_by_default(backend: Backend) {
+        let Some(app) = TestApp::new(backend).await else {
+            return;
+        };
+        let h2 = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .build()
+            .unwrap();
+        let refused = h2.get(format!("{}/health", app.base)).send().await;
+        assert!(refused.is_err(), "{refused:?}");
+        let health = app.req(Method::GET, "/health", None).send().await.unwrap();
+        assert_eq!(health.status(), StatusCode::OK);
+    }
+
     async fn expiring(backend: Backend) {
         let Some(app) = TestApp::with_env(backend, &[("JWT_LEEWAY_SECONDS", "0")]).await else {
             return;
@@ -429,6 +446,26 @@ mod configured {
             received.push(events.next().await.data["task"].clone());
         }
         assert_eq!(received, written);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_streams_work_over_http2() {
+        streams_work_over_http2(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_streams_work_over_http2() {
+        streams_work_over_http2(Backend::Postgres).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_http2_is_off_by_default() {
+        http2_is_off_by_default(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_http2_is_off_by_default() {
+        http2_is_off_by_default(Backend::Postgres).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
