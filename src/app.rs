@@ -107,6 +107,7 @@ impl Application {
                 header_read_timeout: config.header_read_timeout,
                 max_connections: config.max_connections,
                 max_connections_per_ip: config.max_connections_per_ip,
+                http2_cleartext: config.http2_cleartext,
                 shutdown_grace: Duration::from_secs(10),
             },
         })

@@ -83,6 +83,9 @@ pub struct Config {
     /// Most open connections from one client IP, so one client cannot take
     /// them all; 0 = no per-IP cap (e.g. behind a proxy with its own).
     pub max_connections_per_ip: usize,
+    /// Also serve cleartext HTTP/2 with prior knowledge (h2c), for a proxy
+    /// in front that carries many event streams on one connection.
+    pub http2_cleartext: bool,
     /// Bearer token required by `/metrics`, when set.
     pub metrics_token: Option<Secret>,
     /// Longest a request may take before it is answered 503.
@@ -288,6 +291,14 @@ impl Config {
         let max_connections_per_ip =
             parse_num(lookup, "MAX_CONNECTIONS_PER_IP", 1024usize, &mut problems);
         let timeout_ms = parse_num(lookup, "REQUEST_TIMEOUT_MS", 10_000u64, &mut problems);
+        let http2_cleartext = match var(lookup, "HTTP2_CLEARTEXT").as_deref() {
+            None | Some("off") => false,
+            Some("on") => true,
+            Some(other) => {
+                problems.push(format!("HTTP2_CLEARTEXT must be on or off, got {other:?}."));
+                false
+            }
+        };
         let log_json = match var(lookup, "LOG_FORMAT").as_deref() {
             None | Some("text") => false,
             Some("json") => true,
@@ -352,6 +363,7 @@ impl Config {
             header_read_timeout: Duration::from_millis(header_ms.max(1)),
             max_connections: max_connections.max(1),
             max_connections_per_ip,
+            http2_cleartext,
             rate_limit_per_second: rate,
             rate_limit_burst: burst,
             ip_rate_limit_per_second: ip_rate,

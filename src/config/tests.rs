@@ -118,6 +118,23 @@ fn per_ip_connection_cap_is_a_number_and_zero_disables_it() {
 }
 
 #[test]
+fn http2_cleartext_is_off_unless_on() {
+    let secret = "s".repeat(32);
+    let with = |v: Option<&str>| {
+        let mut vars = vec![("BETTER_AUTH_SECRET", secret.as_str())];
+        vars.extend(v.map(|v| ("HTTP2_CLEARTEXT", v)));
+        load(&vars, false)
+    };
+    assert!(!with(None).unwrap().http2_cleartext);
+    assert!(with(Some("on")).unwrap().http2_cleartext);
+    assert!(!with(Some("off")).unwrap().http2_cleartext);
+    assert_eq!(
+        with(Some("yes")).unwrap_err(),
+        ["HTTP2_CLEARTEXT must be on or off, got \"yes\"."]
+    );
+}
+
+#[test]
 fn shared_read_connections_are_auto_or_fewer_than_the_pool() {
     let secret = "s".repeat(32);
     let with = |v: &str| {

@@ -32,6 +32,23 @@ pub struct Events {
 impl Events {
     pub async fn open(app: &TestApp, t: &str, last_event_id: Option<&str>) -> Events {
         let response = Self::request(app, t, last_event_id).await;
+        Self::from_response(response)
+    }
+
+    /// A stream opened with `client` (e.g. one speaking HTTP/2).
+    async fn open_with(app: &TestApp, client: &reqwest::Client, t: &str) -> Events {
+        let response = client
+            .get(format!("{}/api/v1/events", app.base))
+            .bearer_auth(t)
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.version(), reqwest::Version::HTTP_2);
+        Self::from_response(response)
+    }
+
+    fn from_response(response: reqwest::Response) -> Events {
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()["content-type"], "text/event-stream");
         Events {
@@ -322,6 +339,61 @@ mod configured {
         assert_problem(gone, StatusCode::GONE).await;
     }
 
+    /// Over cleartext HTTP/2 with prior knowledge (what a proxy in front may
+    /// speak upstream), streams share one connection, receive live events and
+    /// end at shutdown without waiting for the grace period (`HTTP2_CLEARTEXT=on`).
+    async fn streams_work_over_http2(backend: Backend) {
+        let Some(mut app) = TestApp::with_env(backend, &[("HTTP2_CLEARTEXT", "on")]).await else {
+            return;
+        };
+        let h2 = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .build()
+            .unwrap();
+        let (alice, bob) = (token("alice"), token("bob"));
+        let mut alices = Events::open_with(&app, &h2, &alice).await;
+        let mut bobs = Events::open_with(&app, &h2, &bob).await;
+        let task = app.new_task(&alice, json!({"title": "over h2"})).await;
+        assert_eq!(task_id(&alices.next().await), task["id"].as_i64().unwrap());
+        let created = h2
+            .post(format!("{}/api/v1/tasks", app.base))
+            .bearer_auth(&bob)
+            .json(&json!({"title": "sent over h2"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), StatusCode::CREATED);
+        let created: Value = created.json().await.unwrap();
+        assert_eq!(task_id(&bobs.next().await), created["id"].as_i64().unwrap());
+        let stopping = tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            app.stop().await;
+            started.elapsed()
+        });
+        assert!(alices.ends_within(EXPECT).await, "alice's stream ends");
+        assert!(bobs.ends_within(EXPECT).await, "bob's stream ends");
+        let took = stopping.await.unwrap();
+        assert!(
+            took < Duration::from_secs(9),
+            "shutdown waited {took:?}: the grace period ran out"
+        );
+    }
+
+    /// Without `HTTP2_CLEARTEXT=on` a connection speaks HTTP/1.1 only.
+    async fn http2_is_off_by_default(backend: Backend) {
+        let Some(app) = TestApp::new(backend).await else {
+            return;
+        };
+        let h2 = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .build()
+            .unwrap();
+        let refused = h2.get(format!("{}/health", app.base)).send().await;
+        assert!(refused.is_err(), "{refused:?}");
+        let health = app.req(Method::GET, "/health", None).send().await.unwrap();
+        assert_eq!(health.status(), StatusCode::OK);
+    }
+
     async fn expiring(backend: Backend) {
         let Some(app) = TestApp::with_env(backend, &[("JWT_LEEWAY_SECONDS", "0")]).await else {
             return;
@@ -383,6 +455,26 @@ mod configured {
             received.push(events.next().await.data["task"].clone());
         }
         assert_eq!(received, written);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_streams_work_over_http2() {
+        streams_work_over_http2(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_streams_work_over_http2() {
+        streams_work_over_http2(Backend::Postgres).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_http2_is_off_by_default() {
+        http2_is_off_by_default(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_http2_is_off_by_default() {
+        http2_is_off_by_default(Backend::Postgres).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
