@@ -145,6 +145,25 @@ fn parse_num<T: std::str::FromStr>(
 
 /// Parses `MCP_ALLOWED_HOSTS`: host names or `host:port` authorities,
 /// comma-separated, or `*` alone for no check (empty list).
+/// A setting that is one of two words: `false` for the first (also the
+/// default), `true` for the second.
+fn either(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+    [no, yes]: [&str; 2],
+    problems: &mut Vec<String>,
+) -> bool {
+    match var(lookup, name) {
+        None => false,
+        Some(value) if value == no => false,
+        Some(value) if value == yes => true,
+        Some(other) => {
+            problems.push(format!("{name} must be {no} or {yes}, got {other:?}."));
+            false
+        }
+    }
+}
+
 fn mcp_allowed_hosts(raw: Option<&str>, problems: &mut Vec<String>) -> Vec<String> {
     let hosts: Vec<String> = raw
         .unwrap_or(DEFAULT_MCP_ALLOWED_HOSTS)
@@ -291,22 +310,8 @@ impl Config {
         let max_connections_per_ip =
             parse_num(lookup, "MAX_CONNECTIONS_PER_IP", 1024usize, &mut problems);
         let timeout_ms = parse_num(lookup, "REQUEST_TIMEOUT_MS", 10_000u64, &mut problems);
-        let http2_cleartext = match var(lookup, "HTTP2_CLEARTEXT").as_deref() {
-            None | Some("off") => false,
-            Some("on") => true,
-            Some(other) => {
-                problems.push(format!("HTTP2_CLEARTEXT must be on or off, got {other:?}."));
-                false
-            }
-        };
-        let log_json = match var(lookup, "LOG_FORMAT").as_deref() {
-            None | Some("text") => false,
-            Some("json") => true,
-            Some(other) => {
-                problems.push(format!("LOG_FORMAT must be text or json, got {other:?}."));
-                false
-            }
-        };
+        let http2_cleartext = either(lookup, "HTTP2_CLEARTEXT", ["off", "on"], &mut problems);
+        let log_json = either(lookup, "LOG_FORMAT", ["text", "json"], &mut problems);
         let jwks_ttl = parse_num(lookup, "JWKS_CACHE_TTL_SECONDS", 300u64, &mut problems);
         let jwks_refetch = parse_num(
             lookup,

@@ -130,7 +130,7 @@ fn http2_cleartext_is_off_unless_on() {
     assert!(!with(Some("off")).unwrap().http2_cleartext);
     assert_eq!(
         with(Some("yes")).unwrap_err(),
-        ["HTTP2_CLEARTEXT must be on or off, got \"yes\"."]
+        ["HTTP2_CLEARTEXT must be off or on, got \"yes\"."]
     );
 }
 
