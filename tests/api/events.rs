@@ -285,7 +285,7 @@ mod configured {
     use super::*;
     use crate::helpers::Backend;
 
-    async fn capped(backend: Backend) {
+    async fn streams_are_capped_and_tokens_checked(backend: Backend) {
         let Some(app) = TestApp::with_env(
             backend,
             &[
@@ -394,7 +394,7 @@ mod configured {
         assert_eq!(health.status(), StatusCode::OK);
     }
 
-    async fn expiring(backend: Backend) {
+    async fn a_stream_ends_when_its_token_expires(backend: Backend) {
         let Some(app) = TestApp::with_env(backend, &[("JWT_LEEWAY_SECONDS", "0")]).await else {
             return;
         };
@@ -457,43 +457,10 @@ mod configured {
         assert_eq!(received, written);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite_streams_work_over_http2() {
-        streams_work_over_http2(Backend::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres_streams_work_over_http2() {
-        streams_work_over_http2(Backend::Postgres).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite_http2_is_off_by_default() {
-        http2_is_off_by_default(Backend::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres_http2_is_off_by_default() {
-        http2_is_off_by_default(Backend::Postgres).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite_streams_are_capped_and_tokens_checked() {
-        capped(Backend::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres_streams_are_capped_and_tokens_checked() {
-        capped(Backend::Postgres).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite_a_stream_ends_when_its_token_expires() {
-        expiring(Backend::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres_a_stream_ends_when_its_token_expires() {
-        expiring(Backend::Postgres).await;
-    }
+    crate::each_backend!(
+        streams_work_over_http2,
+        http2_is_off_by_default,
+        streams_are_capped_and_tokens_checked,
+        a_stream_ends_when_its_token_expires,
+    );
 }
