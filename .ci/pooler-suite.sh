@@ -59,8 +59,9 @@ out=$(mktemp)
 status=0
 env -u DB_PREPARED_STATEMENTS TEST_PGBOUNCER_PORT="$port" \
   cargo test --locked --test api '::postgres::' 2>&1 | tee "$out" || status=$?
-pg=$(grep -cE '^test [a-z_]+::postgres::[a-z0-9_]+ \.\.\. ok$' "$out" || true)
-other=$(grep -E '^test .* \.\.\. ' "$out" | grep -vcE '^test [a-z_]+::postgres::' || true)
+# A `postgres` module may sit one level down (e.g. events::configured::).
+pg=$(grep -cE '^test ([a-z_]+::)+postgres::[a-z0-9_]+ \.\.\. ok$' "$out" || true)
+other=$(grep -E '^test .* \.\.\. ' "$out" | grep -vcE '^test ([a-z_]+::)+postgres::' || true)
 rm -f "$out"
 if [ "$status" -ne 0 ]; then
   tail -n 40 "$dir/pgbouncer.log" >&2
