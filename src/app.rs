@@ -89,6 +89,7 @@ impl Application {
             sync_key: SyncKey::derive(secret.expose().as_bytes()),
             changes_retention: config.changes_retention,
             events_max_streams_per_user: config.events_max_streams_per_user,
+            client_stall_timeout: config.client_stall_timeout,
             stopping: tokio::sync::watch::Sender::new(false),
         });
         let router = router(state.clone(), &config);
@@ -105,6 +106,7 @@ impl Application {
             jwks: jwks.map(|j| (j, config.jwks_cache_ttl)),
             limits: crate::server::ConnectionLimits {
                 header_read_timeout: config.header_read_timeout,
+                stall_timeout: config.client_stall_timeout,
                 max_connections: config.max_connections,
                 max_connections_per_ip: config.max_connections_per_ip,
                 http2_cleartext: config.http2_cleartext,

@@ -3,6 +3,7 @@
 //! problem is reported as one sentence, so a misconfigured deployment fails at
 //! start-up instead of on the first request.
 
+use read::{either, parse_num, positive, var};
 use std::{fmt, net::IpAddr, time::Duration};
 
 /// A value that must never reach a log line or an error body.
@@ -78,6 +79,11 @@ pub struct Config {
     pub ip_rate_limit_burst: u32,
     /// Most time a client may take to send request headers (slowloris).
     pub header_read_timeout: Duration,
+    /// How long a client may leave the server's data unread (its TCP
+    /// window full) before its connection is closed
+    /// (`CLIENT_STALL_TIMEOUT_SECONDS`): what disconnects an event stream's
+    /// reader that stopped reading, and any other stalled download.
+    pub client_stall_timeout: Duration,
     /// Most open connections.
     pub max_connections: usize,
     /// Most open connections from one client IP, so one client cannot take
@@ -120,50 +126,8 @@ pub struct Config {
 /// `MCP_ALLOWED_HOSTS` when unset: loopback only, as the MCP SDK defaults.
 pub const DEFAULT_MCP_ALLOWED_HOSTS: &str = "localhost,127.0.0.1,::1";
 
-/// Reads a variable, treating an empty value as unset (as `.env` files and
-/// shells commonly produce `VAR=`).
-fn var(lookup: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<String> {
-    lookup(name)
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
-}
-
-fn parse_num<T: std::str::FromStr>(
-    lookup: &dyn Fn(&str) -> Option<String>,
-    name: &str,
-    default: T,
-    problems: &mut Vec<String>,
-) -> T {
-    match var(lookup, name) {
-        None => default,
-        Some(raw) => raw.parse().unwrap_or_else(|_| {
-            problems.push(format!("{name} must be a whole number, got {raw:?}."));
-            default
-        }),
-    }
-}
-
 /// Parses `MCP_ALLOWED_HOSTS`: host names or `host:port` authorities,
 /// comma-separated, or `*` alone for no check (empty list).
-/// A setting that is one of two words: `false` for the first (also the
-/// default), `true` for the second.
-fn either(
-    lookup: &dyn Fn(&str) -> Option<String>,
-    name: &str,
-    [no, yes]: [&str; 2],
-    problems: &mut Vec<String>,
-) -> bool {
-    match var(lookup, name) {
-        None => false,
-        Some(value) if value == no => false,
-        Some(value) if value == yes => true,
-        Some(other) => {
-            problems.push(format!("{name} must be {no} or {yes}, got {other:?}."));
-            false
-        }
-    }
-}
-
 fn mcp_allowed_hosts(raw: Option<&str>, problems: &mut Vec<String>) -> Vec<String> {
     let hosts: Vec<String> = raw
         .unwrap_or(DEFAULT_MCP_ALLOWED_HOSTS)
@@ -265,10 +229,7 @@ impl Config {
             }
         }
 
-        let db_pool_size = parse_num(lookup, "DB_POOL_SIZE", 10u32, &mut problems);
-        if db_pool_size == 0 {
-            problems.push("DB_POOL_SIZE must be at least 1.".to_owned());
-        }
+        let db_pool_size = positive(lookup, "DB_POOL_SIZE", 10u32, &mut problems);
         let acquire_ms = parse_num(lookup, "DB_ACQUIRE_TIMEOUT_MS", 5_000u64, &mut problems);
         let startup_s = parse_num(lookup, "DB_STARTUP_TIMEOUT_SECONDS", 30u64, &mut problems);
         let db_prepared_statements = match var(lookup, "DB_PREPARED_STATEMENTS").as_deref() {
@@ -296,16 +257,14 @@ impl Config {
             },
         };
         let leeway = parse_num(lookup, "JWT_LEEWAY_SECONDS", 60u64, &mut problems);
-        let idem_hours = parse_num(lookup, "IDEMPOTENCY_TTL_HOURS", 24u64, &mut problems);
-        if idem_hours == 0 {
-            problems.push("IDEMPOTENCY_TTL_HOURS must be at least 1.".to_owned());
-        }
+        let idem_hours = positive(lookup, "IDEMPOTENCY_TTL_HOURS", 24u64, &mut problems);
 
         let rate = parse_num(lookup, "RATE_LIMIT_PER_SECOND", 20u32, &mut problems);
         let burst = parse_num(lookup, "RATE_LIMIT_BURST", 100u32, &mut problems);
         let ip_rate = parse_num(lookup, "RATE_LIMIT_IP_PER_SECOND", 5u32, &mut problems);
         let ip_burst = parse_num(lookup, "RATE_LIMIT_IP_BURST", 30u32, &mut problems);
         let header_ms = parse_num(lookup, "HEADER_READ_TIMEOUT_MS", 10_000u64, &mut problems);
+        let stall_s = positive(lookup, "CLIENT_STALL_TIMEOUT_SECONDS", 30u64, &mut problems);
         let max_connections = parse_num(lookup, "MAX_CONNECTIONS", 4096usize, &mut problems);
         let max_connections_per_ip =
             parse_num(lookup, "MAX_CONNECTIONS_PER_IP", 1024usize, &mut problems);
@@ -323,19 +282,13 @@ impl Config {
         let jwt_audience = var(lookup, "JWT_AUDIENCE");
         let mcp_allowed_hosts =
             mcp_allowed_hosts(var(lookup, "MCP_ALLOWED_HOSTS").as_deref(), &mut problems);
-        let retention_days = parse_num(lookup, "CHANGES_RETENTION_DAYS", 30u64, &mut problems);
-        if retention_days == 0 {
-            problems.push("CHANGES_RETENTION_DAYS must be at least 1.".to_owned());
-        }
-        let max_streams = parse_num(
+        let retention_days = positive(lookup, "CHANGES_RETENTION_DAYS", 30u64, &mut problems);
+        let max_streams = positive(
             lookup,
             "EVENTS_MAX_STREAMS_PER_USER",
             16usize,
             &mut problems,
         );
-        if max_streams == 0 {
-            problems.push("EVENTS_MAX_STREAMS_PER_USER must be at least 1.".to_owned());
-        }
         let database_listen_url = var(lookup, "DATABASE_LISTEN_URL");
         if let Some(url) = &database_listen_url
             && crate::db::DatabaseKind::of(url) != Ok(crate::db::DatabaseKind::Postgres)
@@ -366,6 +319,7 @@ impl Config {
             request_timeout: Duration::from_millis(timeout_ms.max(1)),
             metrics_token: var(lookup, "METRICS_TOKEN").map(Secret::new),
             header_read_timeout: Duration::from_millis(header_ms.max(1)),
+            client_stall_timeout: Duration::from_secs(stall_s),
             max_connections: max_connections.max(1),
             max_connections_per_ip,
             http2_cleartext,
@@ -390,5 +344,6 @@ impl Config {
     }
 }
 
+mod read;
 #[cfg(test)]
 mod tests;

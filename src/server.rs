@@ -1,7 +1,8 @@
 //! The accept loop, HTTP/1.1 and, with `HTTP2_CLEARTEXT=on`, cleartext
 //! HTTP/2 (h2c with prior knowledge). axum's `serve` has no knobs for slow clients, so connections
 //! are served by hyper directly with: a header read timeout (a slowloris
-//! client that trickles headers is cut off), caps on open connections,
+//! client that trickles headers is cut off), a stall timeout (a client
+//! that stops reading what it asked for is disconnected), caps on open connections,
 //! overall and per client IP (further ones are closed at once, before any
 //! work), a header buffer sized for 64 KiB tokens, and graceful shutdown
 //! bounded in time.
@@ -38,6 +39,12 @@ use tower::ServiceExt as _;
 pub struct ConnectionLimits {
     /// Most time a client may take to send a request's headers.
     pub header_read_timeout: Duration,
+    /// Most time the server's sent data may stay unacknowledged, or unsent
+    /// behind a client's full receive window, before the kernel closes the
+    /// connection (`TCP_USER_TIMEOUT`, Linux). Without it a client that
+    /// stops reading holds its connection, and hyper's buffers, for as
+    /// long as TCP keeps probing its zero window: indefinitely.
+    pub stall_timeout: Duration,
     /// Most connections open at once.
     pub max_connections: usize,
     /// Most connections open at once from one client IP (an IPv6 /64
@@ -120,6 +127,7 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        stop_stalled_readers(&stream, limits.stall_timeout);
         let service = router.clone().map_request(
             move |mut request: axum::extract::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(ConnectInfo(peer));
@@ -171,6 +179,20 @@ pub async fn serve(
             tracing::warn!("in-flight requests did not finish within the shutdown grace period");
         }
     }
+}
+
+/// Sets `TCP_USER_TIMEOUT`, so that a connection whose client stopped
+/// reading is closed by the kernel once `after` has passed with data
+/// waiting, and hyper's pending write fails (hyper has no write timeout).
+/// Where the option does not exist, an event stream still ends after the
+/// same time with its buffer full (`api/events.rs`) and frees its place.
+fn stop_stalled_readers(stream: &TcpStream, after: Duration) {
+    #[cfg(target_os = "linux")]
+    if let Err(err) = socket2::SockRef::from(stream).set_tcp_user_timeout(Some(after)) {
+        tracing::debug!(error = %err, "TCP_USER_TIMEOUT could not be set");
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (stream, after);
 }
 
 /// Which protocol a connection speaks.

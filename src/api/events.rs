@@ -39,8 +39,6 @@ use crate::{
 
 /// Events a stream may have written that the client has not read yet.
 const BUFFERED_EVENTS: usize = 64;
-/// How long a full buffer may stay full before the client counts as gone.
-const STALLED_AFTER: Duration = Duration::from_secs(30);
 /// The keep-alive comment's period (API.md: at least every 15 s).
 const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(10);
 
@@ -217,7 +215,7 @@ impl Stream {
                     .data(data);
                 match self
                     .sender
-                    .send_timeout(Box::new(event), STALLED_AFTER)
+                    .send_timeout(Box::new(event), self.state.client_stall_timeout)
                     .await
                 {
                     Ok(()) => self.position = numbered.seq,

@@ -95,6 +95,23 @@ fn defaults_match_the_readme() {
     assert_eq!(config.db_prepared_statements, None, "auto");
     assert_eq!(config.db_shared_read_connections, None, "auto");
     assert_eq!(config.max_connections_per_ip, 1024);
+    assert_eq!(config.client_stall_timeout, Duration::from_secs(30));
+}
+
+#[test]
+fn a_zero_stall_timeout_is_refused() {
+    let problems = load(
+        &[
+            ("BETTER_AUTH_SECRET", &"s".repeat(32)),
+            ("CLIENT_STALL_TIMEOUT_SECONDS", "0"),
+        ],
+        false,
+    )
+    .unwrap_err();
+    assert_eq!(
+        problems,
+        ["CLIENT_STALL_TIMEOUT_SECONDS must be at least 1."]
+    );
 }
 
 #[test]

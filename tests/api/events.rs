@@ -406,6 +406,89 @@ mod configured {
         );
     }
 
+    /// A client that stops reading is disconnected, not buffered for: once
+    /// its stream's buffer and its connection's stayed full for
+    /// `CLIENT_STALL_TIMEOUT_SECONDS`, the stream ends (its place under
+    /// the per-user cap is free again) and the connection is closed.
+    async fn a_client_that_stops_reading_is_disconnected(backend: Backend) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let Some(app) = TestApp::with_env(
+            backend,
+            &[
+                ("CLIENT_STALL_TIMEOUT_SECONDS", "1"),
+                ("EVENTS_MAX_STREAMS_PER_USER", "1"),
+            ],
+        )
+        .await
+        else {
+            return;
+        };
+        let t = token("alice");
+        // A reader with a small receive window that reads the response head
+        // and nothing after it.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let addr = app.base.trim_start_matches("http://").parse().unwrap();
+        let mut stalled = socket.connect(addr).await.unwrap();
+        let head = format!(
+            "GET /api/v1/events HTTP/1.1\r\nhost: test\r\nauthorization: Bearer {t}\r\n\
+             accept: text/event-stream\r\n\r\n"
+        );
+        stalled.write_all(head.as_bytes()).await.unwrap();
+        let mut seen = Vec::new();
+        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+            let mut chunk = [0u8; 512];
+            let n = stalled.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the stream closed before its head");
+            seen.extend_from_slice(&chunk[..n]);
+        }
+        assert!(
+            seen.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&seen)
+        );
+        assert_problem(
+            Events::request(&app, &t, None).await,
+            StatusCode::TOO_MANY_REQUESTS,
+        )
+        .await;
+        // Large events until every buffer on the way is full and has stayed
+        // full for the timeout: the stalled stream's place is then free.
+        let large = json!({
+            "title": "t".repeat(200),
+            "description": "d".repeat(1000),
+            "tags": (0..20).map(|i| format!("{i:02}{}", "x".repeat(48))).collect::<Vec<_>>(),
+        });
+        let started = std::time::Instant::now();
+        let mut written = 0;
+        loop {
+            for _ in 0..25 {
+                app.new_task(&t, large.clone()).await;
+            }
+            written += 25;
+            if Events::request(&app, &t, None).await.status() == StatusCode::OK {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the stalled stream still holds its place after {written} events"
+            );
+        }
+        // The connection is closed: reading what the socket holds ends in
+        // an end of file or a reset, not in more events.
+        let closed = tokio::time::timeout(EXPECT, async {
+            let mut chunk = vec![0u8; 65536];
+            loop {
+                match stalled.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "the stalled connection is still open");
+    }
+
     /// The listening connection killed mid-stream: notifications sent
     /// while it reconnects are lost, and the stream still delivers every
     /// change (after a reconnect each stream reads the feed).
@@ -462,5 +545,6 @@ mod configured {
         http2_is_off_by_default,
         streams_are_capped_and_tokens_checked,
         a_stream_ends_when_its_token_expires,
+        a_client_that_stops_reading_is_disconnected,
     );
 }
