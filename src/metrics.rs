@@ -73,6 +73,7 @@ pub struct Metrics {
     rate_limited: Family<ScopeLabels, Counter>,
     pool: Family<PoolLabels, Gauge<i64, AtomicI64Alias>>,
     statements: Family<StatementLabels, Counter>,
+    streams: Gauge<i64, AtomicI64Alias>,
 }
 
 type AtomicI64Alias = std::sync::atomic::AtomicI64;
@@ -131,6 +132,12 @@ impl Metrics {
             "PostgreSQL statements run, by mode (prepared: reused per connection; unnamed: parsed and planned each time)",
             statements.clone(),
         );
+        let streams = Gauge::<i64, AtomicI64Alias>::default();
+        registry.register(
+            "event_streams_open",
+            "Open /api/v1/events streams on this instance",
+            streams.clone(),
+        );
         Self {
             registry,
             requests,
@@ -139,6 +146,7 @@ impl Metrics {
             rate_limited,
             pool,
             statements,
+            streams,
         }
     }
 
@@ -183,6 +191,11 @@ impl Metrics {
         if let Some(counts) = pool.statements {
             self.set_statements(counts);
         }
+    }
+
+    /// Brings the open-streams gauge up to date, right before a scrape.
+    pub fn set_streams(&self, open: usize) {
+        self.streams.set(i64::try_from(open).unwrap_or(i64::MAX));
     }
 
     /// Copies the store's running totals (they only grow) into the counters.

@@ -166,11 +166,9 @@ struct Stream {
     ends: Instant,
 }
 
-/// Why a stream stops.
-enum Stop {
-    /// The client went away, stopped reading, or must reconnect.
-    Done,
-}
+/// The stream ends: the client went away, stopped reading, or must
+/// reconnect (its token expired, the feed could not be read).
+struct Stop;
 
 impl Stream {
     async fn run(mut self, first: ChangeBatch) {
@@ -191,7 +189,7 @@ impl Stream {
             }
             batch = match self.read().await {
                 Ok(batch) => batch,
-                Err(Stop::Done) => return,
+                Err(Stop) => return,
             };
         }
     }
@@ -203,7 +201,7 @@ impl Stream {
                 if numbered.seq <= self.position {
                     continue;
                 }
-                let data = serde_json::to_string(&numbered.change).map_err(|_| Stop::Done)?;
+                let data = serde_json::to_string(&numbered.change).map_err(|_| Stop)?;
                 let event = Event::default()
                     .id(token_for(
                         &self.state,
@@ -219,7 +217,7 @@ impl Stream {
                     .await
                 {
                     Ok(()) => self.position = numbered.seq,
-                    Err(_) => return Err(Stop::Done),
+                    Err(_) => return Err(Stop),
                 }
             }
             if !batch.more {
@@ -247,10 +245,10 @@ impl Stream {
             .await;
         match read {
             Ok(Some(batch)) if batch.epoch == self.epoch => Ok(batch),
-            Ok(_) => Err(Stop::Done),
+            Ok(_) => Err(Stop),
             Err(err) => {
                 tracing::info!(error = %err, "event stream ended: the change feed could not be read");
-                Err(Stop::Done)
+                Err(Stop)
             }
         }
     }

@@ -23,6 +23,7 @@ pub async fn metrics(State(state): State<AppState>, parts: Parts) -> Result<Resp
         check_token(expected, &parts.headers).map_err(|err| failed(&state, &parts, err))?;
     }
     state.metrics.set_store(state.store.pool_stats());
+    state.metrics.set_streams(state.store.signals().streams());
     let mut response = state.metrics.render().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

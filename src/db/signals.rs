@@ -67,15 +67,16 @@ impl ChangeSignals {
         }
     }
 
-    /// How many streams are registered (for metrics and tests).
+    /// How many streams are registered (`/metrics`: `event_streams_open`).
     pub fn streams(&self) -> usize {
         let users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
         users.values().map(watch::Sender::receiver_count).sum()
     }
 
-    /// Whether any stream is registered (a watcher has nothing to do
-    /// without one).
-    pub fn is_idle(&self) -> bool {
+    /// Whether no stream is registered (the unit tests' check that a
+    /// dropped subscription leaves no entry behind).
+    #[cfg(test)]
+    fn is_idle(&self) -> bool {
         self.users
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
