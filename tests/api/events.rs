@@ -273,26 +273,14 @@ async fn a_quiet_stream_carries_keep_alive_comments(app: TestApp) {
 
 /// `/metrics` counts the instance's open streams, and forgets closed ones.
 async fn open_streams_are_counted_in_metrics(app: TestApp) {
-    let open = || async {
-        let text = app
-            .req(Method::GET, "/metrics", None)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix("event_streams_open "))
-            .map(|v| v.parse::<i64>().unwrap())
-    };
-    assert_eq!(open().await, Some(0));
+    let open = || app.metric("event_streams_open");
+    assert_eq!(open().await, Some(0.0));
     let alices = Events::open(&app, &token("alice"), None).await;
     let bobs = Events::open(&app, &token("bob"), None).await;
-    assert_eq!(open().await, Some(2));
+    assert_eq!(open().await, Some(2.0));
     drop((alices, bobs));
     crate::helpers::wait_until(EXPECT, "closed streams are no longer counted", || async {
-        open().await == Some(0)
+        open().await == Some(0.0)
     })
     .await;
 }

@@ -297,6 +297,27 @@ impl TestApp {
         }
     }
 
+    /// One series of `/metrics` (the whole line before the value, e.g.
+    /// `db_statements_total{mode="prepared"}`); `None` when absent.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = self.metrics_text().await;
+        let prefix = format!("{series} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .map(|v| v.trim().parse().unwrap())
+    }
+
+    /// The `/metrics` text (no `METRICS_TOKEN` in tests that read it).
+    pub async fn metrics_text(&self) -> String {
+        let response = self
+            .req(Method::GET, "/metrics", None)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.text().await.unwrap()
+    }
+
     /// A request to `path` with `token` as bearer (when given).
     pub fn req(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
         let mut builder = self.client.request(method, format!("{}{path}", self.base));

@@ -340,14 +340,7 @@ async fn no_valid_token_is_401_before_mcp(app: TestApp) {
     let config = StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", app.base));
     let refused = ().serve(StreamableHttpClientTransport::from_config(config)).await;
     assert!(refused.is_err());
-    let metrics = app
-        .req(Method::GET, "/metrics", None)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(
         metrics.contains(r#"route="/mcp",status="401""#),
         "counted under /mcp"

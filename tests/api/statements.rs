@@ -7,28 +7,16 @@ use std::sync::{
     atomic::{AtomicUsize, Ordering},
 };
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::{Backend, TestApp, token, wait_until};
 
 /// `db_statements_total{mode=…}` from `/metrics`.
 pub(crate) async fn statements(app: &TestApp, mode: &str) -> u64 {
-    let text = app
-        .req(Method::GET, "/metrics", None)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let prefix = format!("db_statements_total{{mode=\"{mode}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no {prefix} in /metrics:\n{text}"))
-        .trim()
-        .parse()
-        .unwrap()
+    let series = format!("db_statements_total{{mode=\"{mode}\"}}");
+    let value = app.metric(&series).await;
+    value.unwrap_or_else(|| panic!("no {series} in /metrics")) as u64
 }
 
 /// A create, a get, a list and a patch for one user.
