@@ -7,8 +7,9 @@
 //!
 //! Who signals: each store after a write commits (at once, for the streams
 //! of this process), PostgreSQL's `LISTEN` connection for writes of other
-//! instances, and on SQLite a watcher of the file's `data_version` for
-//! writes of other processes. When a source may have missed signals (the
+//! instances (and a sweep of the users' change counters for notifications
+//! that were lost), and on SQLite a watcher of the file's `data_version`
+//! for writes of other processes. When a source may have missed signals (the
 //! listening connection dropped), it wakes every stream.
 
 use std::{
@@ -65,6 +66,17 @@ impl ChangeSignals {
         for sender in users.values() {
             sender.send_modify(|n| *n = n.wrapping_add(1));
         }
+    }
+
+    /// The users with a registered stream, sorted (the PostgreSQL sweep
+    /// for lost notifications reads their change counters).
+    pub fn users(&self) -> Vec<String> {
+        let mut users: Vec<String> = {
+            let users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
+            users.keys().cloned().collect()
+        };
+        users.sort_unstable();
+        users
     }
 
     /// How many streams are registered (`/metrics`: `event_streams_open`).

@@ -555,6 +555,34 @@ mod configured {
         assert_eq!(received, written);
     }
 
+    /// A change committed with no notification (its writer died before
+    /// sending it, or the `NOTIFY` failed): here a write made behind the
+    /// server's back, as the server's own PATCH would make it. The stream
+    /// still delivers it, from the sweep of the users' change counters.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_a_change_whose_notification_was_lost_still_arrives() {
+        let Some(app) = TestApp::new(Backend::Postgres).await else {
+            return;
+        };
+        let t = token("alice");
+        let mut events = Events::open(&app, &t, None).await;
+        let task = app.new_task(&t, json!({"title": "before"})).await;
+        assert_eq!(events.next().await.data["task"], task);
+        let id = task["id"].as_i64().unwrap();
+        app.execute(&format!(
+            "with s as (update users set sync_seq = sync_seq + 1 where id = 'alice' returning sync_seq) \
+             update tasks set title = 'changed quietly', title_lc = 'changed quietly', \
+             version = version + 1, updated_at = now(), sync_seq = (select sync_seq from s) \
+             where id = {id} and user_id = 'alice'"
+        ))
+        .await;
+        let quiet = events.next().await;
+        assert_eq!(quiet.event, "upsert");
+        assert_eq!(quiet.data["task"]["id"], id);
+        assert_eq!(quiet.data["task"]["title"], "changed quietly");
+        assert_eq!(quiet.data["task"]["version"], 2);
+    }
+
     crate::each_backend!(
         streams_work_over_http2,
         http2_is_off_by_default,

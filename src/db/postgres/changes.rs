@@ -11,9 +11,9 @@
 //! `pg_notify`. Sent after the commit by one task per instance, many
 //! users per statement, the notification costs the writes nothing, and it
 //! cannot announce a change that then rolls back. The price: an instance
-//! that dies between a commit and its notification leaves other instances'
-//! streams unaware of that change until the user's next change or the
-//! stream's reconnect; the change feed itself is unaffected.
+//! that dies between a commit and its notification sends none, and other
+//! instances' streams hear of that change from `sweep.rs` instead (within
+//! half a second); the change feed itself is unaffected.
 //!
 //! The payload is `<instance>:<user id>` (`<instance>:*` after dropped
 //! notifications: every stream reads); an instance skips its own, whose
@@ -120,7 +120,7 @@ async fn send_forever(
             .await
             .unwrap_or_else(|_| Err(anyhow::anyhow!("timed out")))
         {
-            // Other instances' streams hear of it with the next change.
+            // Other instances' streams hear of it from the sweep (sweep.rs).
             tracing::warn!(error = %err, "could not notify other instances of changes");
             overflowed.store(true, Ordering::Relaxed);
         }

@@ -70,7 +70,7 @@ impl PostgresStore {
             })?),
             None if pooled => {
                 tracing::warn!(
-                    "DATABASE_URL looks like a pooler (PgBouncer in transaction mode cannot LISTEN): event streams hear only this instance's writes; set DATABASE_LISTEN_URL to a direct connection URL for the others'"
+                    "DATABASE_URL looks like a pooler (PgBouncer in transaction mode cannot LISTEN): event streams hear other instances' writes only by polling, within 1 s; set DATABASE_LISTEN_URL to a direct connection URL to hear them at once"
                 );
                 None
             }

@@ -18,7 +18,8 @@
 //! the retry-safe path), `write.rs` (cancellable writes), `create.rs` (the
 //! idempotent create's transaction), `errors.rs` (503 or 500, and messages
 //! an operator can act on), `columns.rs` (rows by column name),
-//! `changes.rs` (telling other instances about writes: `NOTIFY`, `LISTEN`).
+//! `changes.rs` (telling other instances about writes: `NOTIFY`, `LISTEN`),
+//! `sweep.rs` (the backstop for notifications that were lost).
 
 mod changes;
 mod columns;
@@ -27,6 +28,7 @@ mod create;
 mod errors;
 mod read_lanes;
 mod statements;
+mod sweep;
 mod tls;
 mod write;
 
@@ -308,16 +310,20 @@ impl Store for PostgresStore {
     }
 
     async fn relay_other_writers(&self) {
-        match &self.listen {
-            Some(settings) => {
-                changes::relay_forever(
-                    settings.clone(),
-                    self.signals.clone(),
-                    self.notifier.instance.clone(),
-                )
-                .await;
+        let listen = async {
+            match &self.listen {
+                Some(settings) => {
+                    changes::relay_forever(
+                        settings.clone(),
+                        self.signals.clone(),
+                        self.notifier.instance.clone(),
+                    )
+                    .await;
+                }
+                None => std::future::pending().await,
             }
-            None => std::future::pending().await,
-        }
+        };
+        let sweep = sweep::sweep_forever(self.pool.clone(), self.signals.clone());
+        tokio::join!(listen, sweep);
     }
 }
