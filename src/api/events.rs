@@ -111,6 +111,7 @@ pub async fn events(
         }
         None => read_batch(&state, &user, FeedStart::Head, 1, user.by).await?,
     };
+    subscription.opened_at(first.epoch, first.head);
     let (sender, receiver) = mpsc::channel(BUFFERED_EVENTS);
     let stream = Stream {
         state: state.clone(),

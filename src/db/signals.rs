@@ -13,7 +13,8 @@
 //! listening connection dropped), it wakes every stream.
 
 use std::{
-    collections::HashMap,
+    collections::BTreeMap,
+    ops::Bound,
     sync::{Arc, Mutex, PoisonError},
 };
 
@@ -22,7 +23,17 @@ use tokio::sync::watch;
 /// The streams waiting for changes, by user.
 #[derive(Default)]
 pub struct ChangeSignals {
-    users: Mutex<HashMap<String, watch::Sender<u64>>>,
+    users: Mutex<BTreeMap<String, Waiting>>,
+}
+
+/// One user's streams.
+struct Waiting {
+    wake: watch::Sender<u64>,
+    /// The user's `(epoch, change counter)` up to which every stream of the
+    /// user has read or been woken; `None` until the first stream's first
+    /// read. The PostgreSQL sweep wakes the streams when the database's
+    /// counter differs (a change whose notification was lost).
+    read_to: Option<(i64, i64)>,
 }
 
 /// One stream's registration; dropping it unregisters the stream.
@@ -36,14 +47,15 @@ impl ChangeSignals {
     /// Registers a stream for `user_id`, unless `cap` streams of that user
     /// are already registered (the per-user stream limit).
     pub fn subscribe(self: &Arc<Self>, user_id: &str, cap: usize) -> Option<Subscription> {
-        let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
-        let sender = users
-            .entry(user_id.to_owned())
-            .or_insert_with(|| watch::channel(0).0);
-        if sender.receiver_count() >= cap {
+        let mut users = self.lock();
+        let waiting = users.entry(user_id.to_owned()).or_insert_with(|| Waiting {
+            wake: watch::channel(0).0,
+            read_to: None,
+        });
+        if waiting.wake.receiver_count() >= cap {
             return None;
         }
-        let mut receiver = sender.subscribe();
+        let mut receiver = waiting.wake.subscribe();
         receiver.mark_unchanged();
         Some(Subscription {
             signals: self.clone(),
@@ -52,51 +64,80 @@ impl ChangeSignals {
         })
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Waiting>> {
+        self.users.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Wakes the streams of `user_id`, if any.
     pub fn notify(&self, user_id: &str) {
-        let users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(sender) = users.get(user_id) {
-            sender.send_modify(|n| *n = n.wrapping_add(1));
+        if let Some(waiting) = self.lock().get(user_id) {
+            waiting.wake.send_modify(|n| *n = n.wrapping_add(1));
         }
     }
 
     /// Wakes every stream: a source of signals may have missed some.
     pub fn notify_all(&self) {
-        let users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
-        for sender in users.values() {
-            sender.send_modify(|n| *n = n.wrapping_add(1));
+        for waiting in self.lock().values() {
+            waiting.wake.send_modify(|n| *n = n.wrapping_add(1));
         }
-    }
-
-    /// The users with a registered stream, sorted (the PostgreSQL sweep
-    /// for lost notifications reads their change counters).
-    pub fn users(&self) -> Vec<String> {
-        let mut users: Vec<String> = {
-            let users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
-            users.keys().cloned().collect()
-        };
-        users.sort_unstable();
-        users
     }
 
     /// How many streams are registered (`/metrics`: `event_streams_open`).
     pub fn streams(&self) -> usize {
-        let users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
-        users.values().map(watch::Sender::receiver_count).sum()
+        self.lock()
+            .values()
+            .map(|waiting| waiting.wake.receiver_count())
+            .sum()
+    }
+
+    /// Up to `n` users after `after` (in order) whose streams have read, for
+    /// the sweep to look up.
+    pub fn users_after(&self, after: Option<&str>, n: usize) -> Vec<String> {
+        let users = self.lock();
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        users
+            .range::<str, _>((from, Bound::Unbounded))
+            .filter(|(_, waiting)| waiting.read_to.is_some())
+            .take(n)
+            .map(|(user, _)| user.clone())
+            .collect()
+    }
+
+    /// The sweep's finding: `user_id`'s `(epoch, counter)` in the database
+    /// (`None`: the user is gone). Streams behind it are woken.
+    pub fn swept(&self, user_id: &str, now: Option<(i64, i64)>) {
+        let mut users = self.lock();
+        let Some(waiting) = users.get_mut(user_id) else {
+            return;
+        };
+        if waiting.read_to.is_some() && waiting.read_to != now {
+            waiting.read_to = now.or(waiting.read_to);
+            waiting.wake.send_modify(|n| *n = n.wrapping_add(1));
+        }
     }
 
     /// Whether no stream is registered (the unit tests' check that a
     /// dropped subscription leaves no entry behind).
     #[cfg(test)]
     fn is_idle(&self) -> bool {
-        self.users
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_empty()
+        self.lock().is_empty()
     }
 }
 
 impl Subscription {
+    /// The stream's first read reached `(epoch, head)`: with no stream of
+    /// the user before, the sweep starts from there; otherwise the lower of
+    /// the two stays, since an older stream may not have read as far.
+    pub fn opened_at(&self, epoch: i64, head: i64) {
+        let mut users = self.signals.lock();
+        if let Some(waiting) = users.get_mut(&self.user_id) {
+            waiting.read_to = match waiting.read_to {
+                Some((e, seen)) if e == epoch => Some((e, seen.min(head))),
+                _ => Some((epoch, head)),
+            };
+        }
+    }
+
     /// Waits for the next signal (signals that came meanwhile merge).
     pub async fn changed(&mut self) {
         match self.receiver.as_mut() {
@@ -114,14 +155,10 @@ impl Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         drop(self.receiver.take());
-        let mut users = self
-            .signals
-            .users
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut users = self.signals.lock();
         if users
             .get(&self.user_id)
-            .is_some_and(|sender| sender.receiver_count() == 0)
+            .is_some_and(|waiting| waiting.wake.receiver_count() == 0)
         {
             users.remove(&self.user_id);
         }
@@ -143,6 +180,27 @@ mod tests {
         assert!(woke.is_err(), "bob's stream must not wake");
         signals.notify_all();
         bob.changed().await;
+    }
+
+    /// The sweep wakes a user's streams only when the database is past
+    /// what the oldest of them read, and a stream's first read never
+    /// raises that mark above an older stream's.
+    #[tokio::test]
+    async fn the_sweep_wakes_streams_behind_the_database() {
+        let signals = Arc::new(ChangeSignals::default());
+        let mut old = signals.subscribe("alice", 16).unwrap();
+        assert!(signals.users_after(None, 10).is_empty(), "not read yet");
+        old.opened_at(1, 5);
+        signals.swept("alice", Some((1, 5)));
+        let quiet = tokio::time::timeout(std::time::Duration::from_millis(50), old.changed());
+        assert!(quiet.await.is_err(), "nothing new: no wake");
+        let new = signals.subscribe("alice", 16).unwrap();
+        new.opened_at(1, 6);
+        assert_eq!(signals.users_after(None, 10), ["alice"]);
+        signals.swept("alice", Some((1, 6)));
+        old.changed().await;
+        signals.swept("alice", None);
+        old.changed().await;
     }
 
     #[test]
