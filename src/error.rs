@@ -221,7 +221,13 @@ impl IntoResponse for ApiError {
             errors,
             request_id: current_request_id().unwrap_or_default(),
         };
-        let mut response = problem_response(status, &body);
+        // Serialising this struct cannot fail (only strings and integers), but a
+        // request path must not panic, so fall back to a minimal literal body.
+        let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| {
+            br#"{"type":"about:blank","title":"Internal Server Error","status":500,"detail":"internal server error"}"#.to_vec()
+        });
+        let content_type = [(header::CONTENT_TYPE, "application/problem+json")];
+        let mut response = (status, content_type, bytes).into_response();
         let headers = response.headers_mut();
         match &self {
             Self::Unauthorized { invalid_token, .. } => {
@@ -297,20 +303,6 @@ impl std::fmt::Write for Truncating<'_, '_> {
         self.cut = true;
         Err(std::fmt::Error)
     }
-}
-
-fn problem_response(status: StatusCode, body: &Problem<'_>) -> Response {
-    // Serialising this struct cannot fail (only strings and integers), but a
-    // request path must not panic, so fall back to a minimal literal body.
-    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| {
-        br#"{"type":"about:blank","title":"Internal Server Error","status":500,"detail":"internal server error"}"#.to_vec()
-    });
-    let mut response = (status, bytes).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    response
 }
 
 impl From<StoreError> for ApiError {

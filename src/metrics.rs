@@ -11,7 +11,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::db::{PoolStats, StatementCounts};
+use crate::db::PoolStats;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -20,30 +20,8 @@ struct RequestLabels {
     status: u16,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RouteLabels {
-    route: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ReasonLabels {
-    reason: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ScopeLabels {
-    scope: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct PoolLabels {
-    state: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StatementLabels {
-    mode: &'static str,
-}
+/// A metric's one label, and its value.
+type Label<V = &'static str> = [(&'static str, V); 1];
 
 /// The method as a metrics label or log field: the standard methods by
 /// name, any other as `OTHER`. Why: HTTP allows any token as a method, so a
@@ -68,15 +46,13 @@ pub fn method_label(method: &Method) -> &'static str {
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
-    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
-    auth_failures: Family<ReasonLabels, Counter>,
-    rate_limited: Family<ScopeLabels, Counter>,
-    pool: Family<PoolLabels, Gauge<i64, AtomicI64Alias>>,
-    statements: Family<StatementLabels, Counter>,
-    streams: Gauge<i64, AtomicI64Alias>,
+    latency: Family<Label<String>, Histogram, fn() -> Histogram>,
+    auth_failures: Family<Label, Counter>,
+    rate_limited: Family<Label, Counter>,
+    pool: Family<Label, Gauge>,
+    statements: Family<Label, Counter>,
+    streams: Gauge,
 }
-
-type AtomicI64Alias = std::sync::atomic::AtomicI64;
 
 fn latency_histogram() -> Histogram {
     Histogram::new([
@@ -100,7 +76,7 @@ impl Metrics {
             "HTTP requests by method, route template and status",
             requests.clone(),
         );
-        let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+        let latency = Family::<Label<String>, Histogram, fn() -> Histogram>::new_with_constructor(
             latency_histogram as fn() -> Histogram,
         );
         registry.register(
@@ -108,31 +84,31 @@ impl Metrics {
             "Request latency by route template",
             latency.clone(),
         );
-        let auth_failures = Family::<ReasonLabels, Counter>::default();
+        let auth_failures = Family::default();
         registry.register(
             "auth_failures",
             "Rejected credentials by reason",
             auth_failures.clone(),
         );
-        let rate_limited = Family::<ScopeLabels, Counter>::default();
+        let rate_limited = Family::default();
         registry.register(
             "rate_limited",
             "Requests refused with 429, by budget (user or ip)",
             rate_limited.clone(),
         );
-        let pool = Family::<PoolLabels, Gauge<i64, AtomicI64Alias>>::default();
+        let pool = Family::default();
         registry.register(
             "db_pool_connections",
             "Database connections by state (in_use, idle, waiting requests)",
             pool.clone(),
         );
-        let statements = Family::<StatementLabels, Counter>::default();
+        let statements = Family::default();
         registry.register(
             "db_statements",
             "PostgreSQL statements run, by mode (prepared: reused per connection; unnamed: parsed and planned each time)",
             statements.clone(),
         );
-        let streams = Gauge::<i64, AtomicI64Alias>::default();
+        let streams = Gauge::default();
         registry.register(
             "event_streams_open",
             "Open /api/v1/events streams on this instance",
@@ -160,62 +136,50 @@ impl Metrics {
             })
             .inc();
         self.latency
-            .get_or_create(&RouteLabels {
-                route: route.to_owned(),
-            })
+            .get_or_create(&[("route", route.to_owned())])
             .observe(seconds);
     }
 
     /// Counts a rejected credential; `reason` is one of a fixed set of phrases.
-    pub fn auth_failure(&self, reason: &str) {
+    pub fn auth_failure(&self, reason: &'static str) {
         self.auth_failures
-            .get_or_create(&ReasonLabels {
-                reason: reason.to_owned(),
-            })
+            .get_or_create(&[("reason", reason)])
             .inc();
     }
 
     /// Counts a 429 from the `user` or `ip` budget.
     pub fn rate_limited(&self, scope: &'static str) {
-        self.rate_limited
-            .get_or_create(&ScopeLabels {
-                scope: scope.to_owned(),
-            })
-            .inc();
+        self.rate_limited.get_or_create(&[("scope", scope)]).inc();
     }
 
-    /// Brings the pool gauges and statement counters up to the store's
-    /// figures, right before a scrape renders them.
+    /// Brings the pool gauges and statement counters (the store's running
+    /// totals, which only grow) up to the store's figures, right before a
+    /// scrape renders them.
     pub fn set_store(&self, pool: PoolStats) {
-        self.set_pool(pool.in_use as i64, pool.idle as i64, pool.waiting as i64);
-        if let Some(counts) = pool.statements {
-            self.set_statements(counts);
+        for (state, value) in [
+            ("in_use", pool.in_use),
+            ("idle", pool.idle),
+            ("waiting", pool.waiting),
+        ] {
+            self.pool
+                .get_or_create(&[("state", state)])
+                .set(value as i64);
+        }
+        for (mode, value) in pool
+            .statements
+            .iter()
+            .flat_map(|c| [("prepared", c.prepared), ("unnamed", c.unnamed)])
+        {
+            self.statements
+                .get_or_create(&[("mode", mode)])
+                .inner()
+                .store(value, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
     /// Brings the open-streams gauge up to date, right before a scrape.
     pub fn set_streams(&self, open: usize) {
         self.streams.set(i64::try_from(open).unwrap_or(i64::MAX));
-    }
-
-    /// Copies the store's running totals (they only grow) into the counters.
-    fn set_statements(&self, counts: StatementCounts) {
-        for (mode, value) in [("prepared", counts.prepared), ("unnamed", counts.unnamed)] {
-            self.statements
-                .get_or_create(&StatementLabels { mode })
-                .inner()
-                .store(value, std::sync::atomic::Ordering::Relaxed);
-        }
-    }
-
-    fn set_pool(&self, in_use: i64, idle: i64, waiting: i64) {
-        for (state, value) in [("in_use", in_use), ("idle", idle), ("waiting", waiting)] {
-            self.pool
-                .get_or_create(&PoolLabels {
-                    state: state.to_owned(),
-                })
-                .set(value);
-        }
     }
 
     /// The text exposition.

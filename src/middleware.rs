@@ -366,11 +366,7 @@ async fn buffer_body(request: Request, next: Next) -> Response {
 
 /// 413 problem, and the connection closes (the rest of the body is unread).
 fn too_large() -> Response {
-    let mut response = ApiError::PayloadTooLarge.into_response();
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
+    ([(header::CONNECTION, "close")], ApiError::PayloadTooLarge).into_response()
 }
 
 #[cfg(test)]

@@ -7,15 +7,10 @@ use axum::{
     http::{HeaderMap, header, request::Parts},
 };
 use serde::de::DeserializeOwned;
-use serde_json::error::Category;
 use std::collections::HashMap;
 
 use super::{AppState, auth_user::AuthUser};
-use crate::{
-    db::Precondition,
-    domain::{FieldError, Invalid},
-    error::ApiError,
-};
+use crate::{db::Precondition, error::ApiError};
 
 /// A JSON request body read into `R`: media type and syntax checked. Its
 /// size was checked once, when the middleware read it
@@ -46,23 +41,14 @@ fn parse_json<R: DeserializeOwned>(bytes: &Bytes, is_json: bool) -> Result<R, Ap
     if !is_json {
         return Err(ApiError::UnsupportedMediaType);
     }
-    let not_json =
-        |err| ApiError::malformed_json(format!("the request body is not valid JSON: {err}"));
     serde_json::from_slice(bytes).map_err(|err| {
-        if err.classify() != Category::Data {
-            return not_json(err);
-        }
-        // `R` may refuse a value before the parser has read the rest: only
-        // a body that is JSON all through is a 422.
-        match serde_json::from_slice::<serde_json::Value>(bytes) {
-            Ok(_) => Invalid::from_iter([FieldError::new("body", "must be a JSON object")]).into(),
-            Err(syntax) => not_json(syntax),
-        }
+        ApiError::malformed_json(format!("the request body is not valid JSON: {err}"))
     })
 }
 
-/// `application/json`, with any parameters (such as `charset`).
-fn is_json(headers: &HeaderMap) -> bool {
+/// `application/json`, with any parameters (such as `charset`); as rmcp
+/// reads `Content-Type` too (`mcp::direct`).
+pub(super) fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -182,13 +168,6 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
-
-    fn if_match(v: &str) -> Precondition {
-        let mut h = HeaderMap::new();
-        h.insert(header::IF_MATCH, HeaderValue::from_str(v).unwrap());
-        parse_if_match(&h)
-    }
 
     #[test]
     fn only_canonical_decimal_ids_name_a_task() {
@@ -207,30 +186,5 @@ mod tests {
         ] {
             assert_eq!(canonical_id(raw), None, "{raw:?}");
         }
-    }
-
-    #[test]
-    fn a_json_body_that_is_refused_is_422_and_broken_json_400() {
-        type AnyObject = HashMap<String, serde::de::IgnoredAny>;
-        let parse = |body: &'static [u8]| parse_json::<AnyObject>(&Bytes::from(body), true);
-        assert!(parse(br#"{"a": [1]}"#).is_ok());
-        for body in [&b"[1]"[..], b"3", b"null"] {
-            assert!(matches!(parse(body), Err(ApiError::Validation(_))));
-        }
-        for body in [&b"[1,"[..], b"[1] x", b"{"] {
-            assert!(matches!(parse(body), Err(ApiError::BadRequest { .. })));
-        }
-        let raw = parse_json::<crate::domain::input::RawTask>(&Bytes::from("[1]"), true);
-        assert!(raw.is_ok_and(|raw| raw.not_object));
-    }
-
-    #[test]
-    fn if_match_uses_strong_comparison() {
-        assert_eq!(if_match("*"), Precondition::Any);
-        assert_eq!(if_match("\"3\""), Precondition::Versions(vec![3]));
-        assert_eq!(if_match("\"1\", \"4\""), Precondition::Versions(vec![1, 4]));
-        assert_eq!(if_match("W/\"3\""), Precondition::Versions(vec![]));
-        assert_eq!(if_match("3"), Precondition::Versions(vec![]));
-        assert_eq!(parse_if_match(&HeaderMap::new()), Precondition::None);
     }
 }

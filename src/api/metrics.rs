@@ -3,7 +3,7 @@
 
 use axum::{
     extract::State,
-    http::{HeaderMap, HeaderValue, header, request::Parts},
+    http::{HeaderMap, header, request::Parts},
     response::{IntoResponse, Response},
 };
 use sha2::{Digest, Sha256};
@@ -24,12 +24,11 @@ pub async fn metrics(State(state): State<AppState>, parts: Parts) -> Result<Resp
     }
     state.metrics.set_store(state.store.pool_stats());
     state.metrics.set_streams(state.store.signals().streams());
-    let mut response = state.metrics.render().into_response();
-    response.headers_mut().insert(
+    let content_type = [(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    Ok(response)
+        "text/plain; version=0.0.4; charset=utf-8",
+    )];
+    Ok((content_type, state.metrics.render()).into_response())
 }
 
 /// Checks `Authorization: Bearer <METRICS_TOKEN>` (scheme in any case).

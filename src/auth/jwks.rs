@@ -9,15 +9,12 @@
 
 use std::{
     collections::HashMap,
-    sync::{
-        Arc, RwLock,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, RwLock},
     time::{Duration, Instant},
 };
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::DecodingKey;
 use serde::Deserialize;
 
 /// Largest JWKS document accepted.
@@ -129,22 +126,6 @@ impl Jwk {
     }
 }
 
-/// Maps a JOSE `alg` name to jsonwebtoken's, for the algorithms it has.
-pub fn jwt_algorithm(alg: &str) -> Option<Algorithm> {
-    Some(match alg {
-        "EdDSA" => Algorithm::EdDSA,
-        "ES256" => Algorithm::ES256,
-        "ES384" => Algorithm::ES384,
-        "RS256" => Algorithm::RS256,
-        "RS384" => Algorithm::RS384,
-        "RS512" => Algorithm::RS512,
-        "PS256" => Algorithm::PS256,
-        "PS384" => Algorithm::PS384,
-        "PS512" => Algorithm::PS512,
-        _ => return None,
-    })
-}
-
 #[derive(Default)]
 struct CacheState {
     keys: HashMap<String, Arc<PublicKey>>,
@@ -163,7 +144,6 @@ pub struct Jwks {
     min_refetch: Duration,
     state: RwLock<CacheState>,
     fetch_lock: tokio::sync::Mutex<()>,
-    fetches: AtomicU64,
 }
 
 impl Jwks {
@@ -193,22 +173,12 @@ impl Jwks {
             min_refetch,
             state: RwLock::new(CacheState::default()),
             fetch_lock: tokio::sync::Mutex::new(()),
-            fetches: AtomicU64::new(0),
         })
-    }
-
-    /// How many fetches were attempted (for tests and metrics).
-    pub fn fetch_count(&self) -> u64 {
-        self.fetches.load(Ordering::Relaxed)
     }
 
     /// The key published under `kid` now, without fetching: a token
     /// verified earlier is accepted again only while this is the same key.
     pub fn current_key(&self, kid: &str) -> Option<Arc<PublicKey>> {
-        self.cached(kid)
-    }
-
-    fn cached(&self, kid: &str) -> Option<Arc<PublicKey>> {
         let state = self.state.read().unwrap_or_else(|p| p.into_inner());
         state.keys.get(kid).cloned()
     }
@@ -216,12 +186,12 @@ impl Jwks {
     /// The key for `kid`, refetching the JWKS once (rate-limited,
     /// single-flight) when it is not cached.
     pub async fn key(&self, kid: &str) -> Result<Arc<PublicKey>, KeyLookupError> {
-        if let Some(key) = self.cached(kid) {
+        if let Some(key) = self.current_key(kid) {
             return Ok(key);
         }
         let waited_since = Instant::now();
         let _flight = self.fetch_lock.lock().await;
-        if let Some(key) = self.cached(kid) {
+        if let Some(key) = self.current_key(kid) {
             return Ok(key);
         }
         let (recent, healthy) = {
@@ -244,7 +214,7 @@ impl Jwks {
         } else {
             return Err(KeyLookupError::Unknown);
         }
-        match self.cached(kid) {
+        match self.current_key(kid) {
             Some(key) => Ok(key),
             None if self.state.read().map(|s| s.healthy).unwrap_or(false) => {
                 Err(KeyLookupError::Unknown)
@@ -262,7 +232,6 @@ impl Jwks {
     /// One fetch; on success the key set is replaced (so keys that vanished
     /// stop verifying), on failure the old keys stay.
     async fn fetch(&self) -> bool {
-        self.fetches.fetch_add(1, Ordering::Relaxed);
         let result = self.download().await;
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
         state.last_attempt = Some(Instant::now());

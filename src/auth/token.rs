@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use super::{
     AuthError,
-    jwks::{Jwks, KeyLookupError, KeyMaterial, jwt_algorithm},
+    jwks::{Jwks, KeyLookupError, KeyMaterial},
     verified::{VerifiedBy, VerifiedTokens},
 };
 use crate::{config::Secret, domain::Claims};
@@ -146,18 +146,14 @@ impl Verifier {
         };
         let jose = parse_header(header).ok_or_else(malformed)?;
         // `alg` matching is exact: `none`, `None`, `hs256` match nothing.
+        let alg = jose.alg.parse::<Algorithm>().map_err(|_| malformed());
         let (claims, rules, by) = match jose.alg.as_str() {
             "HS256" | "HS384" | "HS512" => {
                 let key = self
                     .hs_key
                     .as_ref()
                     .ok_or(AuthError::InvalidToken("HMAC tokens are not accepted here"))?;
-                let alg = match jose.alg.as_str() {
-                    "HS256" => Algorithm::HS256,
-                    "HS384" => Algorithm::HS384,
-                    _ => Algorithm::HS512,
-                };
-                (decode_with(token, key, alg)?, &self.hs_rules, None)
+                (decode_with(token, key, alg?)?, &self.hs_rules, None)
             }
             "EdDSA" | "ES256" | "ES384" | "ES512" | "RS256" | "RS384" | "RS512" | "PS256"
             | "PS384" | "PS512" => {
@@ -178,10 +174,7 @@ impl Verifier {
                     ));
                 }
                 let claims = match &key.material {
-                    KeyMaterial::Jwt(decoding) => {
-                        let alg = jwt_algorithm(&jose.alg).ok_or_else(malformed)?;
-                        decode_with(token, decoding, alg)?
-                    }
+                    KeyMaterial::Jwt(decoding) => decode_with(token, decoding, alg?)?,
                     KeyMaterial::P521(verifying) => {
                         verify_es512(verifying, header, payload, signature)?
                     }

@@ -12,6 +12,14 @@ fn load(vars: &[(&str, &str)], dev: bool) -> Result<Config, Vec<String>> {
     Config::from_lookup(&|k| map.get(k).cloned(), dev)
 }
 
+/// `vars` after a valid `BETTER_AUTH_SECRET`, outside dev mode.
+fn with_secret(vars: &[(&str, &str)]) -> Result<Config, Vec<String>> {
+    let secret = "s".repeat(32);
+    let mut all = vec![("BETTER_AUTH_SECRET", secret.as_str())];
+    all.extend_from_slice(vars);
+    load(&all, false)
+}
+
 #[test]
 fn missing_secret_is_an_error_outside_dev_mode() {
     let problems = load(&[], false).unwrap_err();
@@ -36,36 +44,17 @@ fn missing_secret_is_an_error_outside_dev_mode() {
 
 #[test]
 fn mcp_allowed_hosts_default_to_loopback_and_star_turns_the_check_off() {
-    let secret = "s".repeat(32);
-    let config = load(&[("BETTER_AUTH_SECRET", &secret)], false).unwrap();
-    assert_eq!(config.mcp_allowed_hosts, ["localhost", "127.0.0.1", "::1"]);
-    let config = load(
-        &[
-            ("BETTER_AUTH_SECRET", &secret),
-            (
-                "MCP_ALLOWED_HOSTS",
-                " api.example.com, api.example.com:8443 ",
-            ),
-        ],
-        false,
-    )
-    .unwrap();
+    let hosts = |v: &str| with_secret(&[("MCP_ALLOWED_HOSTS", v)]);
+    let default = with_secret(&[]).unwrap().mcp_allowed_hosts;
+    assert_eq!(default, ["localhost", "127.0.0.1", "::1"]);
+    let listed = hosts(" api.example.com, api.example.com:8443 ").unwrap();
     assert_eq!(
-        config.mcp_allowed_hosts,
+        listed.mcp_allowed_hosts,
         ["api.example.com", "api.example.com:8443"]
     );
-    let config = load(
-        &[("BETTER_AUTH_SECRET", &secret), ("MCP_ALLOWED_HOSTS", "*")],
-        false,
-    )
-    .unwrap();
-    assert!(config.mcp_allowed_hosts.is_empty());
+    assert!(hosts("*").unwrap().mcp_allowed_hosts.is_empty());
     for bad in ["*,localhost", "https://api.example.com"] {
-        let problems = load(
-            &[("BETTER_AUTH_SECRET", &secret), ("MCP_ALLOWED_HOSTS", bad)],
-            false,
-        )
-        .unwrap_err();
+        let problems = hosts(bad).unwrap_err();
         assert_eq!(problems.len(), 1, "{bad}: {problems:?}");
     }
 }
@@ -86,7 +75,7 @@ fn every_problem_is_reported_at_once() {
 
 #[test]
 fn defaults_match_the_readme() {
-    let config = load(&[("BETTER_AUTH_SECRET", &"s".repeat(32))], false).unwrap();
+    let config = with_secret(&[]).unwrap();
     assert_eq!(config.port, 8000);
     assert_eq!(config.host.to_string(), "127.0.0.1");
     assert_eq!(config.database_url.expose(), DEFAULT_DATABASE_URL);
@@ -100,14 +89,7 @@ fn defaults_match_the_readme() {
 
 #[test]
 fn a_zero_stall_timeout_is_refused() {
-    let problems = load(
-        &[
-            ("BETTER_AUTH_SECRET", &"s".repeat(32)),
-            ("CLIENT_STALL_TIMEOUT_SECONDS", "0"),
-        ],
-        false,
-    )
-    .unwrap_err();
+    let problems = with_secret(&[("CLIENT_STALL_TIMEOUT_SECONDS", "0")]).unwrap_err();
     assert_eq!(
         problems,
         ["CLIENT_STALL_TIMEOUT_SECONDS must be at least 1."]
@@ -116,16 +98,7 @@ fn a_zero_stall_timeout_is_refused() {
 
 #[test]
 fn per_ip_connection_cap_is_a_number_and_zero_disables_it() {
-    let secret = "s".repeat(32);
-    let with = |v: &str| {
-        load(
-            &[
-                ("BETTER_AUTH_SECRET", secret.as_str()),
-                ("MAX_CONNECTIONS_PER_IP", v),
-            ],
-            false,
-        )
-    };
+    let with = |v: &str| with_secret(&[("MAX_CONNECTIONS_PER_IP", v)]);
     assert_eq!(with("4").unwrap().max_connections_per_ip, 4);
     assert_eq!(with("0").unwrap().max_connections_per_ip, 0);
     assert_eq!(
@@ -136,34 +109,19 @@ fn per_ip_connection_cap_is_a_number_and_zero_disables_it() {
 
 #[test]
 fn http2_cleartext_is_off_unless_on() {
-    let secret = "s".repeat(32);
-    let with = |v: Option<&str>| {
-        let mut vars = vec![("BETTER_AUTH_SECRET", secret.as_str())];
-        vars.extend(v.map(|v| ("HTTP2_CLEARTEXT", v)));
-        load(&vars, false)
-    };
-    assert!(!with(None).unwrap().http2_cleartext);
-    assert!(with(Some("on")).unwrap().http2_cleartext);
-    assert!(!with(Some("off")).unwrap().http2_cleartext);
+    let with = |v: &str| with_secret(&[("HTTP2_CLEARTEXT", v)]);
+    assert!(!with_secret(&[]).unwrap().http2_cleartext);
+    assert!(with("on").unwrap().http2_cleartext);
+    assert!(!with("off").unwrap().http2_cleartext);
     assert_eq!(
-        with(Some("yes")).unwrap_err(),
+        with("yes").unwrap_err(),
         ["HTTP2_CLEARTEXT must be off or on, got \"yes\"."]
     );
 }
 
 #[test]
 fn shared_read_connections_are_auto_or_fewer_than_the_pool() {
-    let secret = "s".repeat(32);
-    let with = |v: &str| {
-        load(
-            &[
-                ("BETTER_AUTH_SECRET", secret.as_str()),
-                ("DB_POOL_SIZE", "4"),
-                ("DB_SHARED_READ_CONNECTIONS", v),
-            ],
-            false,
-        )
-    };
+    let with = |v: &str| with_secret(&[("DB_POOL_SIZE", "4"), ("DB_SHARED_READ_CONNECTIONS", v)]);
     assert_eq!(with("auto").unwrap().db_shared_read_connections, None);
     assert_eq!(with("0").unwrap().db_shared_read_connections, Some(0));
     assert_eq!(with("3").unwrap().db_shared_read_connections, Some(3));
@@ -179,22 +137,12 @@ fn shared_read_connections_are_auto_or_fewer_than_the_pool() {
 
 #[test]
 fn prepared_statements_are_auto_on_or_off() {
-    let secret = "s".repeat(32);
-    let with = |v: &str| {
-        load(
-            &[
-                ("BETTER_AUTH_SECRET", secret.as_str()),
-                ("DB_PREPARED_STATEMENTS", v),
-            ],
-            false,
-        )
-    };
+    let with = |v: &str| with_secret(&[("DB_PREPARED_STATEMENTS", v)]);
     assert_eq!(with("auto").unwrap().db_prepared_statements, None);
     assert_eq!(with("on").unwrap().db_prepared_statements, Some(true));
     assert_eq!(with("off").unwrap().db_prepared_statements, Some(false));
-    let problems = with("yes").unwrap_err();
     assert_eq!(
-        problems,
+        with("yes").unwrap_err(),
         ["DB_PREPARED_STATEMENTS must be auto, on or off, got \"yes\"."]
     );
 }

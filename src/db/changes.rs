@@ -46,7 +46,7 @@ impl Numbering {
 /// SQLite: takes the user's next change number (no row: the user is gone).
 pub fn take_number(user_id: &str) -> SqlBuilder {
     let mut b = SqlBuilder::default();
-    let user = b.bind(Param::Text(user_id.to_owned()));
+    let user = b.text(user_id);
     b.sql =
         format!("update users set sync_seq = sync_seq + 1 where id = {user} returning sync_seq");
     b
@@ -56,7 +56,7 @@ pub fn take_number(user_id: &str) -> SqlBuilder {
 pub fn insert_tombstone(user_id: &str, seq: i64, task_id: i64, now: DateTime<Utc>) -> SqlBuilder {
     let mut b = SqlBuilder::default();
     let params = [
-        b.bind(Param::Text(user_id.to_owned())),
+        b.text(user_id),
         b.bind(Param::Int(seq)),
         b.bind(Param::Int(task_id)),
         b.bind(Param::Timestamp(now)),
@@ -75,7 +75,7 @@ pub fn insert_tombstone(user_id: &str, seq: i64, task_id: i64, now: DateTime<Utc
 /// missing. Every row carries the user's `epoch` and `head`.
 pub fn changes(user_id: &str, start: FeedStart, limit: u32, dialect: Dialect) -> SqlBuilder {
     let mut b = SqlBuilder::default();
-    let user = b.bind(Param::Text(user_id.to_owned()));
+    let user = b.text(user_id);
     let after = b.bind(Param::Int(match start {
         FeedStart::Full => 0,
         FeedStart::After(seq) => seq,

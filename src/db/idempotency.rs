@@ -3,7 +3,13 @@
 
 use chrono::{DateTime, Utc};
 
-use super::sql::{Param, SqlBuilder};
+use anyhow::Context as _;
+
+use super::{
+    Created,
+    columns::{Columns, RowResult},
+    sql::{Param, SqlBuilder},
+};
 use crate::domain::task::Task;
 
 /// Claims an idempotency key for a create in progress; affects no row when
@@ -16,9 +22,9 @@ pub fn claim_idempotency_key(
 ) -> SqlBuilder {
     let mut b = SqlBuilder::default();
     let params = [
-        b.bind(Param::Text(user_id.to_owned())),
-        b.bind(Param::Text(key.to_owned())),
-        b.bind(Param::Text(fingerprint.to_owned())),
+        b.text(user_id),
+        b.text(key),
+        b.text(fingerprint),
         b.bind(Param::Timestamp(now)),
     ];
     b.sql = format!(
@@ -33,8 +39,8 @@ pub fn claim_idempotency_key(
 pub fn expire_idempotency_key(user_id: &str, key: &str, not_before: DateTime<Utc>) -> SqlBuilder {
     let mut b = SqlBuilder::default();
     let params = [
-        b.bind(Param::Text(user_id.to_owned())),
-        b.bind(Param::Text(key.to_owned())),
+        b.text(user_id),
+        b.text(key),
         b.bind(Param::Timestamp(not_before)),
     ];
     b.sql = format!(
@@ -51,11 +57,7 @@ pub fn finish_idempotency_key(user_id: &str, key: &str, task: &Task) -> SqlBuild
     let mut b = SqlBuilder::default();
     // Strings, integers, booleans and timestamps always serialise.
     let response = serde_json::to_string(task).unwrap_or_default();
-    let params = [
-        b.bind(Param::Text(user_id.to_owned())),
-        b.bind(Param::Text(key.to_owned())),
-        b.bind(Param::Text(response)),
-    ];
+    let params = [b.text(user_id), b.text(key), b.bind(Param::Text(response))];
     b.sql = format!(
         "update idempotency_keys set response = {} where user_id = {} and key = {}",
         params[2], params[0], params[1]
@@ -63,18 +65,24 @@ pub fn finish_idempotency_key(user_id: &str, key: &str, task: &Task) -> SqlBuild
     b
 }
 
-/// The task a stored replay holds (see [`finish_idempotency_key`]).
-pub fn replayed(response: &str) -> Result<Task, serde_json::Error> {
-    serde_json::from_str(response)
+/// What a create answers for a key claimed before, from its row of
+/// [`select_idempotency_key`]: the task stored for a replay (see
+/// [`finish_idempotency_key`]) when the body is the same, else
+/// [`Created::KeyReused`].
+pub(super) fn replay(row: &impl Columns, fingerprint: &str) -> RowResult<Created> {
+    let used_with = row.text("fingerprint")?;
+    match row.opt_text("response")? {
+        Some(body) if used_with == fingerprint => Ok(Created::Replay(
+            serde_json::from_str(&body).context("corrupt replay")?,
+        )),
+        _ => Ok(Created::KeyReused),
+    }
 }
 
 /// The fingerprint and stored response of a claimed key.
 pub fn select_idempotency_key(user_id: &str, key: &str) -> SqlBuilder {
     let mut b = SqlBuilder::default();
-    let (user, key) = (
-        b.bind(Param::Text(user_id.to_owned())),
-        b.bind(Param::Text(key.to_owned())),
-    );
+    let (user, key) = (b.text(user_id), b.text(key));
     b.sql = format!(
         "select fingerprint, response from idempotency_keys where user_id = {user} and key = {key}"
     );

@@ -22,7 +22,7 @@ fn sort_column(key: SortKey, dialect: Dialect) -> &'static str {
 /// The page query for `spec`: filters, keyset position, order, limit + 1.
 pub fn list_query(spec: &ListSpec, dialect: Dialect) -> SqlBuilder {
     let mut b = SqlBuilder::default();
-    let user = b.bind(Param::Text(spec.user_id.clone()));
+    let user = b.text(&spec.user_id);
     let mut conds = vec![format!("user_id = {user}")];
     let f = &spec.filters;
     match f.status {
@@ -44,7 +44,7 @@ pub fn list_query(spec: &ListSpec, dialect: Dialect) -> SqlBuilder {
             }
             Dialect::Sqlite => {
                 for tag in &f.tags {
-                    let p = b.bind(Param::Text(tag.clone()));
+                    let p = b.text(tag);
                     conds.push(format!(
                         "exists (select 1 from json_each(tasks.tags) where json_each.value = {p})"
                     ));
@@ -53,7 +53,7 @@ pub fn list_query(spec: &ListSpec, dialect: Dialect) -> SqlBuilder {
         }
     }
     if let Some(q) = &f.q {
-        let p = b.bind(Param::Text(q.clone()));
+        let p = b.text(q);
         let find = match dialect {
             Dialect::Postgres => "strpos",
             Dialect::Sqlite => "instr",
@@ -70,27 +70,18 @@ pub fn list_query(spec: &ListSpec, dialect: Dialect) -> SqlBuilder {
     }
     // Anything beyond the owner (and the keyset position) is a filter.
     b.plan_each_time = conds.len() > 1;
-    let column = sort_column(spec.sort.key, dialect);
+    let (column, desc) = (sort_column(spec.sort.key, dialect), spec.sort.descending);
     if let Some(after) = &spec.after {
-        conds.push(keyset_condition(
-            &mut b,
-            column,
-            spec.sort.descending,
-            after,
-        ));
+        conds.push(keyset_condition(&mut b, column, desc, after));
     }
-    let dir = if spec.sort.descending { "desc" } else { "asc" };
+    let dir = if desc { "desc" } else { "asc" };
     // Null due dates sort after every date, so first under descending order.
-    let nulls = if spec.sort.descending {
-        "nulls first"
-    } else {
-        "nulls last"
+    let nulls = match (spec.sort.key, desc) {
+        (SortKey::DueDate, true) => " nulls first",
+        (SortKey::DueDate, false) => " nulls last",
+        _ => "",
     };
-    let order = if spec.sort.key == SortKey::DueDate {
-        format!("{column} {dir} {nulls}, id {dir}")
-    } else {
-        format!("{column} {dir}, id {dir}")
-    };
+    let order = format!("{column} {dir}{nulls}, id {dir}");
     let limit = i64::from(spec.limit) + 1;
     let offset = i64::try_from(spec.offset).unwrap_or(i64::MAX);
     let page = match dialect {
@@ -132,7 +123,7 @@ fn keyset_condition(b: &mut SqlBuilder, column: &str, descending: bool, after: &
         }
         SortValue::Timestamp(Some(ts)) => b.bind(Param::Timestamp(*ts)),
         SortValue::Rank(rank) => b.bind(Param::SmallInt(*rank)),
-        SortValue::Text(text) => b.bind(Param::Text(text.clone())),
+        SortValue::Text(text) => b.text(text),
     };
     let tuple = format!("(({column}, id) {cmp} ({value}, {id}))");
     match (column, descending) {

@@ -52,6 +52,11 @@ impl SqlBuilder {
         self.params.push(param);
         format!("${}", self.params.len())
     }
+
+    /// Binds a string, the commonest parameter.
+    pub fn text(&mut self, value: &str) -> String {
+        self.bind(Param::Text(value.to_owned()))
+    }
 }
 
 /// `and …` restricting a write to the versions `If-Match` allows.

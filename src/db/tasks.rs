@@ -51,8 +51,8 @@ pub fn insert_task(
 ) -> SqlBuilder {
     let mut b = SqlBuilder::default();
     let values = [
-        b.bind(Param::Text(user_id.to_owned())),
-        b.bind(Param::Text(input.title.clone())),
+        b.text(user_id),
+        b.text(&input.title),
         b.bind(Param::Text(search_copy(&input.title))),
         b.bind(Param::OptText(input.description.clone())),
         b.bind(Param::OptText(
@@ -83,10 +83,7 @@ pub fn insert_task(
 /// One task of one user.
 pub fn select_task(user_id: &str, id: i64) -> SqlBuilder {
     let mut b = SqlBuilder::default();
-    let (id, user) = (
-        b.bind(Param::Int(id)),
-        b.bind(Param::Text(user_id.to_owned())),
-    );
+    let (id, user) = (b.bind(Param::Int(id)), b.text(user_id));
     b.sql = format!("select {TASK_COLUMNS} from tasks where id = {id} and user_id = {user}");
     b
 }
@@ -99,43 +96,41 @@ pub fn update_task(
     change: &Change,
     condition: &Precondition,
     now: DateTime<Utc>,
-    dialect: Dialect,
     numbering: Numbering,
 ) -> SqlBuilder {
+    // Only PostgreSQL takes the number in the statement (see `Numbering`).
+    let dialect = match numbering {
+        Numbering::InStatement => Dialect::Postgres,
+        Numbering::Taken(_) => Dialect::Sqlite,
+    };
     let mut b = SqlBuilder::default();
-    let user = b.bind(Param::Text(user_id.to_owned()));
+    let user = b.text(user_id);
     let (with, seq) = numbering.parts(&mut b, &user);
     let now_p = b.bind(Param::Timestamp(now));
     let mut sets = Vec::new();
     let new_completed = match change {
         Change::Toggle => "not completed".to_owned(),
         Change::Patch(patch) => {
+            let mut set = |column: &str, value| sets.push(format!("{column} = {}", b.bind(value)));
             if let Some(title) = &patch.title {
-                sets.push(format!("title = {}", b.bind(Param::Text(title.clone()))));
-                sets.push(format!(
-                    "title_lc = {}",
-                    b.bind(Param::Text(search_copy(title)))
-                ));
+                set("title", Param::Text(title.clone()));
+                set("title_lc", Param::Text(search_copy(title)));
             }
             if let Some(description) = &patch.description {
-                let lc = description.as_deref().map(search_copy);
-                sets.push(format!(
-                    "description = {}",
-                    b.bind(Param::OptText(description.clone()))
-                ));
-                sets.push(format!("description_lc = {}", b.bind(Param::OptText(lc))));
+                set("description", Param::OptText(description.clone()));
+                set(
+                    "description_lc",
+                    Param::OptText(description.as_deref().map(search_copy)),
+                );
             }
             if let Some(priority) = patch.priority {
-                sets.push(format!(
-                    "priority = {}",
-                    b.bind(Param::SmallInt(priority.rank()))
-                ));
+                set("priority", Param::SmallInt(priority.rank()));
             }
             if let Some(tags) = &patch.tags {
-                sets.push(format!("tags = {}", b.bind(Param::TextList(tags.clone()))));
+                set("tags", Param::TextList(tags.clone()));
             }
             if let Some(due) = patch.due_date {
-                sets.push(format!("due_date = {}", b.bind(Param::OptTimestamp(due))));
+                set("due_date", Param::OptTimestamp(due));
             }
             match patch.completed {
                 Some(completed) => b.bind(Param::Bool(completed)),
@@ -179,10 +174,7 @@ pub fn delete_task(
     now: DateTime<Utc>,
 ) -> SqlBuilder {
     let mut b = SqlBuilder::default();
-    let (id, user) = (
-        b.bind(Param::Int(id)),
-        b.bind(Param::Text(user_id.to_owned())),
-    );
+    let (id, user) = (b.bind(Param::Int(id)), b.text(user_id));
     let cond = precondition(&mut b, condition, dialect);
     b.sql = match dialect {
         Dialect::Sqlite => format!(
@@ -208,10 +200,7 @@ pub fn delete_task(
 /// Whether the user has this task (one row of `1`, or none).
 pub fn task_exists(user_id: &str, id: i64) -> SqlBuilder {
     let mut b = SqlBuilder::default();
-    let (id, user) = (
-        b.bind(Param::Int(id)),
-        b.bind(Param::Text(user_id.to_owned())),
-    );
+    let (id, user) = (b.bind(Param::Int(id)), b.text(user_id));
     b.sql = format!("select 1 from tasks where id = {id} and user_id = {user}");
     b
 }

@@ -13,7 +13,7 @@ use crate::domain::Claims;
 /// `where` makes an unchanged user a no-op (no row version, no WAL).
 pub fn upsert_user(who: &Claims, now: DateTime<Utc>, dialect: Dialect) -> SqlBuilder {
     let mut b = SqlBuilder::default();
-    let id = b.bind(Param::Text(who.sub.clone()));
+    let id = b.text(&who.sub);
     let email = b.bind(Param::OptText(who.email.clone()));
     let name = b.bind(Param::OptText(who.name.clone()));
     let now = b.bind(Param::Timestamp(now));
@@ -41,7 +41,7 @@ pub fn upsert_user(who: &Claims, now: DateTime<Utc>, dialect: Dialect) -> SqlBui
 /// total, completed.
 pub fn select_user(user_id: &str) -> SqlBuilder {
     let mut b = SqlBuilder::default();
-    let user = b.bind(Param::Text(user_id.to_owned()));
+    let user = b.text(user_id);
     b.sql = format!(
         "select u.id, u.email, u.name, u.created_at, u.updated_at, \
          (select count(*) from tasks t where t.user_id = u.id) as total, \
@@ -55,7 +55,7 @@ pub fn select_user(user_id: &str) -> SqlBuilder {
 /// the same statement and therefore the same transaction.
 pub fn delete_user(user_id: &str) -> SqlBuilder {
     let mut b = SqlBuilder::default();
-    let user = b.bind(Param::Text(user_id.to_owned()));
+    let user = b.text(user_id);
     b.sql = format!("delete from users where id = {user} returning 1");
     b
 }

@@ -6,11 +6,10 @@
 //! the handler must be able to answer 404 before any 422.
 
 use std::collections::BTreeSet;
-use std::fmt;
 
 use chrono::{DateTime, Utc};
-use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::Value;
+use serde::de::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
 
 use super::invalid::{FieldError, Invalid};
 use super::task::{
@@ -46,34 +45,26 @@ const SERVER_OWNED: [&str; 6] = [
 
 // By hand rather than derived: a derived struct refuses repeated keys and
 // non-objects outright, where API.md wants last-wins and a 422 that ranks
-// below 404. Any JSON value deserializes; only syntax errors fail.
+// below 404. Any JSON value deserializes; only syntax errors fail. Read as a
+// whole `Value`, not skipped as `IgnoredAny`: that skip has no depth limit
+// and lets invalid UTF-8 pass, and such a body must stay a 400.
 impl<'de> Deserialize<'de> for RawTask {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(RawVisitor)
-    }
-}
-
-struct RawVisitor;
-
-impl RawVisitor {
-    fn not_object<E>(self) -> Result<RawTask, E> {
-        Ok(RawTask {
-            not_object: true,
-            ..RawTask::default()
+        Ok(match Value::deserialize(d)? {
+            Value::Object(map) => Self::from(map),
+            _ => Self {
+                not_object: true,
+                ..Self::default()
+            },
         })
     }
 }
 
-impl<'de> Visitor<'de> for RawVisitor {
-    type Value = RawTask;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawTask, A::Error> {
-        let mut raw = RawTask::default();
-        while let Some(key) = map.next_key::<String>()? {
+/// A JSON object's known fields, and every other key by name.
+impl From<Map<String, Value>> for RawTask {
+    fn from(map: Map<String, Value>) -> Self {
+        let mut raw = Self::default();
+        for (key, value) in map {
             let slot = match key.as_str() {
                 "title" => &mut raw.title,
                 "description" => &mut raw.description,
@@ -82,46 +73,13 @@ impl<'de> Visitor<'de> for RawVisitor {
                 "tags" => &mut raw.tags,
                 "due_date" => &mut raw.due_date,
                 _ => {
-                    // Read as a `Value`, not skipped as `IgnoredAny`: that
-                    // skip has no depth limit and lets invalid UTF-8 pass,
-                    // and such a body must stay a 400.
-                    map.next_value::<Value>()?;
                     raw.other.insert(key);
                     continue;
                 }
             };
-            *slot = Some(map.next_value()?);
+            *slot = Some(value);
         }
-        Ok(raw)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawTask, A::Error> {
-        while seq.next_element::<Value>()?.is_some() {}
-        self.not_object()
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<RawTask, E> {
-        self.not_object()
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<RawTask, E> {
-        self.not_object()
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<RawTask, E> {
-        self.not_object()
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<RawTask, E> {
-        self.not_object()
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<RawTask, E> {
-        self.not_object()
-    }
-
-    fn visit_unit<E>(self) -> Result<RawTask, E> {
-        self.not_object()
+        raw
     }
 }
 

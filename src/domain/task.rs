@@ -43,15 +43,6 @@ pub enum Priority {
 }
 
 impl Priority {
-    /// Wire spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Low => "low",
-            Self::Medium => "medium",
-            Self::High => "high",
-        }
-    }
-
     /// Parses the wire spelling (exact, lowercase).
     pub fn parse(s: &str) -> Option<Self> {
         match s {
@@ -170,7 +161,7 @@ impl TaskInput {
             "title": self.title,
             "description": self.description,
             "completed": self.completed,
-            "priority": self.priority.as_str(),
+            "priority": self.priority,
             "tags": self.tags,
             "due_date": self.due_date.as_ref().map(format_ts),
         })

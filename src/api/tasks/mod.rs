@@ -25,7 +25,8 @@ use crate::{
 
 pub use operations::TaskPage;
 pub(super) use operations::{
-    Flavor, create_task, delete_task, get_task, list_tasks, toggle_task, update_task,
+    Flavor, change, create_task, delete_task, get_task, insert, list_tasks, patch_from,
+    toggle_task, update_task, written,
 };
 
 /// `GET /api/v1/tasks`

@@ -8,6 +8,7 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -76,26 +77,67 @@ fn ok_task(task: &Task) -> Response {
     task_response(StatusCode::OK, task, None)
 }
 
-/// 404 when the task is not the caller's; otherwise the validation errors.
-async fn rank_invalid_body(
-    state: &AppState,
-    user: &AuthUser,
-    id: i64,
-    invalid: Invalid,
-) -> ApiError {
-    match state.store.task_exists(user.id(), id, user.by).await {
-        Ok(true) => invalid.into(),
-        Ok(false) => ApiError::NotFound,
-        Err(err) => err.into(),
-    }
-}
-
-fn outcome(result: WriteOutcome<Task>) -> Result<Response, ApiError> {
-    match result {
-        WriteOutcome::Done(task) => Ok(ok_task(&task)),
+/// A write's outcome: the task as written, or the error it is answered with.
+pub(in crate::api) fn written(outcome: WriteOutcome<Task>) -> Result<Task, ApiError> {
+    match outcome {
+        WriteOutcome::Done(task) => Ok(task),
         WriteOutcome::NotFound => Err(ApiError::NotFound),
         WriteOutcome::PreconditionFailed => Err(ApiError::PreconditionFailed),
     }
+}
+
+/// Creates a task, re-creating the caller's row if it vanished.
+pub(in crate::api) async fn insert(
+    state: &AppState,
+    user: &AuthUser,
+    input: &TaskInput,
+    now: DateTime<Utc>,
+    idempotency: Option<&IdempotentRequest>,
+) -> Result<Created, ApiError> {
+    user.with_row(state, move || async move {
+        let created = state
+            .store
+            .create_task(user.id(), input, now, idempotency, user.by)
+            .await?;
+        Ok((created != Created::UserMissing).then_some(created))
+    })
+    .await
+}
+
+/// The body read as `P` (PUT: [`TaskInput`], every field; PATCH:
+/// [`TaskPatch`]) as a patch: a PUT is a patch naming every field. 404 when
+/// the task is not the caller's outranks the body's errors.
+pub(in crate::api) async fn patch_from<P>(
+    state: &AppState,
+    user: &AuthUser,
+    id: i64,
+    body: RawTask,
+) -> Result<TaskPatch, ApiError>
+where
+    P: TryFrom<RawTask, Error = Invalid>,
+    TaskPatch: From<P>,
+{
+    match P::try_from(body) {
+        Ok(fields) => Ok(TaskPatch::from(fields)),
+        Err(invalid) if state.store.task_exists(user.id(), id, user.by).await? => {
+            Err(invalid.into())
+        }
+        Err(_) => Err(ApiError::NotFound),
+    }
+}
+
+/// Applies `change` to the caller's task `id` under `condition`.
+pub(in crate::api) async fn change(
+    state: &AppState,
+    user: &AuthUser,
+    id: i64,
+    change: &Change,
+    condition: &Precondition,
+) -> Result<Task, ApiError> {
+    let outcome = state
+        .store
+        .update_task(user.id(), id, change, condition, time::now(), user.by);
+    written(outcome.await?)
 }
 
 pub(in crate::api) async fn list_tasks(
@@ -175,17 +217,7 @@ pub(in crate::api) async fn create_task(
         fingerprint: task::sha256_hex(input.fingerprint_json().as_bytes()),
         not_before: now - ttl,
     });
-    let (input, idempotency) = (&input, idempotency.as_ref());
-    let created = user
-        .with_row(state, move || async move {
-            let created = state
-                .store
-                .create_task(user.id(), input, now, idempotency, user.by)
-                .await?;
-            Ok((created != Created::UserMissing).then_some(created))
-        })
-        .await?;
-    match created {
+    match insert(state, user, &input, now, idempotency.as_ref()).await? {
         // A replay answers as the original create did: the same body,
         // `ETag` and `Location`.
         Created::New(task) | Created::Replay(task) => {
@@ -211,8 +243,8 @@ pub(in crate::api) async fn get_task(
     }
 }
 
-/// The one update path of PUT (`P` = [`TaskInput`]: every field) and PATCH
-/// (`P` = [`TaskPatch`]): a PUT is a patch naming every field.
+/// The one update path of PUT (`P` = [`TaskInput`]) and PATCH (`P` =
+/// [`TaskPatch`]).
 pub(in crate::api) async fn update_task<P>(
     state: &AppState,
     user: &AuthUser,
@@ -224,16 +256,10 @@ where
     P: TryFrom<RawTask, Error = Invalid>,
     TaskPatch: From<P>,
 {
-    let patch = match P::try_from(body) {
-        Ok(fields) => TaskPatch::from(fields),
-        Err(invalid) => return Err(rank_invalid_body(state, user, id, invalid).await),
-    };
-    let change = Change::Patch(patch);
-    let result = state
-        .store
-        .update_task(user.id(), id, &change, condition, time::now(), user.by)
-        .await?;
-    outcome(result)
+    let patch = patch_from::<P>(state, user, id, body).await?;
+    Ok(ok_task(
+        &change(state, user, id, &Change::Patch(patch), condition).await?,
+    ))
 }
 
 pub(in crate::api) async fn toggle_task(
@@ -242,18 +268,9 @@ pub(in crate::api) async fn toggle_task(
     id: i64,
     condition: &Precondition,
 ) -> Result<Response, ApiError> {
-    let result = state
-        .store
-        .update_task(
-            user.id(),
-            id,
-            &Change::Toggle,
-            condition,
-            time::now(),
-            user.by,
-        )
-        .await?;
-    outcome(result)
+    Ok(ok_task(
+        &change(state, user, id, &Change::Toggle, condition).await?,
+    ))
 }
 
 /// Deletes the task: v1 answers 204; the compatibility routes answer 200
@@ -266,16 +283,14 @@ pub(in crate::api) async fn delete_task(
     condition: &Precondition,
     flavor: Flavor,
 ) -> Result<Response, ApiError> {
-    match state
-        .store
-        .delete_task(user.id(), id, condition, user.by)
-        .await?
-    {
-        WriteOutcome::Done(task) => Ok(match flavor {
-            Flavor::V1 => StatusCode::NO_CONTENT.into_response(),
-            Flavor::Compat => ok_task(&task),
-        }),
-        WriteOutcome::NotFound => Err(ApiError::NotFound),
-        WriteOutcome::PreconditionFailed => Err(ApiError::PreconditionFailed),
-    }
+    let task = written(
+        state
+            .store
+            .delete_task(user.id(), id, condition, user.by)
+            .await?,
+    )?;
+    Ok(match flavor {
+        Flavor::V1 => StatusCode::NO_CONTENT.into_response(),
+        Flavor::Compat => ok_task(&task),
+    })
 }

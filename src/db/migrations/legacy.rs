@@ -58,19 +58,15 @@ pub(super) fn sqlite(conn: &rusqlite::Connection) -> anyhow::Result<Option<i64>>
         let mut stmt =
             conn.prepare("select version, checksum from _sqlx_migrations where success")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, Checksum::Sha384(r.get(1)?))))?;
-        for row in rows {
-            let (version, sum) = row?;
-            history.insert(version, sum);
-        }
+        history = rows.collect::<rusqlite::Result<_>>()?;
     }
     if sqlite_has(conn, "schema_migrations")? {
         let mut stmt = conn.prepare("select version, checksum from schema_migrations")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, Checksum::Sha256Hex(r.get(1)?))))?;
+        // Both tables name the same script when both exist (sqlx's
+        // history was copied into schema_migrations); either checks it.
         for row in rows {
-            let (version, sum) = row?;
-            // Both tables name the same script when both exist (sqlx's
-            // history was copied into schema_migrations); either checks it.
-            history.insert(version, sum);
+            history.extend([row?]);
         }
     }
     verified(Backend::Sqlite, &history)

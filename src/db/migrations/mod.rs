@@ -128,7 +128,8 @@ async fn pg_is_current(client: &mut tokio_postgres::Client) -> anyhow::Result<bo
         .get_applied_migrations_async(client)
         .await
         .map_err(|e| explain(e, Backend::Postgres))?;
-    Ok(is_current(runner.get_migrations(), &applied))
+    // Every embedded script is applied, with the same name and checksum.
+    Ok(runner.get_migrations().iter().all(|m| applied.contains(m)))
 }
 
 /// Whether refinery's history table exists (in the schema searched).
@@ -209,11 +210,6 @@ fn adoption(backend: Backend, version: i64) -> Runner {
     // `legacy` only returns versions it found embedded, so this fits.
     let version = i32::try_from(version).unwrap_or(i32::MAX);
     backend.runner().set_target(Target::FakeVersion(version))
-}
-
-/// Every embedded script is in `applied`, with the same name and checksum.
-fn is_current(embedded: &[Migration], applied: &[Migration]) -> bool {
-    embedded.iter().all(|m| applied.contains(m))
 }
 
 fn log_applied(applied: &[Migration]) {

@@ -96,11 +96,10 @@ async fn send_forever(
         // queue on one lock: gathering the changes of a few milliseconds
         // into one statement keeps that off the writes' throughput.
         tokio::time::sleep(GATHER).await;
-        while users.len() < BATCH {
-            match receiver.try_recv() {
-                Ok(user) => users.push(user),
-                Err(_) => break,
-            }
+        while users.len() < BATCH
+            && let Ok(user) = receiver.try_recv()
+        {
+            users.push(user);
         }
         users.sort_unstable();
         users.dedup();
@@ -130,14 +129,10 @@ async fn send_forever(
 /// Listens for other instances' changes until aborted, reconnecting with
 /// backoff; after every (re)connect every stream reads the feed, since
 /// notifications sent while nobody listened are lost.
-pub async fn relay_forever(
-    settings: PgConnectSettings,
-    signals: Arc<ChangeSignals>,
-    instance: String,
-) {
+pub async fn relay_forever(settings: &PgConnectSettings, signals: &ChangeSignals, instance: &str) {
     let mut delay = Duration::from_millis(100);
     loop {
-        match listen(&settings, &signals, &instance).await {
+        match listen(settings, signals, instance).await {
             Ok(()) => {
                 tracing::warn!("the listening connection closed; reconnecting");
                 delay = Duration::from_millis(100);

@@ -4,12 +4,12 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 
 use super::{
     PostgresStore,
     changes::Notifier,
-    errors::{Permanence, classify_ref, describe_pool_error},
+    errors::{describe_pool_error, is_permanent},
     read_lanes::ReadLanes,
     statements::Statements,
 };
@@ -88,20 +88,15 @@ impl PostgresStore {
             listen,
         };
         store.wait_for_database(config.db_startup_timeout).await?;
-        store.migrate(pooled).await?;
-        Ok(store)
-    }
-
-    /// Applies pending migrations (see `migrations/`) on one pooled
-    /// connection.
-    async fn migrate(&self, pooled: bool) -> anyhow::Result<()> {
-        let mut client = self.pool.get().await.map_err(|e| {
+        // Pending migrations (see `migrations/`), on one pooled connection.
+        let mut client = store.pool.get().await.map_err(|e| {
             anyhow::anyhow!(
                 "cannot reach the PostgreSQL database in DATABASE_URL: {}",
                 describe_pool_error(&e)
             )
         })?;
-        crate::db::migrations::postgres(&mut client, pooled).await
+        crate::db::migrations::postgres(&mut client, pooled).await?;
+        Ok(store)
     }
 
     /// Waits for the first connection with bounded exponential backoff: a
@@ -116,21 +111,12 @@ impl PostgresStore {
         // the server's reason should still be in the final message.
         let mut said: Option<String> = None;
         for attempt in 1.. {
-            let err = match self.pool.get().await {
-                Ok(_) => return Ok(()),
-                Err(err) => err,
+            let Err(err) = self.pool.get().await else {
+                return Ok(());
             };
-            let permanent = match &err {
-                deadpool_postgres::PoolError::Backend(e) => {
-                    matches!(classify_ref(e), Permanence::Permanent)
-                }
-                _ => false,
-            };
+            let permanent = matches!(&err, PoolError::Backend(e) if is_permanent(e));
             let elapsed = started.elapsed();
-            let from_server = matches!(
-                &err,
-                deadpool_postgres::PoolError::Backend(e) if e.as_db_error().is_some()
-            );
+            let from_server = matches!(&err, PoolError::Backend(e) if e.as_db_error().is_some());
             let mut err = describe_pool_error(&err);
             if from_server {
                 said = Some(err.clone());

@@ -10,8 +10,7 @@ use super::{
     statements::{Conn, Statements, aborted_by_stale_statement, query},
 };
 use crate::db::{
-    Created, IdempotentRequest, StoreError, StoreResult, changes::Numbering, columns::Columns as _,
-    idempotency, tasks,
+    Created, IdempotentRequest, StoreError, StoreResult, changes::Numbering, idempotency, tasks,
 };
 use crate::domain::task::TaskInput;
 
@@ -21,15 +20,6 @@ use crate::domain::task::TaskInput;
 /// third is a backstop for a schema change racing the second.
 const CREATE_ATTEMPTS: usize = 3;
 
-/// What a create carrying an `Idempotency-Key` stores, and under which key.
-#[derive(Clone, Copy)]
-pub(super) struct KeyedCreate<'a> {
-    pub user_id: &'a str,
-    pub input: &'a TaskInput,
-    pub now: DateTime<Utc>,
-    pub idem: &'a IdempotentRequest,
-}
-
 /// A create carrying an `Idempotency-Key` (see [`Store::create_task`](crate::db::Store::create_task)), in
 /// one transaction on a write connection, run again from its start when a
 /// prepared statement turned out unusable: that statement ran nothing and
@@ -37,11 +27,14 @@ pub(super) struct KeyedCreate<'a> {
 pub(super) async fn create_on(
     client: &mut deadpool_postgres::Object,
     statements: &Statements,
-    create: KeyedCreate<'_>,
+    user_id: &str,
+    input: &TaskInput,
+    now: DateTime<Utc>,
+    idem: &IdempotentRequest,
 ) -> StoreResult<Created> {
     let mut attempt = 1;
     loop {
-        match create_once(client, statements, create).await {
+        match create_once(client, statements, user_id, input, now, idem).await {
             Err(err) if attempt < CREATE_ATTEMPTS && aborted_by_stale_statement(&err) => {
                 tracing::debug!(attempt, error = %err, "idempotent create retried after a stale prepared statement");
                 attempt += 1;
@@ -56,14 +49,11 @@ pub(super) async fn create_on(
 async fn create_once(
     client: &mut deadpool_postgres::Object,
     statements: &Statements,
-    create: KeyedCreate<'_>,
+    user_id: &str,
+    input: &TaskInput,
+    now: DateTime<Utc>,
+    idem: &IdempotentRequest,
 ) -> StoreResult<Created> {
-    let KeyedCreate {
-        user_id,
-        input,
-        now,
-        idem,
-    } = create;
     let insert = tasks::insert_task(user_id, input, now, Numbering::InStatement);
     let tx = client.transaction().await.map_err(classify)?;
     query(
@@ -83,19 +73,9 @@ async fn create_once(
                 &idempotency::select_idempotency_key(user_id, &idem.key),
             )
             .await?;
-            let Some(row) = rows.first() else {
-                return Ok(Created::KeyReused);
-            };
-            let fingerprint = row.text("fingerprint").map_err(StoreError::Other)?;
-            let response = row.opt_text("response").map_err(StoreError::Other)?;
-            return match response {
-                Some(body) if fingerprint == idem.fingerprint => idempotency::replayed(&body)
-                    .map(Created::Replay)
-                    .map_err(|e| {
-                        StoreError::Other(anyhow::Error::new(e).context("corrupt replay"))
-                    }),
-                _ => Ok(Created::KeyReused),
-            };
+            return rows.first().map_or(Ok(Created::KeyReused), |row| {
+                idempotency::replay(row, &idem.fingerprint).map_err(StoreError::Other)
+            });
         }
         Err(e) if is_missing_user(&e) => return Ok(Created::UserMissing),
         Err(e) => return Err(e),

@@ -35,35 +35,24 @@ pub(super) fn classify(err: tokio_postgres::Error) -> StoreError {
     }
 }
 
-pub(super) enum Permanence {
-    Transient,
-    Permanent,
-}
-
-/// Server errors that no retry fixes: authentication, unknown database or
+/// Whether no retry fixes the error: authentication, unknown database or
 /// role, and TLS/channel-binding refusals.
-pub(super) fn classify_ref(err: &tokio_postgres::Error) -> Permanence {
+pub(super) fn is_permanent(err: &tokio_postgres::Error) -> bool {
     match err.code().map(|c| c.code()) {
-        Some(code) if code.starts_with("28") || code == "3D000" => Permanence::Permanent,
+        Some(code) if code.starts_with("28") || code == "3D000" => true,
         // PgBouncer reports everything as 08P01, a database missing from its
         // configuration ("no such database: x") or on the server behind it
         // ("database \"x\" does not exist") too.
-        Some("08P01")
-            if err.as_db_error().is_some_and(|db| {
-                db.message().starts_with("no such database")
-                    || db.message().ends_with("does not exist")
-            }) =>
-        {
-            Permanence::Permanent
-        }
+        Some("08P01") => err.as_db_error().is_some_and(|db| {
+            db.message().starts_with("no such database") || db.message().ends_with("does not exist")
+        }),
         // Client-side refusals: SCRAM failed, or channel binding was
         // required and the server or TLS could not provide it.
-        None if err.to_string().contains("authentication")
-            || err.to_string().contains("channel binding") =>
-        {
-            Permanence::Permanent
+        None => {
+            err.to_string().contains("authentication")
+                || err.to_string().contains("channel binding")
         }
-        _ => Permanence::Transient,
+        _ => false,
     }
 }
 
@@ -86,15 +75,10 @@ pub(super) fn connection_lost(err: &anyhow::Error) -> bool {
 /// `database "x" does not exist (SQLSTATE 3D000)`, or the chain of causes
 /// of a network or TLS failure. Neither holds the URL, so never its password.
 pub(super) fn describe_pool_error(err: &deadpool_postgres::PoolError) -> String {
-    match err {
-        deadpool_postgres::PoolError::Backend(err) => describe_pg_error(err),
-        other => other.to_string(),
-    }
-}
-
-/// See [`describe_pool_error`].
-fn describe_pg_error(err: &tokio_postgres::Error) -> String {
     use std::fmt::Write as _;
+    let deadpool_postgres::PoolError::Backend(err) = err else {
+        return err.to_string();
+    };
     if let Some(db) = err.as_db_error() {
         let mut text = format!(
             "{}: {} (SQLSTATE {})",

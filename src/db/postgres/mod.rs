@@ -56,7 +56,7 @@ use crate::domain::{
 };
 use changes::Notifier;
 use columns::task_from_row;
-use create::{KeyedCreate, create_on, created};
+use create::{create_on, created};
 use errors::{classify, outcome_unknown, pool_error, unavailable};
 use read_lanes::{ReadLanes, Sharing};
 use statements::Statements;
@@ -179,13 +179,7 @@ impl Store for PostgresStore {
         // nothing of it commits later; the key makes the retry safe.
         let keyed = async {
             let mut client = self.writer().await?;
-            let create = KeyedCreate {
-                user_id,
-                input,
-                now,
-                idem,
-            };
-            let result = create_on(&mut client, &self.statements, create).await;
+            let result = create_on(&mut client, &self.statements, user_id, input, now, idem).await;
             client.done();
             result
         };
@@ -221,16 +215,7 @@ impl Store for PostgresStore {
         now: DateTime<Utc>,
         by: Deadline,
     ) -> StoreResult<WriteOutcome<Task>> {
-        let numbering = Numbering::InStatement;
-        let b = tasks::update_task(
-            user_id,
-            id,
-            change,
-            condition,
-            now,
-            Dialect::Postgres,
-            numbering,
-        );
+        let b = tasks::update_task(user_id, id, change, condition, now, Numbering::InStatement);
         if let Some(row) = self.write(&b, by).await?.first() {
             self.changed(user_id);
             return Ok(WriteOutcome::Done(task_from_row(row)?));
@@ -313,12 +298,7 @@ impl Store for PostgresStore {
         let listen = async {
             match &self.listen {
                 Some(settings) => {
-                    changes::relay_forever(
-                        settings.clone(),
-                        self.signals.clone(),
-                        self.notifier.instance.clone(),
-                    )
-                    .await;
+                    changes::relay_forever(settings, &self.signals, &self.notifier.instance).await;
                 }
                 None => std::future::pending().await,
             }

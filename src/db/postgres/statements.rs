@@ -100,17 +100,17 @@ impl<'a> Conn<'a> {
 }
 
 /// The driver's view of one parameter.
-fn to_pg(param: &Param) -> (Box<dyn ToSql + Sync + Send>, Type) {
+fn to_pg(param: &Param) -> (&(dyn ToSql + Sync), Type) {
     match param {
-        Param::Text(v) => (Box::new(v.clone()), Type::TEXT),
-        Param::Int(v) => (Box::new(*v), Type::INT8),
-        Param::SmallInt(v) => (Box::new(*v), Type::INT2),
-        Param::Bool(v) => (Box::new(*v), Type::BOOL),
-        Param::Timestamp(v) => (Box::new(*v), Type::TIMESTAMPTZ),
-        Param::TextList(v) => (Box::new(v.clone()), Type::TEXT_ARRAY),
-        Param::IntList(v) => (Box::new(v.clone()), Type::INT8_ARRAY),
-        Param::OptText(v) => (Box::new(v.clone()), Type::TEXT),
-        Param::OptTimestamp(v) => (Box::new(*v), Type::TIMESTAMPTZ),
+        Param::Text(v) => (v, Type::TEXT),
+        Param::Int(v) => (v, Type::INT8),
+        Param::SmallInt(v) => (v, Type::INT2),
+        Param::Bool(v) => (v, Type::BOOL),
+        Param::Timestamp(v) => (v, Type::TIMESTAMPTZ),
+        Param::TextList(v) => (v, Type::TEXT_ARRAY),
+        Param::IntList(v) => (v, Type::INT8_ARRAY),
+        Param::OptText(v) => (v, Type::TEXT),
+        Param::OptTimestamp(v) => (v, Type::TIMESTAMPTZ),
     }
 }
 
@@ -118,9 +118,9 @@ fn to_pg(param: &Param) -> (Box<dyn ToSql + Sync + Send>, Type) {
 /// connection's prepared statement for this SQL when statements are
 /// prepared, as the unnamed statement otherwise.
 pub(super) async fn query(conn: Conn<'_>, b: &SqlBuilder) -> StoreResult<Vec<Row>> {
-    let owned: Vec<_> = b.params.iter().map(to_pg).collect();
+    let params: Vec<_> = b.params.iter().map(to_pg).collect();
     if let Some(cache) = conn.cache.filter(|_| !b.plan_each_time) {
-        match query_prepared(conn.client, cache, b, &owned).await {
+        match query_prepared(conn.client, cache, b, &params).await {
             Err(err) if stale_statement(&err) => {
                 // Dropped by the server (a pooler swapped the connection) or
                 // invalidated by a schema change: forget them all. The
@@ -144,10 +144,6 @@ pub(super) async fn query(conn: Conn<'_>, b: &SqlBuilder) -> StoreResult<Vec<Row
         }
     }
     conn.statements.run_unnamed.fetch_add(1, Ordering::Relaxed);
-    let params: Vec<(&(dyn ToSql + Sync), Type)> = owned
-        .iter()
-        .map(|(v, t)| (v.as_ref() as &(dyn ToSql + Sync), t.clone()))
-        .collect();
     conn.client
         .query_typed(&b.sql, &params)
         .await
@@ -160,18 +156,15 @@ async fn query_prepared(
     client: &tokio_postgres::Client,
     cache: &StatementCache,
     b: &SqlBuilder,
-    owned: &[(Box<dyn ToSql + Sync + Send>, Type)],
+    params: &[(&(dyn ToSql + Sync), Type)],
 ) -> Result<Vec<Row>, tokio_postgres::Error> {
-    let types: Vec<Type> = owned.iter().map(|(_, t)| t.clone()).collect();
+    let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
     if cache.size() >= STATEMENT_CACHE_CAP {
         cache.clear();
     }
     let statement = cache.prepare_typed(client, &b.sql, &types).await?;
-    let params: Vec<&(dyn ToSql + Sync)> = owned
-        .iter()
-        .map(|(v, _)| v.as_ref() as &(dyn ToSql + Sync))
-        .collect();
-    client.query(&statement, &params).await
+    let values: Vec<_> = params.iter().map(|(v, _)| *v).collect();
+    client.query(&statement, &values).await
 }
 
 /// A prepared statement the server no longer has (26000) or a name it
@@ -179,12 +172,8 @@ async fn query_prepared(
 /// invalidated (0A000 "cached plan must not change result type"): in each
 /// case nothing ran.
 fn stale_statement(err: &tokio_postgres::Error) -> bool {
-    use tokio_postgres::error::SqlState;
-    err.code().is_some_and(|c| {
-        *c == SqlState::INVALID_SQL_STATEMENT_NAME
-            || *c == SqlState::DUPLICATE_PSTATEMENT
-            || *c == SqlState::FEATURE_NOT_SUPPORTED
-    })
+    pooler_gave_away(err)
+        || err.code() == Some(&tokio_postgres::error::SqlState::FEATURE_NOT_SUPPORTED)
 }
 
 /// The stale-statement errors only a transaction pooler causes: a session

@@ -13,33 +13,6 @@ use super::{
 };
 use crate::db::{Deadline, StoreError, StoreResult, sql::SqlBuilder};
 
-/// Runs a write statement with a deadline. Past it the statement is
-/// cancelled on the server and its outcome awaited: it either finished
-/// first (its rows are returned) or was cancelled (503, nothing written).
-/// `None`: it did not end even then (a dead link); the caller must drop its
-/// [`WriteConnection`] still armed, so that it never goes back to the pool.
-async fn write_query(
-    conn: Conn<'_>,
-    b: &SqlBuilder,
-    deadline: Instant,
-    tls: &tokio_postgres_rustls::MakeRustlsConnect,
-) -> Option<StoreResult<Vec<Row>>> {
-    let token = conn.client.cancel_token();
-    let running = query(conn, b);
-    tokio::pin!(running);
-    match tokio::time::timeout_at(deadline.into(), &mut running).await {
-        Ok(result) => Some(result),
-        Err(_) => cancel_until_done(&token, tls, running).await.map(|result| {
-            result.map_err(|err| match err {
-                StoreError::Other(cause) => {
-                    StoreError::Unavailable(cause.context("statement cancelled after its deadline"))
-                }
-                unavailable => unavailable,
-            })
-        }),
-    }
-}
-
 /// A pooled connection for a write. If the request is abandoned (its time
 /// limit fired) while a statement may still be running, dropping this
 /// cancels the statement on the server and keeps the connection out of the
@@ -132,24 +105,37 @@ impl PostgresStore {
     }
 
     /// Runs one write statement on a write connection. Past `by` it is
-    /// cancelled and its outcome awaited, so the answer always says what
-    /// happened.
+    /// cancelled on the server and its outcome awaited: it either finished
+    /// first (its rows are returned) or was cancelled (503, nothing
+    /// written), so the answer always says what happened.
     pub(super) async fn write(&self, b: &SqlBuilder, by: Deadline) -> StoreResult<Vec<Row>> {
-        let deadline = by.0;
-        let client = tokio::time::timeout_at(deadline.into(), self.writer())
+        let client = tokio::time::timeout_at(by.0.into(), self.writer())
             .await
             .map_err(|_| {
                 unavailable(anyhow::anyhow!(
                     "timed out waiting for a database connection"
                 ))
             })??;
-        match write_query(Conn::new(&client, &self.statements), b, deadline, &self.tls).await {
-            Some(result) => {
-                client.done();
-                result
+        let result = {
+            let token = client.cancel_token();
+            let running = query(Conn::new(&client, &self.statements), b);
+            tokio::pin!(running);
+            match tokio::time::timeout_at(by.0.into(), &mut running).await {
+                Ok(result) => result,
+                Err(_) => match cancel_until_done(&token, &self.tls, running).await {
+                    Some(result) => result.map_err(|err| match err {
+                        StoreError::Other(cause) => StoreError::Unavailable(
+                            cause.context("statement cancelled after its deadline"),
+                        ),
+                        unavailable => unavailable,
+                    }),
+                    // It did not end even then (a dead link): dropped armed,
+                    // the connection never goes back to the pool.
+                    None => return Err(outcome_unknown()),
+                },
             }
-            // Dropped armed: detached from the pool.
-            None => Err(outcome_unknown()),
-        }
+        };
+        client.done();
+        result
     }
 }

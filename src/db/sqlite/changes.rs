@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-use super::{SqliteStore, columns::row_error, statements::query_first};
+use super::{SqliteStore, statements::query_first};
 use crate::db::{changes, columns::Columns};
 
 /// How often the file is checked for other processes' commits (API.md:
@@ -16,9 +16,7 @@ const OTHER_WRITERS_POLL: Duration = Duration::from_millis(250);
 /// Takes the user's next change number in the writer's transaction;
 /// `None` when the user row is missing.
 pub(super) fn take_number(conn: &Connection, user_id: &str) -> rusqlite::Result<Option<i64>> {
-    query_first(conn, &changes::take_number(user_id), |r| {
-        r.int("sync_seq").map_err(row_error)
-    })
+    query_first(conn, &changes::take_number(user_id), |r| r.int("sync_seq"))
 }
 
 impl SqliteStore {

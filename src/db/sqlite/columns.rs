@@ -8,11 +8,8 @@ use rusqlite::{
     types::{Type, ValueRef},
 };
 
-use crate::db::{
-    columns::{Columns, RowResult},
-    tasks,
-};
-use crate::domain::{task::Task, time};
+use crate::db::columns::{Columns, RowResult};
+use crate::domain::time;
 
 /// A row with its statement's column names, read once per statement:
 /// rusqlite's own lookup by name asks SQLite for each column's name again
@@ -74,9 +71,4 @@ impl Columns for Named<'_, '_> {
 /// A decoder's error as rusqlite's, so that it ends the statement's closure.
 pub(super) fn row_error(err: anyhow::Error) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, Type::Null, err.into())
-}
-
-/// A task from a row of [`tasks::TASK_COLUMNS`].
-pub(super) fn task_of(row: &Named<'_, '_>) -> rusqlite::Result<Task> {
-    tasks::decode_task(row).map_err(row_error)
 }

@@ -7,15 +7,10 @@ use rusqlite::Connection;
 
 use super::{
     SqliteStore,
-    columns::row_error,
-    errors::{corrupt, is_missing_user},
+    errors::is_missing_user,
     statements::{query, query_first},
 };
-use crate::db::{
-    Created, Deadline, IdempotentRequest, StoreResult,
-    columns::{Columns, RowResult},
-    idempotency,
-};
+use crate::db::{Created, Deadline, IdempotentRequest, StoreResult, idempotency};
 
 impl SqliteStore {
     /// Runs `insert` (which takes the change number and inserts the task)
@@ -39,22 +34,11 @@ impl SqliteStore {
             match query_first(tx, &claim, |_| Ok(())) {
                 Ok(Some(())) => {}
                 Ok(None) => {
-                    let stored = query_first(tx, &lookup, |r| {
-                        let read = || -> RowResult<_> {
-                            Ok((r.text("fingerprint")?, r.opt_text("response")?))
-                        };
-                        read().map_err(row_error)
-                    })?;
                     // Nothing was written: the expired-key delete found no
                     // row (the key is live), and the claim did nothing.
-                    return match stored {
-                        Some((used_with, Some(body))) if used_with == fingerprint => {
-                            idempotency::replayed(&body)
-                                .map(Created::Replay)
-                                .map_err(|e| corrupt(1, format!("corrupt replay: {e}")))
-                        }
-                        _ => Ok(Created::KeyReused),
-                    };
+                    let stored =
+                        query_first(tx, &lookup, |r| idempotency::replay(r, &fingerprint))?;
+                    return Ok(stored.unwrap_or(Created::KeyReused));
                 }
                 Err(e) if is_missing_user(&e) => return Ok(Created::UserMissing),
                 Err(e) => return Err(e),

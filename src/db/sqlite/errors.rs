@@ -1,14 +1,9 @@
 //! SQLite failures as the HTTP layer sees them: a 503 (retry later) or a
 //! 500 (a bug or a corrupt row).
 
-use rusqlite::{ErrorCode, types::Type};
+use rusqlite::ErrorCode;
 
 use crate::db::StoreError;
-
-/// A value that cannot be what the schema promises (a corrupt row).
-pub(super) fn corrupt(column: usize, what: String) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(column, Type::Text, what.into())
-}
 
 /// Whether `err` means "retry later" (503) rather than a bug (500): another
 /// connection kept the lock past the busy timeout, or the file cannot be

@@ -67,7 +67,6 @@ use crate::domain::{
     time,
 };
 use changes::take_number;
-use columns::{row_error, task_of};
 use reads::ReadPool;
 use statements::{query, query_first};
 use writer::Writer;
@@ -142,7 +141,7 @@ impl Store for SqliteStore {
     async fn get_user(&self, user_id: &str, by: Deadline) -> StoreResult<Option<UserProfile>> {
         let b = users::select_user(user_id);
         self.read(by, move |conn| {
-            query_first(conn, &b, |r| users::decode_profile(r).map_err(row_error))
+            query_first(conn, &b, |r| users::decode_profile(r))
         })
         .await
     }
@@ -176,7 +175,7 @@ impl Store for SqliteStore {
                 return Ok(Created::UserMissing);
             };
             let b = tasks::insert_task(user_id, input, now, Numbering::Taken(seq));
-            match query_first(conn, &b, task_of)? {
+            match query_first(conn, &b, |r| tasks::decode_task(r))? {
                 Some(task) => Ok(Created::New(task)),
                 None => Err(rusqlite::Error::QueryReturnedNoRows),
             }
@@ -193,8 +192,10 @@ impl Store for SqliteStore {
 
     async fn get_task(&self, user_id: &str, id: i64, by: Deadline) -> StoreResult<Option<Task>> {
         let b = tasks::select_task(user_id, id);
-        self.read(by, move |conn| query_first(conn, &b, task_of))
-            .await
+        self.read(by, move |conn| {
+            query_first(conn, &b, |r| tasks::decode_task(r))
+        })
+        .await
     }
 
     async fn task_exists(&self, user_id: &str, id: i64, by: Deadline) -> StoreResult<bool> {
@@ -221,17 +222,9 @@ impl Store for SqliteStore {
                 let Some(seq) = take_number(conn, user_id)? else {
                     return Ok(None);
                 };
-                let numbering = Numbering::Taken(seq);
-                let b = tasks::update_task(
-                    user_id,
-                    id,
-                    change,
-                    condition,
-                    now,
-                    Dialect::Sqlite,
-                    numbering,
-                );
-                query_first(conn, &b, task_of)
+                let b =
+                    tasks::update_task(user_id, id, change, condition, now, Numbering::Taken(seq));
+                query_first(conn, &b, |r| tasks::decode_task(r))
             })
             .await?;
         match updated {
@@ -258,7 +251,7 @@ impl Store for SqliteStore {
                 let Some(seq) = take_number(conn, &user)? else {
                     return Ok(None);
                 };
-                let task = query_first(conn, &b, task_of)?;
+                let task = query_first(conn, &b, |r| tasks::decode_task(r))?;
                 if let Some(task) = &task {
                     let tombstone = feed::insert_tombstone(&user, seq, task.id, now);
                     query(conn, &tombstone, |_| Ok(()))?;
@@ -277,7 +270,9 @@ impl Store for SqliteStore {
 
     async fn list_tasks(&self, spec: &ListSpec, by: Deadline) -> StoreResult<Page<Task>> {
         let b = list::list_query(spec, Dialect::Sqlite);
-        let tasks = self.read(by, move |conn| query(conn, &b, task_of)).await?;
+        let tasks = self
+            .read(by, move |conn| query(conn, &b, |r| tasks::decode_task(r)))
+            .await?;
         Ok(Page::from_look_ahead(tasks, spec.limit))
     }
 
@@ -303,9 +298,7 @@ impl Store for SqliteStore {
         // One statement in autocommit mode: one snapshot.
         let b = feed::changes(user_id, start, limit, Dialect::Sqlite);
         let rows = self
-            .read(by, move |conn| {
-                query(conn, &b, |r| feed::decode_change(r).map_err(row_error))
-            })
+            .read(by, move |conn| query(conn, &b, |r| feed::decode_change(r)))
             .await?;
         Ok(feed::change_batch(rows, limit))
     }

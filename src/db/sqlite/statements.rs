@@ -3,8 +3,11 @@
 
 use rusqlite::{Connection, Statement};
 
-use super::columns::Named;
-use crate::db::sql::{Param, SqlBuilder};
+use super::columns::{Named, row_error};
+use crate::db::{
+    columns::RowResult,
+    sql::{Param, SqlBuilder},
+};
 use crate::domain::time;
 
 /// Binds `b`'s parameters. The shared SQL numbers them `$1`, `$2`…, which
@@ -43,11 +46,12 @@ fn json_array<T: serde::Serialize>(items: &[T]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
 }
 
-/// Runs `b` and maps every row it returns.
+/// Runs `b` and decodes every row it returns (a decoder's error ends the
+/// statement).
 pub(super) fn query<T>(
     conn: &Connection,
     b: &SqlBuilder,
-    mut map: impl FnMut(&Named<'_, '_>) -> rusqlite::Result<T>,
+    mut decode: impl FnMut(&Named<'_, '_>) -> RowResult<T>,
 ) -> rusqlite::Result<Vec<T>> {
     let mut stmt = conn.prepare_cached(&b.sql)?;
     bind(&mut stmt, b)?;
@@ -55,28 +59,19 @@ pub(super) fn query<T>(
     let mut rows = stmt.raw_query();
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
-        out.push(map(&Named { row, names: &names })?);
+        out.push(decode(&Named { row, names: &names }).map_err(row_error)?);
     }
     Ok(out)
 }
 
-/// Runs `b`, which returns at most one row of interest.
+/// Runs `b`, which returns at most one row (each such statement is keyed
+/// by a primary key).
 pub(super) fn query_first<T>(
     conn: &Connection,
     b: &SqlBuilder,
-    map: impl FnOnce(&Named<'_, '_>) -> rusqlite::Result<T>,
+    decode: impl FnMut(&Named<'_, '_>) -> RowResult<T>,
 ) -> rusqlite::Result<Option<T>> {
-    let mut stmt = conn.prepare_cached(&b.sql)?;
-    bind(&mut stmt, b)?;
-    let names: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
-    let mut rows = stmt.raw_query();
-    let first = match rows.next()? {
-        Some(row) => Some(map(&Named { row, names: &names })?),
-        None => None,
-    };
-    // Step a `returning` statement to its end so the write completes.
-    while rows.next()?.is_some() {}
-    Ok(first)
+    Ok(query(conn, b, decode)?.into_iter().next())
 }
 
 #[cfg(test)]
