@@ -252,6 +252,16 @@ async fn if_match_guards_every_write(app: TestApp) {
     .await
     .unwrap();
     assert_problem(weak, StatusCode::PRECONDITION_FAILED).await;
+    // Nor does an unquoted version: an entity tag is quoted.
+    let bare = send(
+        Method::PATCH,
+        path.clone(),
+        "1",
+        Some(json!({"title": "x"})),
+    )
+    .await
+    .unwrap();
+    assert_problem(bare, StatusCode::PRECONDITION_FAILED).await;
     let current: Value = app.get_task(&t, id).await.json().await.unwrap();
     assert_eq!(current["version"], 1);
     assert_eq!(current["title"], "a");
