@@ -20,6 +20,15 @@ use crate::domain::task::TaskInput;
 /// third is a backstop for a schema change racing the second.
 const CREATE_ATTEMPTS: usize = 3;
 
+/// What a create carrying an `Idempotency-Key` stores, and under which key.
+#[derive(Clone, Copy)]
+pub(super) struct KeyedCreate<'a> {
+    pub user_id: &'a str,
+    pub input: &'a TaskInput,
+    pub now: DateTime<Utc>,
+    pub idem: &'a IdempotentRequest,
+}
+
 /// A create carrying an `Idempotency-Key` (see [`Store::create_task`](crate::db::Store::create_task)), in
 /// one transaction on a write connection, run again from its start when a
 /// prepared statement turned out unusable: that statement ran nothing and
@@ -27,14 +36,11 @@ const CREATE_ATTEMPTS: usize = 3;
 pub(super) async fn create_on(
     client: &mut deadpool_postgres::Object,
     statements: &Statements,
-    user_id: &str,
-    input: &TaskInput,
-    now: DateTime<Utc>,
-    idem: &IdempotentRequest,
+    create: KeyedCreate<'_>,
 ) -> StoreResult<Created> {
     let mut attempt = 1;
     loop {
-        match create_once(client, statements, user_id, input, now, idem).await {
+        match create_once(client, statements, create).await {
             Err(err) if attempt < CREATE_ATTEMPTS && aborted_by_stale_statement(&err) => {
                 tracing::debug!(attempt, error = %err, "idempotent create retried after a stale prepared statement");
                 attempt += 1;
@@ -49,11 +55,14 @@ pub(super) async fn create_on(
 async fn create_once(
     client: &mut deadpool_postgres::Object,
     statements: &Statements,
-    user_id: &str,
-    input: &TaskInput,
-    now: DateTime<Utc>,
-    idem: &IdempotentRequest,
+    create: KeyedCreate<'_>,
 ) -> StoreResult<Created> {
+    let KeyedCreate {
+        user_id,
+        input,
+        now,
+        idem,
+    } = create;
     let insert = tasks::insert_task(user_id, input, now, Numbering::InStatement);
     let tx = client.transaction().await.map_err(classify)?;
     query(

@@ -56,7 +56,7 @@ use crate::domain::{
 };
 use changes::Notifier;
 use columns::task_from_row;
-use create::{create_on, created};
+use create::{KeyedCreate, create_on, created};
 use errors::{classify, outcome_unknown, pool_error, unavailable};
 use read_lanes::{ReadLanes, Sharing};
 use statements::Statements;
@@ -179,7 +179,13 @@ impl Store for PostgresStore {
         // nothing of it commits later; the key makes the retry safe.
         let keyed = async {
             let mut client = self.writer().await?;
-            let result = create_on(&mut client, &self.statements, user_id, input, now, idem).await;
+            let create = KeyedCreate {
+                user_id,
+                input,
+                now,
+                idem,
+            };
+            let result = create_on(&mut client, &self.statements, create).await;
             client.done();
             result
         };
