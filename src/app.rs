@@ -89,7 +89,6 @@ impl Application {
             sync_key: SyncKey::derive(secret.expose().as_bytes()),
             changes_retention: config.changes_retention,
             events_max_streams_per_user: config.events_max_streams_per_user,
-            client_stall_timeout: config.client_stall_timeout,
             stopping: tokio::sync::watch::Sender::new(false),
         });
         let router = router(state.clone(), &config);

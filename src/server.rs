@@ -188,8 +188,10 @@ pub async fn serve(
 /// Sets `TCP_USER_TIMEOUT`, so that a connection whose client stopped
 /// reading is closed by the kernel once `after` has passed with data
 /// waiting, and hyper's pending write fails (hyper has no write timeout).
-/// Where the option does not exist, an event stream still ends after the
-/// same time with its buffer full (`api/events.rs`) and frees its place.
+/// An event stream holds nothing for a client that stopped reading (its
+/// body is read from the feed only when hyper can write), so this is also
+/// what frees the stream's place; where the option does not exist, that
+/// waits until the operating system gives the connection up.
 fn stop_stalled_readers(stream: &TcpStream, after: Duration) {
     #[cfg(target_os = "linux")]
     if let Err(err) = socket2::SockRef::from(stream).set_tcp_user_timeout(Some(after)) {

@@ -23,8 +23,8 @@ use axum::{
         sse::{Event, KeepAlive, Sse},
     },
 };
-use tokio::sync::mpsc;
-use tokio_stream::{StreamExt as _, wrappers::ReceiverStream};
+use futures_util::StreamExt as _;
+use tokio::sync::watch;
 
 use super::{
     AppState, AuthUser,
@@ -37,16 +37,8 @@ use crate::{
     error::ApiError,
 };
 
-/// Events a stream may have written that the client has not read yet.
-const BUFFERED_EVENTS: usize = 64;
 /// The keep-alive comment's period (API.md: at least every 15 s).
 const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(10);
-
-/// What a stream's channel carries: boxed, because tokio's `mpsc` allocates
-/// its slots 32 at a time, and 32 unboxed `Event`s made a ~1.5 KB block for
-/// every open stream that an idle one never fills (boxed: 1.0 KB less RSS
-/// per idle stream, bench/README.md "What an idle stream holds").
-type Sent = Box<Event>;
 
 /// The caller's changes as they happen, optionally resumed after a token.
 #[utoipa::path(
@@ -112,8 +104,8 @@ pub async fn events(
         None => read_batch(&state, &user, FeedStart::Head, 1, user.by).await?,
     };
     subscription.opened_at(first.epoch, first.head);
-    let (sender, receiver) = mpsc::channel(BUFFERED_EVENTS);
     let stream = Stream {
+        stopping: state.stopping.subscribe(),
         state: state.clone(),
         user_id: user.id().to_owned(),
         epoch: first.epoch,
@@ -122,11 +114,19 @@ pub async fn events(
             None => first.head,
         },
         subscription,
-        sender,
         ends: Instant::now() + until(user.expires_at),
+        unsent: Some(first),
+        drained: false,
     };
-    tokio::spawn(stream.run(first));
-    let events = ReceiverStream::new(receiver).map(|event| Ok::<_, Infallible>(*event));
+    // Pulled by the response body: no task and no queue per stream.
+    let events = futures_util::stream::unfold(stream, |mut stream| async move {
+        let events = stream.next_events().await.ok()?;
+        Some((
+            futures_util::stream::iter(events.into_iter().map(Ok::<_, Infallible>)),
+            stream,
+        ))
+    })
+    .flatten();
     Ok(Sse::new(events)
         .keep_alive(
             KeepAlive::new()
@@ -153,57 +153,78 @@ fn until(at: f64) -> Duration {
     Duration::try_from_secs_f64((at - now).max(0.0)).unwrap_or(Duration::MAX / 2)
 }
 
-/// One open stream: where it is in the user's feed, and where it writes.
+/// One open stream: where it is in the user's feed. It is the response
+/// body's state, read only when hyper asks for more: a client that stops
+/// reading stops the reads, and `TCP_USER_TIMEOUT` (`server.rs`) then
+/// closes its connection, which drops the stream and frees its place.
 struct Stream {
     state: AppState,
+    stopping: watch::Receiver<bool>,
     user_id: String,
     epoch: i64,
     /// Every change up to this number has been sent (or was before the
     /// stream's start).
     position: i64,
     subscription: Subscription,
-    sender: mpsc::Sender<Sent>,
     /// The bearer token's expiry: the client reconnects with a fresh one.
     ends: Instant,
+    /// A batch read and not yet turned into events (the first one).
+    unsent: Option<ChangeBatch>,
+    /// The last batch read reached the feed's head: wait for a signal
+    /// before the next read.
+    drained: bool,
 }
 
-/// The stream ends: the client went away, stopped reading, or must
-/// reconnect (its token expired, the feed could not be read).
+/// The stream ends: the client must reconnect (its token expired, the
+/// server is stopping, the feed could not be read).
 struct Stop;
 
 impl Stream {
-    async fn run(mut self, first: ChangeBatch) {
-        let mut stopping = self.state.stopping.subscribe();
-        if *stopping.borrow_and_update() {
-            return;
-        }
-        let mut batch = first;
+    /// The next events: the first batch's, then the feed's after each
+    /// signal, until the feed is drained again.
+    async fn next_events(&mut self) -> Result<Vec<Event>, Stop> {
         loop {
-            if self.send(batch).await.is_err() {
-                return;
-            }
-            tokio::select! {
-                () = self.subscription.changed() => {}
-                () = tokio::time::sleep_until(self.ends.into()) => return,
-                _ = stopping.changed() => return,
-                () = self.sender.closed() => return,
-            }
-            batch = match self.read().await {
-                Ok(batch) => batch,
-                Err(Stop) => return,
+            let batch = match self.unsent.take() {
+                Some(batch) => batch,
+                None => {
+                    if self.drained {
+                        self.wait().await?;
+                    }
+                    self.read().await?
+                }
             };
+            self.drained = !batch.more;
+            let events = self.events(batch)?;
+            if !events.is_empty() {
+                return Ok(events);
+            }
         }
     }
 
-    /// Sends a batch and the batches after it until the feed is drained.
-    async fn send(&mut self, mut batch: ChangeBatch) -> Result<(), Stop> {
-        loop {
-            for numbered in batch.changes {
-                if numbered.seq <= self.position {
-                    continue;
-                }
-                let data = serde_json::to_string(&numbered.change).map_err(|_| Stop)?;
-                let event = Event::default()
+    /// Waits for a signal; ends the stream at the token's expiry or at
+    /// shutdown.
+    async fn wait(&mut self) -> Result<(), Stop> {
+        if *self.stopping.borrow() {
+            return Err(Stop);
+        }
+        tokio::select! {
+            () = self.subscription.changed() => Ok(()),
+            () = tokio::time::sleep_until(self.ends.into()) => Err(Stop),
+            _ = self.stopping.changed() => Err(Stop),
+        }
+    }
+
+    /// The batch's changes after the stream's position, as events; the
+    /// position moves past them (and to the head when the feed is drained).
+    fn events(&mut self, batch: ChangeBatch) -> Result<Vec<Event>, Stop> {
+        let mut events = Vec::with_capacity(batch.changes.len());
+        for numbered in batch.changes {
+            if numbered.seq <= self.position {
+                continue;
+            }
+            let data = serde_json::to_string(&numbered.change).map_err(|_| Stop)?;
+            events.push(
+                Event::default()
                     .id(token_for(
                         &self.state,
                         &self.user_id,
@@ -211,22 +232,14 @@ impl Stream {
                         numbered.seq,
                     ))
                     .event(numbered.change.op())
-                    .data(data);
-                match self
-                    .sender
-                    .send_timeout(Box::new(event), self.state.client_stall_timeout)
-                    .await
-                {
-                    Ok(()) => self.position = numbered.seq,
-                    Err(_) => return Err(Stop),
-                }
-            }
-            if !batch.more {
-                self.position = self.position.max(batch.head);
-                return Ok(());
-            }
-            batch = self.read().await?;
+                    .data(data),
+            );
+            self.position = numbered.seq;
         }
+        if !batch.more {
+            self.position = self.position.max(batch.head);
+        }
+        Ok(events)
     }
 
     /// The feed after the stream's position. A read that fails, or finds

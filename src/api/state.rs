@@ -59,9 +59,6 @@ pub struct Shared {
     pub changes_retention: Duration,
     /// Most open event streams per user.
     pub events_max_streams_per_user: usize,
-    /// How long an event stream's buffer may stay full before its client
-    /// counts as gone (`CLIENT_STALL_TIMEOUT_SECONDS`).
-    pub client_stall_timeout: Duration,
     /// Turns `true` when the server starts shutting down, so long-lived
     /// responses (event streams) end instead of holding shutdown up.
     pub stopping: tokio::sync::watch::Sender<bool>,
