@@ -106,7 +106,7 @@ pub async fn events(
     subscription.opened_at(first.epoch, first.head);
     let stream = Stream {
         stopping: state.stopping.subscribe(),
-        state: state.clone(),
+        state,
         user_id: user.id().to_owned(),
         epoch: first.epoch,
         position: match token {
