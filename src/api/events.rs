@@ -6,9 +6,10 @@
 //! of this instance, a `NOTIFY` from another, a reconnect of the listener).
 //! So a resumed stream's replay and its live part are one sequence of feed
 //! reads, with no gap and no duplicate between them, and a missed or merged
-//! wake-up costs nothing but a later read. A client that stops reading
-//! fills a small buffer and is then disconnected; it resumes with
-//! `Last-Event-ID`.
+//! wake-up costs nothing but a later read. The stream is the response body,
+//! read only when hyper can write: a client that stops reading gets nothing
+//! queued for it and is disconnected (`TCP_USER_TIMEOUT`, `server.rs`); it
+//! resumes with `Last-Event-ID`.
 
 use std::{
     convert::Infallible,
