@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     columns::{Columns, RowResult},
-    sql::{Dialect, Param, SqlBuilder},
+    sql::{Dialect, Param, SqlBuilder, one_of},
     tasks::{TASK_COLUMNS, decode_task},
 };
 use crate::domain::changes::{ChangeBatch, FeedStart, Numbered, TaskChange};
@@ -66,6 +66,26 @@ pub fn insert_tombstone(user_id: &str, seq: i64, task_id: i64, now: DateTime<Utc
         params.join(", ")
     );
     b
+}
+
+/// The `(epoch, change counter)` of those of `users` that exist: what a
+/// sweep compares with what their streams have read (`signals.rs`).
+pub fn counters(users: &[String], dialect: Dialect) -> SqlBuilder {
+    let mut b = SqlBuilder::default();
+    let ids = b.bind(Param::TextList(users.to_vec()));
+    b.sql = format!(
+        "select id, sync_epoch, sync_seq from users where id {}",
+        one_of(&ids, dialect)
+    );
+    b
+}
+
+/// A row of [`counters`].
+pub(super) fn decode_counter(row: &impl Columns) -> RowResult<(String, (i64, i64))> {
+    Ok((
+        row.text("id")?,
+        (row.int("sync_epoch")?, row.int("sync_seq")?),
+    ))
 }
 
 /// The user's changes from `start`, at most `limit` (plus one look-ahead

@@ -13,12 +13,15 @@
 //! listening connection dropped), it wakes every stream.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     ops::Bound,
     sync::{Arc, Mutex, PoisonError},
 };
 
 use tokio::sync::watch;
+
+/// Most users whose counters one statement of a sweep reads.
+const SWEEP_CHUNK: usize = 1000;
 
 /// The streams waiting for changes, by user.
 #[derive(Default)]
@@ -31,8 +34,8 @@ struct Waiting {
     wake: watch::Sender<u64>,
     /// The user's `(epoch, change counter)` up to which every stream of the
     /// user has read or been woken; `None` until the first stream's first
-    /// read. The PostgreSQL sweep wakes the streams when the database's
-    /// counter differs (a change whose notification was lost).
+    /// read. A sweep ([`ChangeSignals::sweep`]) wakes the streams when the
+    /// database's counter differs (a change no signal announced).
     read_to: Option<(i64, i64)>,
 }
 
@@ -90,9 +93,37 @@ impl ChangeSignals {
             .sum()
     }
 
+    /// One sweep: reads, [`SWEEP_CHUNK`] users a call to `counters`, the
+    /// `(epoch, change counter)` of every user whose streams have read, and
+    /// wakes the streams of those the database is past: changes no signal
+    /// announced (PostgreSQL: a lost notification; SQLite: another
+    /// process's write). Only those users' streams then read the feed, not
+    /// every stream. A chunk that cannot be read waits for the next sweep.
+    pub async fn sweep<F, E>(&self, mut counters: impl FnMut(Vec<String>) -> F)
+    where
+        F: Future<Output = Result<Vec<(String, (i64, i64))>, E>>,
+        E: std::fmt::Display,
+    {
+        let mut after: Option<String> = None;
+        loop {
+            let users = self.users_after(after.as_deref(), SWEEP_CHUNK);
+            let Some(last) = users.last() else { return };
+            after = Some(last.clone());
+            match counters(users.clone()).await {
+                Ok(found) => {
+                    let found: HashMap<_, _> = found.into_iter().collect();
+                    for user in &users {
+                        self.swept(user, found.get(user).copied());
+                    }
+                }
+                Err(err) => tracing::debug!(error = %err, "could not read the change counters"),
+            }
+        }
+    }
+
     /// Up to `n` users after `after` (in order) whose streams have read, for
     /// the sweep to look up.
-    pub fn users_after(&self, after: Option<&str>, n: usize) -> Vec<String> {
+    fn users_after(&self, after: Option<&str>, n: usize) -> Vec<String> {
         let users = self.lock();
         let from = after.map_or(Bound::Unbounded, Bound::Excluded);
         users
@@ -105,7 +136,7 @@ impl ChangeSignals {
 
     /// The sweep's finding: `user_id`'s `(epoch, counter)` in the database
     /// (`None`: the user is gone). Streams behind it are woken.
-    pub fn swept(&self, user_id: &str, now: Option<(i64, i64)>) {
+    fn swept(&self, user_id: &str, now: Option<(i64, i64)>) {
         let mut users = self.lock();
         let Some(waiting) = users.get_mut(user_id) else {
             return;
@@ -201,6 +232,52 @@ mod tests {
         old.changed().await;
         signals.swept("alice", None);
         old.changed().await;
+    }
+
+    /// A sweep wakes the streams of the users whose counter moved, not
+    /// everyone's; a user gone from the database counts as moved, and a
+    /// chunk that cannot be read wakes nobody.
+    #[tokio::test]
+    async fn a_sweep_wakes_only_users_whose_counter_moved() {
+        let signals = Arc::new(ChangeSignals::default());
+        let mut streams: Vec<_> = ["alice", "bob", "carol"]
+            .into_iter()
+            .map(|user| {
+                let stream = signals.subscribe(user, 16).unwrap();
+                stream.opened_at(1, 5);
+                stream
+            })
+            .collect();
+        let database = |users: Vec<String>| async move {
+            Ok::<_, String>(
+                users
+                    .into_iter()
+                    .filter(|user| user != "carol")
+                    .map(|user| {
+                        let seq = if user == "bob" { 6 } else { 5 };
+                        (user, (1, seq))
+                    })
+                    .collect(),
+            )
+        };
+        signals.sweep(database).await;
+        let woke = |stream: &mut Subscription| {
+            let mut changed = Box::pin(stream.changed());
+            let waker = std::task::Waker::noop();
+            changed
+                .as_mut()
+                .poll(&mut std::task::Context::from_waker(waker))
+                .is_ready()
+        };
+        let woken: Vec<bool> = streams.iter_mut().map(woke).collect();
+        assert_eq!(
+            woken,
+            [false, true, true],
+            "alice unchanged, bob wrote, carol gone"
+        );
+        signals.sweep(|_| async { Err("unreadable") }).await;
+        let woken: Vec<bool> = streams.iter_mut().map(woke).collect();
+        assert_eq!(woken, [false, false, false]);
     }
 
     #[test]

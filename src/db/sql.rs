@@ -69,10 +69,16 @@ pub(super) fn precondition(
         Precondition::None | Precondition::Any => String::new(),
         Precondition::Versions(versions) => {
             let p = b.bind(Param::IntList(versions.clone()));
-            match dialect {
-                Dialect::Postgres => format!(" and version = any({p})"),
-                Dialect::Sqlite => format!(" and version in (select value from json_each({p}))"),
-            }
+            format!(" and version {}", one_of(&p, dialect))
         }
+    }
+}
+
+/// `= any($n)` or SQLite's form of it: membership in the list bound as
+/// `p` (a `TextList` or `IntList`).
+pub(super) fn one_of(p: &str, dialect: Dialect) -> String {
+    match dialect {
+        Dialect::Postgres => format!("= any({p})"),
+        Dialect::Sqlite => format!("in (select value from json_each({p}))"),
     }
 }

@@ -309,7 +309,6 @@ impl Store for PostgresStore {
                 None => std::future::pending().await,
             }
         };
-        let sweep = sweep::sweep_forever(self.pool.clone(), self.signals.clone());
-        tokio::join!(listen, sweep);
+        tokio::join!(listen, self.sweep_forever());
     }
 }

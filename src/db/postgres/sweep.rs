@@ -1,8 +1,8 @@
-//! The backstop for lost notifications: every [`SWEEP_EVERY`] one query
-//! reads the change counter (`users.sync_seq`) of every user with an open
-//! stream on this instance, and wakes the streams of those whose counter
-//! is past what their streams have read or been woken for
-//! ([`ChangeSignals::swept`]).
+//! The backstop for lost notifications: every [`SWEEP_EVERY`] a sweep
+//! ([`ChangeSignals::sweep`]) reads the change counter (`users.sync_seq`)
+//! of every user with an open stream on this instance, and wakes the
+//! streams of those whose counter is past what their streams have read or
+//! been woken for.
 //!
 //! Why: a `NOTIFY` is sent after its write commits (`changes.rs` says why),
 //! so a change whose notification never went out — its instance died in
@@ -16,60 +16,41 @@
 //! burst cost 1.3 KB of RSS per stream with 10,000 opened at once): a
 //! stream's first read records how far it got ([`Subscription::opened_at`]).
 
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::Pool;
-use tokio_postgres::types::Type;
-
-use crate::db::ChangeSignals;
+use super::{PostgresStore, read_lanes::Sharing};
 #[cfg(doc)]
-use crate::db::Subscription;
+use crate::db::{ChangeSignals, Subscription};
+use crate::db::{
+    Deadline, StoreError, StoreResult,
+    changes::{counters, decode_counter},
+    columns::RowResult,
+    sql::Dialect,
+};
 
 /// How often the counters are read.
 const SWEEP_EVERY: Duration = Duration::from_millis(500);
-/// Most users named by one statement.
-const CHUNK: usize = 1000;
 
-/// Sweeps until aborted.
-pub async fn sweep_forever(pool: Pool, signals: Arc<ChangeSignals>) {
-    let mut every = tokio::time::interval(SWEEP_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        every.tick().await;
-        let mut after: Option<String> = None;
+impl PostgresStore {
+    /// Sweeps until aborted.
+    pub(super) async fn sweep_forever(&self) {
+        let mut every = tokio::time::interval(SWEEP_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let users = signals.users_after(after.as_deref(), CHUNK);
-            let Some(last) = users.last() else { break };
-            after = Some(last.clone());
-            match tokio::time::timeout(SWEEP_EVERY * 4, counters(&pool, &users)).await {
-                Ok(Ok(counters)) => {
-                    for user in &users {
-                        signals.swept(user, counters.get(user).copied());
-                    }
-                }
-                Ok(Err(err)) => {
-                    tracing::debug!(error = %err, "could not read the change counters");
-                }
-                Err(_) => tracing::debug!("reading the change counters timed out"),
-            }
+            every.tick().await;
+            self.signals.sweep(|users| self.counters(users)).await;
         }
     }
-}
 
-/// The `(epoch, change counter)` of those of `users` that still exist.
-async fn counters(pool: &Pool, users: &[String]) -> anyhow::Result<HashMap<String, (i64, i64)>> {
-    let client = pool.get().await?;
-    let rows = client
-        .query_typed(
-            "select id, sync_epoch, sync_seq from users where id = any($1)",
-            &[(&users, Type::TEXT_ARRAY)],
-        )
-        .await?;
-    let counters = rows
-        .iter()
-        .map(|row| Ok((row.try_get(0)?, (row.try_get(1)?, row.try_get(2)?))))
-        .collect::<Result<_, tokio_postgres::Error>>()?;
-    Ok(counters)
+    /// The `(epoch, change counter)` of those of `users` that exist.
+    async fn counters(&self, users: Vec<String>) -> StoreResult<Vec<(String, (i64, i64))>> {
+        let b = counters(&users, Dialect::Postgres);
+        let rows = self
+            .idempotent(&b, Sharing::Read, Deadline::after(SWEEP_EVERY * 4))
+            .await?;
+        rows.iter()
+            .map(decode_counter)
+            .collect::<RowResult<_>>()
+            .map_err(StoreError::Other)
+    }
 }

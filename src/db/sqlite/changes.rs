@@ -6,8 +6,13 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-use super::{SqliteStore, statements::query_first};
-use crate::db::{changes, columns::Columns};
+use super::{
+    SqliteStore,
+    statements::{query, query_first},
+};
+#[cfg(doc)]
+use crate::db::ChangeSignals;
+use crate::db::{Deadline, StoreResult, changes, columns::Columns, sql::Dialect};
 
 /// How often the file is checked for other processes' commits (API.md:
 /// their changes reach open streams within 1 s).
@@ -20,11 +25,14 @@ pub(super) fn take_number(conn: &Connection, user_id: &str) -> rusqlite::Result<
 }
 
 impl SqliteStore {
-    /// Wakes every stream whenever the file's `data_version` moves: another
-    /// connection committed (another process, or this one's writer, whose
-    /// streams were woken already and then read nothing new). Checked even
-    /// with no stream open, so the version a new stream's first change is
-    /// compared against is never stale.
+    /// Sweeps the streams' users ([`ChangeSignals::sweep`]) whenever the
+    /// file's `data_version` moves: another connection committed (another
+    /// process, or this one's writer, whose streams were woken already).
+    /// Only the streams of users whose counter moved then read the feed:
+    /// waking every stream on each commit cost 1.6 CPU cores with 3,000
+    /// idle streams and 10 writes a second. Checked even with no stream
+    /// open, so the version a new stream's first change is compared
+    /// against is never stale.
     pub(super) async fn watch_other_writers(&self) {
         let mut conn = None;
         let mut last = None;
@@ -45,7 +53,7 @@ impl SqliteStore {
                 Ok(Ok((open, version))) => {
                     conn = Some(open);
                     if last.is_some_and(|v| v != version) {
-                        self.signals.notify_all();
+                        self.signals.sweep(|users| self.counters(users)).await;
                     }
                     last = Some(version);
                 }
@@ -56,5 +64,14 @@ impl SqliteStore {
                 Err(_) => conn = None,
             }
         }
+    }
+
+    /// The `(epoch, change counter)` of those of `users` that exist.
+    async fn counters(&self, users: Vec<String>) -> StoreResult<Vec<(String, (i64, i64))>> {
+        let b = changes::counters(&users, Dialect::Sqlite);
+        self.read(Deadline::after(OTHER_WRITERS_POLL * 4), move |conn| {
+            query(conn, &b, |r| changes::decode_counter(r))
+        })
+        .await
     }
 }
