@@ -9,8 +9,9 @@
 //! of this process), PostgreSQL's `LISTEN` connection for writes of other
 //! instances (and a sweep of the users' change counters for notifications
 //! that were lost), and on SQLite a watcher of the file's `data_version`
-//! for writes of other processes. When a source may have missed signals (the
-//! listening connection dropped), it wakes every stream.
+//! for writes of other processes (it runs the same sweep when the file
+//! changed). When a source may have missed signals (the listening
+//! connection dropped), it wakes every stream.
 
 use std::{
     collections::{BTreeMap, HashMap},
