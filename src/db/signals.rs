@@ -10,8 +10,10 @@
 //! instances (and a sweep of the users' change counters for notifications
 //! that were lost), and on SQLite a watcher of the file's `data_version`
 //! for writes of other processes (it runs the same sweep when the file
-//! changed). When a source may have missed signals (the listening
-//! connection dropped), it wakes every stream.
+//! changed). A source that may have missed signals (the listening
+//! connection dropped, a notification was not sent) wakes nobody: the
+//! sweep finds the users whose counter moved. Nothing here wakes every
+//! stream, which would cost a feed read per open stream at once.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -75,13 +77,6 @@ impl ChangeSignals {
     /// Wakes the streams of `user_id`, if any.
     pub fn notify(&self, user_id: &str) {
         if let Some(waiting) = self.lock().get(user_id) {
-            waiting.wake.send_modify(|n| *n = n.wrapping_add(1));
-        }
-    }
-
-    /// Wakes every stream: a source of signals may have missed some.
-    pub fn notify_all(&self) {
-        for waiting in self.lock().values() {
             waiting.wake.send_modify(|n| *n = n.wrapping_add(1));
         }
     }
@@ -210,7 +205,7 @@ mod tests {
         alice.changed().await;
         let woke = tokio::time::timeout(std::time::Duration::from_millis(50), bob.changed()).await;
         assert!(woke.is_err(), "bob's stream must not wake");
-        signals.notify_all();
+        signals.notify("bob");
         bob.changed().await;
     }
 

@@ -506,7 +506,7 @@ mod configured {
 
     /// The listening connection killed mid-stream: notifications sent
     /// while it reconnects are lost, and the stream still delivers every
-    /// change (after a reconnect each stream reads the feed).
+    /// change (the sweep of the users' change counters wakes it).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres_a_killed_listener_loses_no_event() {
         let Some(app) = TestApp::new(Backend::Postgres).await else {

@@ -15,14 +15,14 @@
 //! instances' streams hear of that change from `sweep.rs` instead (within
 //! half a second); the change feed itself is unaffected.
 //!
-//! The payload is `<instance>:<user id>` (`<instance>:*` after dropped
-//! notifications: every stream reads); an instance skips its own, whose
-//! streams it woke already.
+//! The payload is `<instance>:<user id>`; an instance skips its own, whose
+//! streams it woke already. A notification that is not sent (the queue
+//! overflowed, the statement failed) or not heard (the listening
+//! connection was down) is not made up for here: the sweep (`sweep.rs`)
+//! finds that user's counter moved and wakes only that user's streams.
+//! Waking every stream instead would be a burst of one feed read per open
+//! stream, under load or after each reconnect.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicBool, Ordering},
-};
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
@@ -34,8 +34,8 @@ use crate::db::ChangeSignals;
 
 /// The channel every instance notifies and listens on.
 const CHANNEL: &str = "tasks_api_changes";
-/// Users queued for notification before the queue overflows into one
-/// "everybody" notification.
+/// Users queued for notification; beyond that, changes are left to the
+/// sweep.
 const QUEUE: usize = 4096;
 /// Most users named by one `NOTIFY` statement.
 const BATCH: usize = 256;
@@ -50,7 +50,6 @@ const LISTENER_NAME: &str = "tasks-api listener";
 /// Sends this instance's changes to the other instances.
 pub struct Notifier {
     queue: mpsc::Sender<String>,
-    overflowed: Arc<AtomicBool>,
     /// This instance's id, the payload's prefix.
     pub instance: String,
 }
@@ -60,35 +59,19 @@ impl Notifier {
     /// `pool` (a transaction pooler is fine: `NOTIFY` is one statement).
     pub fn start(pool: Pool) -> Self {
         let (queue, receiver) = mpsc::channel(QUEUE);
-        let overflowed = Arc::new(AtomicBool::new(false));
         let instance = format!("{:016x}", rand::random::<u64>());
-        tokio::spawn(send_forever(
-            pool,
-            receiver,
-            overflowed.clone(),
-            instance.clone(),
-        ));
-        Self {
-            queue,
-            overflowed,
-            instance,
-        }
+        tokio::spawn(send_forever(pool, receiver, instance.clone()));
+        Self { queue, instance }
     }
 
-    /// Queues a notification that `user_id`'s tasks changed (after commit).
+    /// Queues a notification that `user_id`'s tasks changed (after commit);
+    /// with the queue full, the sweep tells the other instances instead.
     pub fn changed(&self, user_id: &str) {
-        if self.queue.try_send(user_id.to_owned()).is_err() {
-            self.overflowed.store(true, Ordering::Relaxed);
-        }
+        let _ = self.queue.try_send(user_id.to_owned());
     }
 }
 
-async fn send_forever(
-    pool: Pool,
-    mut receiver: mpsc::Receiver<String>,
-    overflowed: Arc<AtomicBool>,
-    instance: String,
-) {
+async fn send_forever(pool: Pool, mut receiver: mpsc::Receiver<String>, instance: String) {
     let sql = format!("select pg_notify('{CHANNEL}', p) from unnest($1::text[]) as p");
     let mut users = Vec::with_capacity(BATCH);
     while receiver.recv_many(&mut users, BATCH).await > 0 {
@@ -103,11 +86,7 @@ async fn send_forever(
         }
         users.sort_unstable();
         users.dedup();
-        let mut payloads: Vec<String> =
-            users.drain(..).map(|u| format!("{instance}:{u}")).collect();
-        if overflowed.swap(false, Ordering::Relaxed) {
-            payloads.push(format!("{instance}:*"));
-        }
+        let payloads: Vec<String> = users.drain(..).map(|u| format!("{instance}:{u}")).collect();
         let sent = async {
             let client = pool.get().await.map_err(anyhow::Error::new)?;
             client
@@ -121,14 +100,13 @@ async fn send_forever(
         {
             // Other instances' streams hear of it from the sweep (sweep.rs).
             tracing::warn!(error = %err, "could not notify other instances of changes");
-            overflowed.store(true, Ordering::Relaxed);
         }
     }
 }
 
 /// Listens for other instances' changes until aborted, reconnecting with
-/// backoff; after every (re)connect every stream reads the feed, since
-/// notifications sent while nobody listened are lost.
+/// backoff. Notifications sent while nobody listened are lost; the sweep
+/// (`sweep.rs`) wakes the streams of the users they were about.
 pub async fn relay_forever(settings: &PgConnectSettings, signals: &ChangeSignals, instance: &str) {
     let mut delay = Duration::from_millis(100);
     loop {
@@ -171,10 +149,8 @@ async fn listen(
                     if payload.starts_with(&own) {
                         continue;
                     }
-                    match payload.split_once(':') {
-                        Some((_, "*")) => signals.notify_all(),
-                        Some((_, user)) => signals.notify(user),
-                        None => {}
+                    if let Some((_, user)) = payload.split_once(':') {
+                        signals.notify(user);
                     }
                 }
                 Some(Ok(_)) => {}
@@ -189,9 +165,6 @@ async fn listen(
         listening = client.batch_execute(&listen) => listening?,
         ended = &mut messages => return ended,
     }
-    // Whatever was notified while nobody listened is lost: every stream
-    // reads the feed once.
-    signals.notify_all();
     tracing::info!("listening for other instances' changes");
     let ended = messages.await;
     drop(client);
