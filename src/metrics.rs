@@ -52,6 +52,7 @@ pub struct Metrics {
     pool: Family<Label, Gauge>,
     statements: Family<Label, Counter>,
     streams: Gauge,
+    stream_reads: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -114,6 +115,12 @@ impl Metrics {
             "Open /api/v1/events streams on this instance",
             streams.clone(),
         );
+        let stream_reads = Counter::default();
+        registry.register(
+            "event_stream_reads",
+            "Change-feed reads by open event streams, each after a wake-up (a write of the stream's user, or a sweep that found the user's counter moved)",
+            stream_reads.clone(),
+        );
         Self {
             registry,
             requests,
@@ -123,6 +130,7 @@ impl Metrics {
             pool,
             statements,
             streams,
+            stream_reads,
         }
     }
 
@@ -180,6 +188,12 @@ impl Metrics {
     /// Brings the open-streams gauge up to date, right before a scrape.
     pub fn set_streams(&self, open: usize) {
         self.streams.set(i64::try_from(open).unwrap_or(i64::MAX));
+    }
+
+    /// Counts one change-feed read by an open stream: more of them than
+    /// writes would mean streams are woken for other users' changes.
+    pub fn stream_read(&self) {
+        self.stream_reads.inc();
     }
 
     /// The text exposition.

@@ -247,6 +247,7 @@ impl Stream {
     /// the user deleted (or re-created), ends the stream: the client's
     /// reconnect then gets the answer a new request would (503, 410).
     async fn read(&self) -> Result<ChangeBatch, Stop> {
+        self.state.metrics.stream_read();
         let by = Deadline::after(self.state.storage_budget);
         let read = self
             .state

@@ -70,9 +70,9 @@ pub fn insert_tombstone(user_id: &str, seq: i64, task_id: i64, now: DateTime<Utc
 
 /// The `(epoch, change counter)` of those of `users` that exist: what a
 /// sweep compares with what their streams have read (`signals.rs`).
-pub fn counters(users: &[String], dialect: Dialect) -> SqlBuilder {
+pub fn counters(users: Vec<String>, dialect: Dialect) -> SqlBuilder {
     let mut b = SqlBuilder::default();
-    let ids = b.bind(Param::TextList(users.to_vec()));
+    let ids = b.bind(Param::TextList(users));
     b.sql = format!(
         "select id, sync_epoch, sync_seq from users where id {}",
         one_of(&ids, dialect)

@@ -30,7 +30,7 @@ use crate::domain::{
 };
 
 pub use postgres::PostgresStore;
-pub use signals::{ChangeSignals, Subscription};
+pub use signals::{ChangeSignals, Counters, Subscription};
 pub use sqlite::SqliteStore;
 
 /// What opening a store needs of the configuration (`app::db_settings`

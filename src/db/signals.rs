@@ -26,6 +26,9 @@ use tokio::sync::watch;
 /// Most users whose counters one statement of a sweep reads.
 const SWEEP_CHUNK: usize = 1000;
 
+/// Users' `(epoch, change counter)`, as a sweep reads them.
+pub type Counters = Vec<(String, (i64, i64))>;
+
 /// The streams waiting for changes, by user.
 #[derive(Default)]
 pub struct ChangeSignals {
@@ -94,25 +97,32 @@ impl ChangeSignals {
     /// wakes the streams of those the database is past: changes no signal
     /// announced (PostgreSQL: a lost notification; SQLite: another
     /// process's write). Only those users' streams then read the feed, not
-    /// every stream. A chunk that cannot be read waits for the next sweep.
-    pub async fn sweep<F, E>(&self, mut counters: impl FnMut(Vec<String>) -> F)
+    /// every stream.
+    ///
+    /// Whether the sweep was complete: `false` when a chunk could not be
+    /// read, or a user's first stream had not finished its first read (its
+    /// mark is not known yet, so a change just before it could go unseen).
+    /// A caller that sweeps only when something changed (SQLite) must then
+    /// sweep again; PostgreSQL sweeps every half second anyway.
+    pub async fn sweep<F, E>(&self, mut counters: impl FnMut(Vec<String>) -> F) -> bool
     where
-        F: Future<Output = Result<Vec<(String, (i64, i64))>, E>>,
+        F: Future<Output = Result<Counters, E>>,
         E: std::fmt::Display,
     {
+        let mut complete = !self.lock().values().any(|w| w.read_to.is_none());
         let mut after: Option<String> = None;
         loop {
             let users = self.users_after(after.as_deref(), SWEEP_CHUNK);
-            let Some(last) = users.last() else { return };
+            let Some(last) = users.last() else {
+                return complete;
+            };
             after = Some(last.clone());
             match counters(users.clone()).await {
-                Ok(found) => {
-                    let found: HashMap<_, _> = found.into_iter().collect();
-                    for user in &users {
-                        self.swept(user, found.get(user).copied());
-                    }
+                Ok(found) => self.swept(&users, &found.into_iter().collect()),
+                Err(err) => {
+                    tracing::debug!(error = %err, "could not read the change counters");
+                    complete = false;
                 }
-                Err(err) => tracing::debug!(error = %err, "could not read the change counters"),
             }
         }
     }
@@ -130,16 +140,20 @@ impl ChangeSignals {
             .collect()
     }
 
-    /// The sweep's finding: `user_id`'s `(epoch, counter)` in the database
-    /// (`None`: the user is gone). Streams behind it are woken.
-    fn swept(&self, user_id: &str, now: Option<(i64, i64)>) {
-        let mut users = self.lock();
-        let Some(waiting) = users.get_mut(user_id) else {
-            return;
-        };
-        if waiting.read_to.is_some() && waiting.read_to != now {
-            waiting.read_to = now.or(waiting.read_to);
-            waiting.wake.send_modify(|n| *n = n.wrapping_add(1));
+    /// A chunk's finding: the `(epoch, counter)` in the database of those
+    /// of `users` that exist (a missing one is gone). Streams behind it are
+    /// woken.
+    fn swept(&self, users: &[String], found: &HashMap<String, (i64, i64)>) {
+        let mut waiting = self.lock();
+        for user in users {
+            let Some(waiting) = waiting.get_mut(user) else {
+                continue;
+            };
+            let now = found.get(user).copied();
+            if waiting.read_to.is_some() && waiting.read_to != now {
+                waiting.read_to = now.or(waiting.read_to);
+                waiting.wake.send_modify(|n| *n = n.wrapping_add(1));
+            }
         }
     }
 
@@ -154,13 +168,20 @@ impl ChangeSignals {
 impl Subscription {
     /// The stream's first read reached `(epoch, head)`: with no stream of
     /// the user before, the sweep starts from there; otherwise the lower of
-    /// the two stays, since an older stream may not have read as far.
+    /// the two stays, since an older stream may not have read as far. A
+    /// new epoch (the user was deleted and re-created) wakes the older
+    /// streams, which then end: the sweep, now comparing against the new
+    /// epoch, would not.
     pub fn opened_at(&self, epoch: i64, head: i64) {
         let mut users = self.signals.lock();
         if let Some(waiting) = users.get_mut(&self.user_id) {
             waiting.read_to = match waiting.read_to {
                 Some((e, seen)) if e == epoch => Some((e, seen.min(head))),
-                _ => Some((epoch, head)),
+                Some(_) => {
+                    waiting.wake.send_modify(|n| *n = n.wrapping_add(1));
+                    Some((epoch, head))
+                }
+                None => Some((epoch, head)),
             };
         }
     }
@@ -209,30 +230,65 @@ mod tests {
         bob.changed().await;
     }
 
+    /// A database holding `counters`, as a sweep reads it.
+    fn database(
+        counters: &[(&str, (i64, i64))],
+    ) -> impl FnMut(Vec<String>) -> std::future::Ready<Result<Counters, String>> {
+        let counters: HashMap<String, (i64, i64)> = counters
+            .iter()
+            .map(|(user, at)| ((*user).to_owned(), *at))
+            .collect();
+        move |users| {
+            let found = users
+                .into_iter()
+                .filter_map(|user| counters.get(&user).map(|at| (user, *at)))
+                .collect();
+            std::future::ready(Ok(found))
+        }
+    }
+
+    /// Whether the stream was woken since it last looked (without waiting;
+    /// outside tokio's budget, which would make the 129th poll of one test
+    /// answer "not yet").
+    fn woke(stream: &mut Subscription) -> bool {
+        let mut changed = Box::pin(tokio::task::unconstrained(stream.changed()));
+        let waker = std::task::Waker::noop();
+        changed
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(waker))
+            .is_ready()
+    }
+
     /// The sweep wakes a user's streams only when the database is past
     /// what the oldest of them read, and a stream's first read never
-    /// raises that mark above an older stream's.
+    /// raises that mark above an older stream's. A user whose first
+    /// stream has not read yet makes the sweep incomplete.
     #[tokio::test]
     async fn the_sweep_wakes_streams_behind_the_database() {
         let signals = Arc::new(ChangeSignals::default());
         let mut old = signals.subscribe("alice", 16).unwrap();
-        assert!(signals.users_after(None, 10).is_empty(), "not read yet");
+        assert!(
+            !signals.sweep(database(&[("alice", (1, 5))])).await,
+            "not read yet"
+        );
+        assert!(!woke(&mut old));
         old.opened_at(1, 5);
-        signals.swept("alice", Some((1, 5)));
-        let quiet = tokio::time::timeout(std::time::Duration::from_millis(50), old.changed());
-        assert!(quiet.await.is_err(), "nothing new: no wake");
-        let new = signals.subscribe("alice", 16).unwrap();
+        assert!(signals.sweep(database(&[("alice", (1, 5))])).await);
+        assert!(!woke(&mut old), "nothing new: no wake");
+        let mut new = signals.subscribe("alice", 16).unwrap();
         new.opened_at(1, 6);
-        assert_eq!(signals.users_after(None, 10), ["alice"]);
-        signals.swept("alice", Some((1, 6)));
-        old.changed().await;
-        signals.swept("alice", None);
-        old.changed().await;
+        assert!(signals.sweep(database(&[("alice", (1, 6))])).await);
+        assert!(woke(&mut old), "the old stream had read only to 5");
+        assert!(woke(&mut new));
+        signals.sweep(database(&[("alice", (1, 6))])).await;
+        assert!(!woke(&mut old), "woken for 6 already");
+        signals.sweep(database(&[])).await;
+        assert!(woke(&mut old), "the user is gone");
     }
 
     /// A sweep wakes the streams of the users whose counter moved, not
-    /// everyone's; a user gone from the database counts as moved, and a
-    /// chunk that cannot be read wakes nobody.
+    /// everyone's; a user gone from the database counts as moved. A chunk
+    /// that cannot be read wakes nobody and makes the sweep incomplete.
     #[tokio::test]
     async fn a_sweep_wakes_only_users_whose_counter_moved() {
         let signals = Arc::new(ChangeSignals::default());
@@ -244,36 +300,68 @@ mod tests {
                 stream
             })
             .collect();
-        let database = |users: Vec<String>| async move {
-            Ok::<_, String>(
-                users
-                    .into_iter()
-                    .filter(|user| user != "carol")
-                    .map(|user| {
-                        let seq = if user == "bob" { 6 } else { 5 };
-                        (user, (1, seq))
-                    })
-                    .collect(),
-            )
-        };
-        signals.sweep(database).await;
-        let woke = |stream: &mut Subscription| {
-            let mut changed = Box::pin(stream.changed());
-            let waker = std::task::Waker::noop();
-            changed
-                .as_mut()
-                .poll(&mut std::task::Context::from_waker(waker))
-                .is_ready()
-        };
+        let now = [("alice", (1, 5)), ("bob", (1, 6))];
+        assert!(signals.sweep(database(&now)).await);
         let woken: Vec<bool> = streams.iter_mut().map(woke).collect();
         assert_eq!(
             woken,
             [false, true, true],
             "alice unchanged, bob wrote, carol gone"
         );
-        signals.sweep(|_| async { Err("unreadable") }).await;
+        assert!(!signals.sweep(|_| async { Err("unreadable") }).await);
         let woken: Vec<bool> = streams.iter_mut().map(woke).collect();
         assert_eq!(woken, [false, false, false]);
+        assert!(signals.sweep(database(&now)).await);
+        let woken: Vec<bool> = streams.iter_mut().map(woke).collect();
+        assert_eq!(
+            woken,
+            [false, false, true],
+            "carol's streams until they end"
+        );
+    }
+
+    /// Every user is looked up once, in chunks of at most `SWEEP_CHUNK`.
+    #[tokio::test]
+    async fn a_sweep_reads_every_user_once_in_chunks() {
+        let signals = Arc::new(ChangeSignals::default());
+        let users: Vec<String> = (0..2 * SWEEP_CHUNK + 7).map(|i| format!("u{i}")).collect();
+        let mut streams: Vec<_> = users
+            .iter()
+            .map(|user| {
+                let stream = signals.subscribe(user, 16).unwrap();
+                stream.opened_at(1, 1);
+                stream
+            })
+            .collect();
+        let mut asked = Vec::new();
+        let complete = signals
+            .sweep(|chunk: Vec<String>| {
+                assert!(chunk.len() <= SWEEP_CHUNK);
+                asked.extend(chunk.iter().cloned());
+                let moved = chunk.into_iter().map(|user| (user, (1, 2))).collect();
+                std::future::ready(Ok::<_, String>(moved))
+            })
+            .await;
+        assert!(complete);
+        asked.sort();
+        let mut expected = users.clone();
+        expected.sort();
+        assert_eq!(asked, expected);
+        assert!(streams.iter_mut().all(woke));
+    }
+
+    /// A user deleted and re-created: the new stream's first read is in a
+    /// new epoch, and the older streams are woken (they then end).
+    #[test]
+    fn a_new_epoch_wakes_older_streams() {
+        let signals = Arc::new(ChangeSignals::default());
+        let mut old = signals.subscribe("alice", 16).unwrap();
+        old.opened_at(1, 10);
+        let new = signals.subscribe("alice", 16).unwrap();
+        new.opened_at(1, 12);
+        assert!(!woke(&mut old), "same epoch: no wake");
+        new.opened_at(2, 0);
+        assert!(woke(&mut old));
     }
 
     #[test]

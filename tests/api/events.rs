@@ -285,7 +285,35 @@ async fn open_streams_are_counted_in_metrics(app: TestApp) {
     .await;
 }
 
+/// A write wakes only its own user's streams: bob's stream does not read the
+/// feed while alice writes (SQLite's watcher sees every commit of the file,
+/// this process's too; PostgreSQL's sweep reads every streaming user's
+/// counter). Watched for longer than the 1 s in which other writers'
+/// changes must arrive, so a wake-up would have come by then.
+async fn a_write_wakes_only_its_users_streams(app: TestApp) {
+    let reads = || async { app.metric("event_stream_reads_total").await.unwrap() };
+    let mut bobs = Events::open(&app, &token("bob"), None).await;
+    let before = reads().await;
+    for i in 0..3 {
+        app.new_task(&token("alice"), json!({"title": format!("alice {i}")}))
+            .await;
+    }
+    let watched = tokio::time::Instant::now() + Duration::from_millis(1500);
+    while tokio::time::Instant::now() < watched {
+        assert_eq!(
+            reads().await,
+            before,
+            "bob's stream read after alice's write"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let own = app.new_task(&token("bob"), json!({"title": "bob's"})).await;
+    assert_eq!(bobs.next().await.data["task"], own);
+    assert!(reads().await > before, "the metric counts bob's read");
+}
+
 crate::both_backends!(
+    a_write_wakes_only_its_users_streams,
     open_streams_are_counted_in_metrics,
     a_quiet_stream_carries_keep_alive_comments,
     shutdown_ends_open_streams,

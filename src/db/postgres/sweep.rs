@@ -22,7 +22,7 @@ use super::{PostgresStore, read_lanes::Sharing};
 #[cfg(doc)]
 use crate::db::{ChangeSignals, Subscription};
 use crate::db::{
-    Deadline, StoreError, StoreResult,
+    Counters, Deadline, StoreError, StoreResult,
     changes::{counters, decode_counter},
     columns::RowResult,
     sql::Dialect,
@@ -38,13 +38,14 @@ impl PostgresStore {
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
+            // An incomplete sweep is simply repeated at the next tick.
             self.signals.sweep(|users| self.counters(users)).await;
         }
     }
 
     /// The `(epoch, change counter)` of those of `users` that exist.
-    async fn counters(&self, users: Vec<String>) -> StoreResult<Vec<(String, (i64, i64))>> {
-        let b = counters(&users, Dialect::Postgres);
+    async fn counters(&self, users: Vec<String>) -> StoreResult<Counters> {
+        let b = counters(users, Dialect::Postgres);
         let rows = self
             .idempotent(&b, Sharing::Read, Deadline::after(SWEEP_EVERY * 4))
             .await?;

@@ -12,7 +12,7 @@ use super::{
 };
 #[cfg(doc)]
 use crate::db::ChangeSignals;
-use crate::db::{Deadline, StoreResult, changes, columns::Columns, sql::Dialect};
+use crate::db::{Counters, Deadline, StoreResult, changes, columns::Columns, sql::Dialect};
 
 /// How often the file is checked for other processes' commits (API.md:
 /// their changes reach open streams within 1 s).
@@ -32,10 +32,13 @@ impl SqliteStore {
     /// waking every stream on each commit cost 1.6 CPU cores with 3,000
     /// idle streams and 10 writes a second. Checked even with no stream
     /// open, so the version a new stream's first change is compared
-    /// against is never stale.
+    /// against is never stale. An incomplete sweep is repeated at the next
+    /// check, and so is one after the connection was reopened (the new
+    /// connection's version says nothing about the old one's).
     pub(super) async fn watch_other_writers(&self) {
         let mut conn = None;
         let mut last = None;
+        let mut owed = false;
         let mut tick = tokio::time::interval(OTHER_WRITERS_POLL);
         loop {
             tick.tick().await;
@@ -52,23 +55,23 @@ impl SqliteStore {
             match polled {
                 Ok(Ok((open, version))) => {
                     conn = Some(open);
-                    if last.is_some_and(|v| v != version) {
-                        self.signals.sweep(|users| self.counters(users)).await;
+                    if owed || last.is_some_and(|v| v != version) {
+                        owed = !self.signals.sweep(|users| self.counters(users)).await;
                     }
                     last = Some(version);
                 }
                 Ok(Err(err)) => {
                     tracing::warn!(error = %err, "cannot check the SQLite file for other writers");
-                    conn = None;
+                    (conn, owed) = (None, true);
                 }
-                Err(_) => conn = None,
+                Err(_) => (conn, owed) = (None, true),
             }
         }
     }
 
     /// The `(epoch, change counter)` of those of `users` that exist.
-    async fn counters(&self, users: Vec<String>) -> StoreResult<Vec<(String, (i64, i64))>> {
-        let b = changes::counters(&users, Dialect::Sqlite);
+    async fn counters(&self, users: Vec<String>) -> StoreResult<Counters> {
+        let b = changes::counters(users, Dialect::Sqlite);
         self.read(Deadline::after(OTHER_WRITERS_POLL * 4), move |conn| {
             query(conn, &b, |r| changes::decode_counter(r))
         })
