@@ -259,6 +259,27 @@ mod tests {
             .is_ready()
     }
 
+    /// One stream for each of `users`, each having read to `(epoch, head)`.
+    fn opened<'a>(
+        signals: &Arc<ChangeSignals>,
+        users: impl IntoIterator<Item = &'a str>,
+        (epoch, head): (i64, i64),
+    ) -> Vec<Subscription> {
+        users
+            .into_iter()
+            .map(|user| {
+                let stream = signals.subscribe(user, 16).unwrap();
+                stream.opened_at(epoch, head);
+                stream
+            })
+            .collect()
+    }
+
+    /// Which of `streams` were woken since they last looked.
+    fn woken(streams: &mut [Subscription]) -> Vec<bool> {
+        streams.iter_mut().map(woke).collect()
+    }
+
     /// The sweep wakes a user's streams only when the database is past
     /// what the oldest of them read, and a stream's first read never
     /// raises that mark above an older stream's. A user whose first
@@ -292,29 +313,19 @@ mod tests {
     #[tokio::test]
     async fn a_sweep_wakes_only_users_whose_counter_moved() {
         let signals = Arc::new(ChangeSignals::default());
-        let mut streams: Vec<_> = ["alice", "bob", "carol"]
-            .into_iter()
-            .map(|user| {
-                let stream = signals.subscribe(user, 16).unwrap();
-                stream.opened_at(1, 5);
-                stream
-            })
-            .collect();
+        let mut streams = opened(&signals, ["alice", "bob", "carol"], (1, 5));
         let now = [("alice", (1, 5)), ("bob", (1, 6))];
         assert!(signals.sweep(database(&now)).await);
-        let woken: Vec<bool> = streams.iter_mut().map(woke).collect();
         assert_eq!(
-            woken,
+            woken(&mut streams),
             [false, true, true],
             "alice unchanged, bob wrote, carol gone"
         );
         assert!(!signals.sweep(|_| async { Err("unreadable") }).await);
-        let woken: Vec<bool> = streams.iter_mut().map(woke).collect();
-        assert_eq!(woken, [false, false, false]);
+        assert_eq!(woken(&mut streams), [false, false, false]);
         assert!(signals.sweep(database(&now)).await);
-        let woken: Vec<bool> = streams.iter_mut().map(woke).collect();
         assert_eq!(
-            woken,
+            woken(&mut streams),
             [false, false, true],
             "carol's streams until they end"
         );
@@ -325,14 +336,7 @@ mod tests {
     async fn a_sweep_reads_every_user_once_in_chunks() {
         let signals = Arc::new(ChangeSignals::default());
         let users: Vec<String> = (0..2 * SWEEP_CHUNK + 7).map(|i| format!("u{i}")).collect();
-        let mut streams: Vec<_> = users
-            .iter()
-            .map(|user| {
-                let stream = signals.subscribe(user, 16).unwrap();
-                stream.opened_at(1, 1);
-                stream
-            })
-            .collect();
+        let mut streams = opened(&signals, users.iter().map(String::as_str), (1, 1));
         let mut asked = Vec::new();
         let complete = signals
             .sweep(|chunk: Vec<String>| {
@@ -347,7 +351,7 @@ mod tests {
         let mut expected = users.clone();
         expected.sort();
         assert_eq!(asked, expected);
-        assert!(streams.iter_mut().all(woke));
+        assert!(woken(&mut streams).into_iter().all(|w| w));
     }
 
     /// A user deleted and re-created: the new stream's first read is in a
