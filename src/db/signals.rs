@@ -45,6 +45,13 @@ struct Waiting {
     read_to: Option<(i64, i64)>,
 }
 
+impl Waiting {
+    /// Wakes the user's streams (wake-ups that are not yet seen merge).
+    fn nudge(&self) {
+        self.wake.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
 /// One stream's registration; dropping it unregisters the stream.
 pub struct Subscription {
     signals: Arc<ChangeSignals>,
@@ -80,7 +87,7 @@ impl ChangeSignals {
     /// Wakes the streams of `user_id`, if any.
     pub fn notify(&self, user_id: &str) {
         if let Some(waiting) = self.lock().get(user_id) {
-            waiting.wake.send_modify(|n| *n = n.wrapping_add(1));
+            waiting.nudge();
         }
     }
 
@@ -144,15 +151,15 @@ impl ChangeSignals {
     /// of `users` that exist (a missing one is gone). Streams behind it are
     /// woken.
     fn swept(&self, users: &[String], found: &HashMap<String, (i64, i64)>) {
-        let mut waiting = self.lock();
+        let mut registered = self.lock();
         for user in users {
-            let Some(waiting) = waiting.get_mut(user) else {
+            let Some(waiting) = registered.get_mut(user) else {
                 continue;
             };
             let now = found.get(user).copied();
             if waiting.read_to.is_some() && waiting.read_to != now {
                 waiting.read_to = now.or(waiting.read_to);
-                waiting.wake.send_modify(|n| *n = n.wrapping_add(1));
+                waiting.nudge();
             }
         }
     }
@@ -178,7 +185,7 @@ impl Subscription {
             waiting.read_to = match waiting.read_to {
                 Some((e, seen)) if e == epoch => Some((e, seen.min(head))),
                 Some(_) => {
-                    waiting.wake.send_modify(|n| *n = n.wrapping_add(1));
+                    waiting.nudge();
                     Some((epoch, head))
                 }
                 None => Some((epoch, head)),
