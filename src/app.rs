@@ -89,7 +89,6 @@ impl Application {
             sync_key: SyncKey::derive(secret.expose().as_bytes()),
             changes_retention: config.changes_retention,
             events_max_streams_per_user: config.events_max_streams_per_user,
-            stopping: tokio::sync::watch::Sender::new(false),
         });
         let router = router(state.clone(), &config);
         let addr = SocketAddr::new(config.host, config.port);
@@ -138,7 +137,7 @@ impl Application {
         let state = self.state.clone();
         let shutdown = async move {
             shutdown.await;
-            state.stopping.send_replace(true);
+            state.store.signals().close();
         };
         let limits = tokio::spawn(crate::rate_limit::housekeeping_forever(
             self.state.rate_limits.clone(),

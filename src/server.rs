@@ -23,6 +23,7 @@ use std::{
 };
 
 use axum::{Router, extract::ConnectInfo};
+use futures_util::FutureExt as _;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::graceful::GracefulShutdown,
@@ -134,45 +135,53 @@ pub async fn serve(
                 request.map(axum::body::Body::new)
             },
         );
-        let (http1, http2) = (http1.clone(), http2.clone());
         let watcher = graceful.watcher();
-        let mut stopping = stopping.subscribe();
-        let header_read_timeout = limits.header_read_timeout;
-        let sniffing = limits.http2_cleartext;
-        tokio::spawn(async move {
-            // A connection that has not said which protocol it speaks yet
-            // is closed at shutdown, as hyper closes an idle one.
-            let protocol = if sniffing {
-                tokio::select! {
-                    protocol = sniff(&stream, header_read_timeout) => protocol,
-                    _ = stopping.wait_for(|stop| *stop) => None,
-                }
-            } else {
-                Some(Protocol::Http1)
-            };
-            // Errors here are client-side (reset, header timeout).
-            let served = match protocol {
-                Some(Protocol::Http1) => {
-                    let io = TokioIo::new(stream);
-                    let service = TowerToHyperService::new(service);
-                    watcher.watch(http1.serve_connection(io, service)).await
-                }
-                Some(Protocol::Http2) => {
-                    let io = TokioIo::new(stream);
-                    let service = TowerToHyperService::new(service);
-                    // Boxed: inline, hyper's HTTP/2 connection (~1.7 KB
-                    // against ~0.8 KB for HTTP/1) would size the task of
-                    // every connection; 10,000 idle HTTP/1.1 event
-                    // streams: 182 -> 175 MB (bench/README.md).
-                    Box::pin(watcher.watch(http2.serve_connection(io, service))).await
-                }
-                None => Ok(()),
-            };
+        // Errors here are client-side (reset, header timeout).
+        let ended = move |served: hyper::Result<()>| {
             if let Err(err) = served {
                 tracing::debug!(error = %err, "connection ended with an error");
             }
             drop(ip_slot);
             drop(slot);
+        };
+        if !limits.http2_cleartext {
+            // hyper's connection is the task, with no `async` block around
+            // it: a block would hold the stream and the service twice (as
+            // captures and inside the connection), and the sniffing's state
+            // too. Per HTTP/1.1 connection: 1,152 -> 1,024 bytes
+            // (bench/README.md "What an idle stream holds").
+            let io = TokioIo::new(stream);
+            let service = TowerToHyperService::new(service);
+            tokio::spawn(
+                watcher
+                    .watch(http1.serve_connection(io, service))
+                    .map(ended),
+            );
+            continue;
+        }
+        let (http1, http2) = (http1.clone(), http2.clone());
+        let mut stopping = stopping.subscribe();
+        let header_read_timeout = limits.header_read_timeout;
+        tokio::spawn(async move {
+            // A connection that has not said which protocol it speaks yet
+            // is closed at shutdown, as hyper closes an idle one.
+            let protocol = tokio::select! {
+                protocol = sniff(&stream, header_read_timeout) => protocol,
+                _ = stopping.wait_for(|stop| *stop) => None,
+            };
+            let io = TokioIo::new(stream);
+            let service = TowerToHyperService::new(service);
+            let served = match protocol {
+                Some(Protocol::Http1) => watcher.watch(http1.serve_connection(io, service)).await,
+                // Boxed: inline, hyper's HTTP/2 connection (~1.7 KB against
+                // ~0.8 KB for HTTP/1) would size the task of every
+                // connection.
+                Some(Protocol::Http2) => {
+                    Box::pin(watcher.watch(http2.serve_connection(io, service))).await
+                }
+                None => Ok(()),
+            };
+            ended(served);
         });
     }
     drop(listener);

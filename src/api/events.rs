@@ -21,11 +21,10 @@ use axum::{
     http::HeaderMap,
     response::{
         IntoResponse, Response,
-        sse::{Event, KeepAlive, Sse},
+        sse::{Event, Sse},
     },
 };
 use futures_util::StreamExt as _;
-use tokio::sync::watch;
 
 use super::{
     AppState, AuthUser,
@@ -38,7 +37,11 @@ use crate::{
     error::ApiError,
 };
 
-/// The keep-alive comment's period (API.md: at least every 15 s).
+/// How long a stream may stay silent before it sends a keep-alive comment
+/// (API.md: at least every 15 s). The stream's own timer, which also ends
+/// it at the token's expiry, rather than axum's `KeepAlive`: that is a
+/// second timer and event buffer in every idle stream, ~0.2 KB each
+/// (bench/README.md "What an idle stream holds").
 const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(10);
 
 /// The caller's changes as they happen, optionally resumed after a token.
@@ -106,9 +109,7 @@ pub async fn events(
     };
     subscription.opened_at(first.epoch, first.head);
     let stream = Stream {
-        stopping: state.stopping.subscribe(),
         state,
-        user_id: user.id().to_owned(),
         epoch: first.epoch,
         position: match token {
             Some(token) => token.seq,
@@ -116,7 +117,7 @@ pub async fn events(
         },
         subscription,
         ends: Instant::now() + until(user.expires_at),
-        unsent: Some(first),
+        unsent: Some(Box::new(first)),
         drained: false,
     };
     // Pulled by the response body: no task and no queue per stream.
@@ -128,13 +129,7 @@ pub async fn events(
         ))
     })
     .flatten();
-    Ok(Sse::new(events)
-        .keep_alive(
-            KeepAlive::new()
-                .interval(KEEP_ALIVE_EVERY)
-                .text(" keep-alive"),
-        )
-        .into_response())
+    Ok(Sse::new(events).into_response())
 }
 
 /// `since` from the query string (the last one, as elsewhere).
@@ -160,8 +155,6 @@ fn until(at: f64) -> Duration {
 /// closes its connection, which drops the stream and frees its place.
 struct Stream {
     state: AppState,
-    stopping: watch::Receiver<bool>,
-    user_id: String,
     epoch: i64,
     /// Every change up to this number has been sent (or was before the
     /// stream's start).
@@ -169,8 +162,9 @@ struct Stream {
     subscription: Subscription,
     /// The bearer token's expiry: the client reconnects with a fresh one.
     ends: Instant,
-    /// A batch read and not yet turned into events (the first one).
-    unsent: Option<ChangeBatch>,
+    /// A batch read and not yet turned into events (the first one). Boxed:
+    /// it is used once, and every idle stream would carry its size.
+    unsent: Option<Box<ChangeBatch>>,
     /// The last batch read reached the feed's head: wait for a signal
     /// before the next read.
     drained: bool,
@@ -184,12 +178,15 @@ impl Stream {
     /// The next events: the first batch's, then the feed's after each
     /// signal, until the feed is drained again.
     async fn next_events(&mut self) -> Result<Vec<Event>, Stop> {
+        // Fixed for the call: wake-ups that bring nothing new do not put
+        // the keep-alive off.
+        let quiet_until = self.ends.min(Instant::now() + KEEP_ALIVE_EVERY);
         loop {
             let batch = match self.unsent.take() {
-                Some(batch) => batch,
+                Some(batch) => *batch,
                 None => {
-                    if self.drained {
-                        self.wait().await?;
+                    if self.drained && !self.wait(quiet_until).await? {
+                        return Ok(vec![Event::default().comment(" keep-alive")]);
                     }
                     self.read().await?
                 }
@@ -202,16 +199,20 @@ impl Stream {
         }
     }
 
-    /// Waits for a signal; ends the stream at the token's expiry or at
-    /// shutdown.
-    async fn wait(&mut self) -> Result<(), Stop> {
-        if *self.stopping.borrow() {
+    /// Waits for a signal (`true`) or until `quiet_until`, when a
+    /// keep-alive is due (`false`); ends the stream at the token's expiry
+    /// or at shutdown.
+    async fn wait(&mut self, quiet_until: Instant) -> Result<bool, Stop> {
+        if self.subscription.closed() {
             return Err(Stop);
         }
         tokio::select! {
-            () = self.subscription.changed() => Ok(()),
-            () = tokio::time::sleep_until(self.ends.into()) => Err(Stop),
-            _ = self.stopping.changed() => Err(Stop),
+            () = self.subscription.changed() => {
+                if self.subscription.closed() { Err(Stop) } else { Ok(true) }
+            }
+            () = tokio::time::sleep_until(quiet_until.into()) => {
+                if quiet_until == self.ends { Err(Stop) } else { Ok(false) }
+            }
         }
     }
 
@@ -228,7 +229,7 @@ impl Stream {
                 Event::default()
                     .id(token_for(
                         &self.state,
-                        &self.user_id,
+                        self.subscription.user_id(),
                         self.epoch,
                         numbered.seq,
                     ))
@@ -253,7 +254,7 @@ impl Stream {
             .state
             .store
             .changes(
-                &self.user_id,
+                self.subscription.user_id(),
                 FeedStart::After(self.position),
                 FEED_LIMIT_DEFAULT,
                 by,

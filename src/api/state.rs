@@ -59,7 +59,4 @@ pub struct Shared {
     pub changes_retention: Duration,
     /// Most open event streams per user.
     pub events_max_streams_per_user: usize,
-    /// Turns `true` when the server starts shutting down, so long-lived
-    /// responses (event streams) end instead of holding shutdown up.
-    pub stopping: tokio::sync::watch::Sender<bool>,
 }

@@ -3,7 +3,7 @@
 //! A signal carries no change, only a nudge; the stream then reads the feed
 //! from where it is. So a signal can be lost, duplicated or merged with the
 //! next one without losing or repeating an event, and a slow stream never
-//! makes anything queue up here (a `watch` channel holds one value).
+//! makes anything queue up here (a user's signals are one counter).
 //!
 //! Who signals: each store after a write commits (at once, for the streams
 //! of this process), PostgreSQL's `LISTEN` connection for writes of other
@@ -12,16 +12,20 @@
 //! for writes of other processes (it runs the same sweep when the file
 //! changed). A source that may have missed signals (the listening
 //! connection dropped, a notification was not sent) wakes nobody: the
-//! sweep finds the users whose counter moved. Nothing here wakes every
-//! stream, which would cost a feed read per open stream at once.
+//! sweep finds the users whose counter moved. Nothing but shutdown
+//! ([`ChangeSignals::close`]) wakes every stream, which would cost a feed
+//! read per open stream at once.
 
 use std::{
     collections::{BTreeMap, HashMap},
     ops::Bound,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
 };
 
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 /// Most users whose counters one statement of a sweep reads.
 const SWEEP_CHUNK: usize = 1000;
@@ -33,11 +37,15 @@ pub type Counters = Vec<(String, (i64, i64))>;
 #[derive(Default)]
 pub struct ChangeSignals {
     users: Mutex<BTreeMap<String, Waiting>>,
+    /// The server is stopping: every stream ends (see [`Self::close`]).
+    closed: AtomicBool,
 }
 
 /// One user's streams.
 struct Waiting {
-    wake: watch::Sender<u64>,
+    nudges: Arc<Nudges>,
+    /// How many streams of the user are registered (the per-user cap).
+    streams: usize,
     /// The user's `(epoch, change counter)` up to which every stream of the
     /// user has read or been woken; `None` until the first stream's first
     /// read. A sweep ([`ChangeSignals::sweep`]) wakes the streams when the
@@ -48,15 +56,28 @@ struct Waiting {
 impl Waiting {
     /// Wakes the user's streams (wake-ups that are not yet seen merge).
     fn nudge(&self) {
-        self.wake.send_modify(|n| *n = n.wrapping_add(1));
+        self.nudges.count.fetch_add(1, Ordering::AcqRel);
+        self.nudges.notify.notify_waiters();
     }
+}
+
+/// A user's wake-ups so far, which each stream compares with the count it
+/// last saw. Not a `watch` channel, which holds nine notifiers: a user's
+/// registration took ~450 bytes with one and ~170 with this (heaptrack,
+/// 2,000 users; bench/README.md "What an idle stream holds").
+#[derive(Default)]
+struct Nudges {
+    count: AtomicU64,
+    notify: Notify,
 }
 
 /// One stream's registration; dropping it unregisters the stream.
 pub struct Subscription {
     signals: Arc<ChangeSignals>,
     user_id: String,
-    receiver: Option<watch::Receiver<u64>>,
+    nudges: Arc<Nudges>,
+    /// The count of wake-ups this stream has seen.
+    seen: u64,
 }
 
 impl ChangeSignals {
@@ -65,18 +86,19 @@ impl ChangeSignals {
     pub fn subscribe(self: &Arc<Self>, user_id: &str, cap: usize) -> Option<Subscription> {
         let mut users = self.lock();
         let waiting = users.entry(user_id.to_owned()).or_insert_with(|| Waiting {
-            wake: watch::channel(0).0,
+            nudges: Arc::default(),
+            streams: 0,
             read_to: None,
         });
-        if waiting.wake.receiver_count() >= cap {
+        if waiting.streams >= cap {
             return None;
         }
-        let mut receiver = waiting.wake.subscribe();
-        receiver.mark_unchanged();
+        waiting.streams += 1;
         Some(Subscription {
             signals: self.clone(),
             user_id: user_id.to_owned(),
-            receiver: Some(receiver),
+            nudges: waiting.nudges.clone(),
+            seen: waiting.nudges.count.load(Ordering::Acquire),
         })
     }
 
@@ -91,12 +113,21 @@ impl ChangeSignals {
         }
     }
 
+    /// Ends every stream: the server is stopping. Each is woken, sees
+    /// [`Subscription::closed`] and ends without reading the feed. Here
+    /// rather than a shutdown channel of its own in every stream, whose
+    /// wait would cost another ~130 bytes (bench/README.md "What an idle
+    /// stream holds").
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        for waiting in self.lock().values() {
+            waiting.nudge();
+        }
+    }
+
     /// How many streams are registered (`/metrics`: `event_streams_open`).
     pub fn streams(&self) -> usize {
-        self.lock()
-            .values()
-            .map(|waiting| waiting.wake.receiver_count())
-            .sum()
+        self.lock().values().map(|waiting| waiting.streams).sum()
     }
 
     /// One sweep: reads, [`SWEEP_CHUNK`] users a call to `counters`, the
@@ -193,198 +224,43 @@ impl Subscription {
         }
     }
 
+    /// The user this stream is for.
+    pub fn user_id(&self) -> &str {
+        &self.user_id
+    }
+
+    /// Whether the server is stopping: the stream must end.
+    pub fn closed(&self) -> bool {
+        self.signals.closed.load(Ordering::Acquire)
+    }
+
     /// Waits for the next signal (signals that came meanwhile merge).
     pub async fn changed(&mut self) {
-        match self.receiver.as_mut() {
-            Some(receiver) => {
-                if receiver.changed().await.is_err() {
-                    // The sender lives as long as a receiver is registered.
-                    std::future::pending::<()>().await;
-                }
+        loop {
+            // Created before the count is read: a nudge after that read
+            // completes it (tokio's `Notify::notify_waiters` contract).
+            let notified = self.nudges.notify.notified();
+            let count = self.nudges.count.load(Ordering::Acquire);
+            if count != self.seen {
+                self.seen = count;
+                return;
             }
-            None => std::future::pending().await,
+            notified.await;
         }
     }
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        drop(self.receiver.take());
         let mut users = self.signals.lock();
-        if users
-            .get(&self.user_id)
-            .is_some_and(|waiting| waiting.wake.receiver_count() == 0)
-        {
-            users.remove(&self.user_id);
+        if let Some(waiting) = users.get_mut(&self.user_id) {
+            waiting.streams -= 1;
+            if waiting.streams == 0 {
+                users.remove(&self.user_id);
+            }
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_signal_wakes_only_that_users_streams() {
-        let signals = Arc::new(ChangeSignals::default());
-        let mut alice = signals.subscribe("alice", 16).unwrap();
-        let mut bob = signals.subscribe("bob", 16).unwrap();
-        signals.notify("alice");
-        alice.changed().await;
-        let woke = tokio::time::timeout(std::time::Duration::from_millis(50), bob.changed()).await;
-        assert!(woke.is_err(), "bob's stream must not wake");
-        signals.notify("bob");
-        bob.changed().await;
-    }
-
-    /// A database holding `counters`, as a sweep reads it.
-    fn database(
-        counters: &[(&str, (i64, i64))],
-    ) -> impl FnMut(Vec<String>) -> std::future::Ready<Result<Counters, String>> {
-        let counters: HashMap<String, (i64, i64)> = counters
-            .iter()
-            .map(|(user, at)| ((*user).to_owned(), *at))
-            .collect();
-        move |users| {
-            let found = users
-                .into_iter()
-                .filter_map(|user| counters.get(&user).map(|at| (user, *at)))
-                .collect();
-            std::future::ready(Ok(found))
-        }
-    }
-
-    /// Whether the stream was woken since it last looked (without waiting;
-    /// outside tokio's budget, which would make the 129th poll of one test
-    /// answer "not yet").
-    fn woke(stream: &mut Subscription) -> bool {
-        let mut changed = Box::pin(tokio::task::unconstrained(stream.changed()));
-        let waker = std::task::Waker::noop();
-        changed
-            .as_mut()
-            .poll(&mut std::task::Context::from_waker(waker))
-            .is_ready()
-    }
-
-    /// One stream for each of `users`, each having read to `(epoch, head)`.
-    fn opened<'a>(
-        signals: &Arc<ChangeSignals>,
-        users: impl IntoIterator<Item = &'a str>,
-        (epoch, head): (i64, i64),
-    ) -> Vec<Subscription> {
-        users
-            .into_iter()
-            .map(|user| {
-                let stream = signals.subscribe(user, 16).unwrap();
-                stream.opened_at(epoch, head);
-                stream
-            })
-            .collect()
-    }
-
-    /// Which of `streams` were woken since they last looked.
-    fn woken(streams: &mut [Subscription]) -> Vec<bool> {
-        streams.iter_mut().map(woke).collect()
-    }
-
-    /// The sweep wakes a user's streams only when the database is past
-    /// what the oldest of them read, and a stream's first read never
-    /// raises that mark above an older stream's. A user whose first
-    /// stream has not read yet makes the sweep incomplete.
-    #[tokio::test]
-    async fn the_sweep_wakes_streams_behind_the_database() {
-        let signals = Arc::new(ChangeSignals::default());
-        let mut old = signals.subscribe("alice", 16).unwrap();
-        assert!(
-            !signals.sweep(database(&[("alice", (1, 5))])).await,
-            "not read yet"
-        );
-        assert!(!woke(&mut old));
-        old.opened_at(1, 5);
-        assert!(signals.sweep(database(&[("alice", (1, 5))])).await);
-        assert!(!woke(&mut old), "nothing new: no wake");
-        let mut new = signals.subscribe("alice", 16).unwrap();
-        new.opened_at(1, 6);
-        assert!(signals.sweep(database(&[("alice", (1, 6))])).await);
-        assert!(woke(&mut old), "the old stream had read only to 5");
-        assert!(woke(&mut new));
-        signals.sweep(database(&[("alice", (1, 6))])).await;
-        assert!(!woke(&mut old), "woken for 6 already");
-        signals.sweep(database(&[])).await;
-        assert!(woke(&mut old), "the user is gone");
-    }
-
-    /// A sweep wakes the streams of the users whose counter moved, not
-    /// everyone's; a user gone from the database counts as moved. A chunk
-    /// that cannot be read wakes nobody and makes the sweep incomplete.
-    #[tokio::test]
-    async fn a_sweep_wakes_only_users_whose_counter_moved() {
-        let signals = Arc::new(ChangeSignals::default());
-        let mut streams = opened(&signals, ["alice", "bob", "carol"], (1, 5));
-        let now = [("alice", (1, 5)), ("bob", (1, 6))];
-        assert!(signals.sweep(database(&now)).await);
-        assert_eq!(
-            woken(&mut streams),
-            [false, true, true],
-            "alice unchanged, bob wrote, carol gone"
-        );
-        assert!(!signals.sweep(|_| async { Err("unreadable") }).await);
-        assert_eq!(woken(&mut streams), [false, false, false]);
-        assert!(signals.sweep(database(&now)).await);
-        assert_eq!(
-            woken(&mut streams),
-            [false, false, true],
-            "carol's streams until they end"
-        );
-    }
-
-    /// Every user is looked up once, in chunks of at most `SWEEP_CHUNK`.
-    #[tokio::test]
-    async fn a_sweep_reads_every_user_once_in_chunks() {
-        let signals = Arc::new(ChangeSignals::default());
-        let users: Vec<String> = (0..2 * SWEEP_CHUNK + 7).map(|i| format!("u{i}")).collect();
-        let mut streams = opened(&signals, users.iter().map(String::as_str), (1, 1));
-        let mut asked = Vec::new();
-        let complete = signals
-            .sweep(|chunk: Vec<String>| {
-                assert!(chunk.len() <= SWEEP_CHUNK);
-                asked.extend(chunk.iter().cloned());
-                let moved = chunk.into_iter().map(|user| (user, (1, 2))).collect();
-                std::future::ready(Ok::<_, String>(moved))
-            })
-            .await;
-        assert!(complete);
-        asked.sort();
-        let mut expected = users.clone();
-        expected.sort();
-        assert_eq!(asked, expected);
-        assert!(woken(&mut streams).into_iter().all(|w| w));
-    }
-
-    /// A user deleted and re-created: the new stream's first read is in a
-    /// new epoch, and the older streams are woken (they then end).
-    #[test]
-    fn a_new_epoch_wakes_older_streams() {
-        let signals = Arc::new(ChangeSignals::default());
-        let mut old = signals.subscribe("alice", 16).unwrap();
-        old.opened_at(1, 10);
-        let new = signals.subscribe("alice", 16).unwrap();
-        new.opened_at(1, 12);
-        assert!(!woke(&mut old), "same epoch: no wake");
-        new.opened_at(2, 0);
-        assert!(woke(&mut old));
-    }
-
-    #[test]
-    fn the_cap_counts_open_streams_and_drop_frees_them() {
-        let signals = Arc::new(ChangeSignals::default());
-        let first = signals.subscribe("alice", 2).unwrap();
-        let second = signals.subscribe("alice", 2).unwrap();
-        assert!(signals.subscribe("alice", 2).is_none());
-        assert_eq!(signals.streams(), 2);
-        drop(first);
-        assert!(signals.subscribe("alice", 2).is_some());
-        drop(second);
-        assert!(signals.is_idle());
-    }
-}
+mod tests;
