@@ -141,12 +141,19 @@ fn since_param(query: Option<&str>) -> Option<String> {
         .find_map(|(name, value)| (name == "since").then_some(value))
 }
 
-/// Time from now until the Unix time `at`.
+/// Time from now until the Unix time `at`, at most a year (an `Instant`
+/// that far ahead cannot overflow; a stream that long reconnects anyway).
 fn until(at: f64) -> Duration {
+    const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
-    Duration::try_from_secs_f64((at - now).max(0.0)).unwrap_or(Duration::MAX / 2)
+    Duration::try_from_secs_f64((at - now).max(0.0)).map_or(YEAR, |d| d.min(YEAR))
+}
+
+/// The keep-alive comment: `: keep-alive` and a blank line.
+fn keep_alive() -> Event {
+    Event::default().comment("keep-alive")
 }
 
 /// One open stream: where it is in the user's feed. It is the response
@@ -176,7 +183,8 @@ struct Stop;
 
 impl Stream {
     /// The next events: the first batch's, then the feed's after each
-    /// signal, until the feed is drained again.
+    /// signal, until the feed is drained again; a keep-alive comment when
+    /// [`KEEP_ALIVE_EVERY`] passes without an event.
     async fn next_events(&mut self) -> Result<Vec<Event>, Stop> {
         // Fixed for the call: wake-ups that bring nothing new do not put
         // the keep-alive off.
@@ -186,9 +194,20 @@ impl Stream {
                 Some(batch) => *batch,
                 None => {
                     if self.drained && !self.wait(quiet_until).await? {
-                        return Ok(vec![Event::default().comment(" keep-alive")]);
+                        return Ok(vec![keep_alive()]);
                     }
-                    self.read().await?
+                    // A slow read must not put the keep-alive (or the end at
+                    // expiry) off either; cut short, it is repeated on the
+                    // next call (reading changes nothing).
+                    let Ok(read) = tokio::time::timeout_at(quiet_until.into(), self.read()).await
+                    else {
+                        if quiet_until == self.ends {
+                            return Err(Stop);
+                        }
+                        self.drained = false;
+                        return Ok(vec![keep_alive()]);
+                    };
+                    read?
                 }
             };
             self.drained = !batch.more;

@@ -113,8 +113,9 @@ impl ChangeSignals {
         }
     }
 
-    /// Ends every stream: the server is stopping. Each is woken, sees
-    /// [`Subscription::closed`] and ends without reading the feed. Here
+    /// Ends every stream: the server is stopping. A waiting stream is
+    /// woken, sees [`Subscription::closed`] and ends without reading the
+    /// feed; one that is reading ends at its next wait. Here
     /// rather than a shutdown channel of its own in every stream, whose
     /// wait would cost another ~130 bytes (bench/README.md "What an idle
     /// stream holds").

@@ -81,6 +81,7 @@ impl Events {
                 let (mut id, mut event, mut data) = (None, None, None);
                 for line in frame.lines() {
                     if line.starts_with(':') {
+                        assert_eq!(line, ": keep-alive", "the only comment the server sends");
                         self.comments += 1;
                     } else if let Some(v) = line.strip_prefix("id: ").or(line.strip_prefix("id:")) {
                         id = Some(v.to_owned());
