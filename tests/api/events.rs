@@ -313,7 +313,17 @@ async fn a_write_wakes_only_its_users_streams(app: TestApp) {
     assert!(reads().await > before, "the metric counts bob's read");
 }
 
+/// A validly signed token whose `exp` lies beyond what a clock can add
+/// to now still opens a stream that works (it once overflowed: a 500).
+async fn a_far_off_expiry_opens_a_working_stream(app: TestApp) {
+    let far = sign(&json!({"sub": "alice", "exp": 10_000_000_000_000_000_000u64}));
+    let mut events = Events::open(&app, &far, None).await;
+    let task = app.new_task(&far, json!({"title": "far"})).await;
+    assert_eq!(events.next().await.data["task"], task);
+}
+
 crate::both_backends!(
+    a_far_off_expiry_opens_a_working_stream,
     a_write_wakes_only_its_users_streams,
     open_streams_are_counted_in_metrics,
     a_quiet_stream_carries_keep_alive_comments,
