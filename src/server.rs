@@ -10,8 +10,8 @@
 //! HTTP/2 is there for event streams: over HTTP/1 each open stream is a
 //! whole connection (hyper holds two 8 KiB buffers per connection and has
 //! no setting to shrink them), over HTTP/2 a proxy or a client carries many
-//! streams on one connection: 10,000 idle streams ~148 MB over HTTP/1.1,
-//! ~54 MB over h2c at 100 per connection (bench/README.md "What an idle
+//! streams on one connection: 10,000 idle streams ~145 MB over HTTP/1.1,
+//! ~45 MB over h2c at 100 per connection (bench/README.md "What an idle
 //! stream holds").
 
 use std::{

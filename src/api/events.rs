@@ -194,18 +194,15 @@ impl Stream {
                 Some(batch) => *batch,
                 None => {
                     if self.drained && !self.wait(quiet_until).await? {
-                        return Ok(vec![keep_alive()]);
+                        return self.quiet(quiet_until);
                     }
                     // A slow read must not put the keep-alive (or the end at
                     // expiry) off either; cut short, it is repeated on the
                     // next call (reading changes nothing).
                     let Ok(read) = tokio::time::timeout_at(quiet_until.into(), self.read()).await
                     else {
-                        if quiet_until == self.ends {
-                            return Err(Stop);
-                        }
                         self.drained = false;
-                        return Ok(vec![keep_alive()]);
+                        return self.quiet(quiet_until);
                     };
                     read?
                 }
@@ -218,9 +215,8 @@ impl Stream {
         }
     }
 
-    /// Waits for a signal (`true`) or until `quiet_until`, when a
-    /// keep-alive is due (`false`); ends the stream at the token's expiry
-    /// or at shutdown.
+    /// Waits for a signal (`true`) or until `quiet_until` (`false`); ends
+    /// the stream at shutdown.
     async fn wait(&mut self, quiet_until: Instant) -> Result<bool, Stop> {
         if self.subscription.closed() {
             return Err(Stop);
@@ -229,9 +225,17 @@ impl Stream {
             () = self.subscription.changed() => {
                 if self.subscription.closed() { Err(Stop) } else { Ok(true) }
             }
-            () = tokio::time::sleep_until(quiet_until.into()) => {
-                if quiet_until == self.ends { Err(Stop) } else { Ok(false) }
-            }
+            () = tokio::time::sleep_until(quiet_until.into()) => Ok(false),
+        }
+    }
+
+    /// Nothing came by `quiet_until`: the stream ends if that is the
+    /// token's expiry, or else sends a keep-alive comment.
+    fn quiet(&self, quiet_until: Instant) -> Result<Vec<Event>, Stop> {
+        if quiet_until == self.ends {
+            Err(Stop)
+        } else {
+            Ok(vec![keep_alive()])
         }
     }
 
